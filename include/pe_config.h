@@ -1,0 +1,70 @@
+/*
+ * pe_config.h: directives, per-server and per-directory configuration.
+ *
+ * Each scope's members are listed once in an X-macro that generates the struct, the
+ * "unset" values of create, the merge (add wins when set) and typed getters that apply the
+ * default, so no member can be forgotten in a merge and no caller sees an unset sentinel.
+ * X(type, name, unset, default)
+ */
+#ifndef PE_CONFIG_H
+#define PE_CONFIG_H
+
+#include "httpd.h"
+#include "http_config.h"
+
+/* Per <Location>/<Directory>/.htaccess. */
+#define PE_DIR_MEMBERS(X)                                                                          \
+    X(int, api_groups, -1, (int)PE_G_ALL)                                                          \
+    X(apr_off_t, max_body, -1, (apr_off_t)(1024 * 1024))                                           \
+    X(const char *, base_uri, NULL, "")
+
+/* Per virtual host. */
+#define PE_SRV_MEMBERS(X)                                                                          \
+    X(const char *, secret_key_file, NULL, NULL)                                                   \
+    X(const char *, encryption_key_file, NULL, NULL)
+
+#define PE_X_FIELD(t, n, u, d) t n;
+typedef struct pe_dir_conf_t {
+    PE_DIR_MEMBERS(PE_X_FIELD)
+} pe_dir_conf_t;
+
+typedef struct pe_srv_conf_t {
+    PE_SRV_MEMBERS(PE_X_FIELD)
+} pe_srv_conf_t;
+#undef PE_X_FIELD
+
+#include "pe_route.h"
+
+#define PE_X_DIR_GETTER(t, n, u, d)                                                                \
+    static inline t pe_dir_##n(const pe_dir_conf_t *c) { return c->n == (u) ? (d) : c->n; }
+#define PE_X_SRV_GETTER(t, n, u, d)                                                                \
+    static inline t pe_srv_##n(const pe_srv_conf_t *c) { return c->n == (u) ? (d) : c->n; }
+PE_DIR_MEMBERS(PE_X_DIR_GETTER)
+PE_SRV_MEMBERS(PE_X_SRV_GETTER)
+#undef PE_X_DIR_GETTER
+#undef PE_X_SRV_GETTER
+
+extern module AP_MODULE_DECLARE_DATA promptenchanter_module;
+
+/* Directive table (src/apache/pe_config.c). */
+extern const command_rec pe_cmds[];
+
+void *pe_config_dir_create(apr_pool_t *p, char *dir);
+void *pe_config_dir_merge(apr_pool_t *p, void *base, void *add);
+void *pe_config_srv_create(apr_pool_t *p, server_rec *s);
+void *pe_config_srv_merge(apr_pool_t *p, void *base, void *add);
+
+/** Cross-field and file checks run once in post_config; non-OK makes httpd refuse to start. */
+int pe_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+
+static inline pe_dir_conf_t *pe_config_dir(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &promptenchanter_module);
+}
+
+static inline pe_srv_conf_t *pe_config_srv(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &promptenchanter_module);
+}
+
+#endif

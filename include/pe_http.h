@@ -1,0 +1,56 @@
+/*
+ * pe_http.h: request plumbing for handlers: the request context, JSON responses,
+ * the one error envelope and body reading with a limit.
+ */
+#ifndef PE_HTTP_H
+#define PE_HTTP_H
+
+#include "httpd.h"
+#include "pe_json.h"
+#include "pe_route.h"
+
+/* Error codes carried in "error_code" (docs/api.md lists them). */
+#define PE_E_BAD_REQUEST "BAD_REQUEST"
+#define PE_E_INVALID_JSON "INVALID_JSON"
+#define PE_E_BODY_TOO_LARGE "BODY_TOO_LARGE"
+#define PE_E_UNSUPPORTED_MEDIA "UNSUPPORTED_MEDIA_TYPE"
+#define PE_E_NOT_FOUND "NOT_FOUND"
+#define PE_E_METHOD "METHOD_NOT_ALLOWED"
+#define PE_E_INTERNAL "INTERNAL_ERROR"
+#define PE_E_TIMEOUT "REQUEST_TIMEOUT"
+
+/** Per-request state, kept in r->request_config of the main request. */
+typedef struct pe_req_t {
+    const char *request_id; /* also r->log_id and the X-Request-ID header */
+    apr_time_t started;
+} pe_req_t;
+
+/** The request context, created on first use (which also sets X-Request-ID). */
+pe_req_t *pe_req_get(request_rec *r);
+
+/** What a route handler receives. */
+typedef struct pe_ctx_t {
+    request_rec *r;
+    pe_req_t *rq;
+    const pe_route_match_t *match;
+} pe_ctx_t;
+
+/** A route handler: writes its response and returns OK (or DONE after an error it sent). */
+typedef int pe_handler_fn(pe_ctx_t *cx);
+
+/** Send j with status; JSON headers, Content-Length. Returns OK. */
+int pe_http_send_json(request_rec *r, int status, const json_t *j);
+
+/** Send the error envelope; extra (may be NULL) is merged into details. Returns DONE. */
+int pe_http_error_ex(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define pe_http_error(r, status, code, ...) pe_http_error_ex((r), (status), (code), NULL, __VA_ARGS__)
+
+/**
+ * Read the request body as a JSON object, enforcing Content-Type (415), PEMaxBodySize (413,
+ * also for chunked bodies, counted while streaming) and strict JSON (400).
+ * @return OK with *out set, or DONE after the error response was sent
+ */
+int pe_http_read_json(request_rec *r, json_t **out);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * mod_promptenchanter: PromptEnchanter, an AI gateway inside Apache httpd 2.4.
+ * This file holds the module record and the hook registrations, nothing else.
+ */
+#include "httpd.h"
+#include "http_config.h"
+
+#include "pe_config.h"
+#include "pe_hooks.h"
+
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 0)
+#error "mod_promptenchanter needs Apache httpd 2.4"
+#endif
+
+/* Register the hooks; each calls into one concern. */
+static void pe_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(pe_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pe_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(pe_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {
+    STANDARD20_MODULE_STUFF,
+    pe_config_dir_create,
+    pe_config_dir_merge,
+    pe_config_srv_create,
+    pe_config_srv_merge,
+    pe_cmds,
+    pe_register_hooks,
+    AP_MODULE_FLAG_NONE,
+};

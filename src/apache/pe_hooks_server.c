@@ -1,0 +1,96 @@
+/*
+ * pe_hooks_server.c: server lifecycle hooks: pre_config (new generation), post_config
+ * (start-up checks, keys, banner), child_init (per-process state).
+ */
+#include "pe_config.h"
+#include "pe_global.h"
+#include "pe_hooks.h"
+#include "pe_log.h"
+#include "pe_util.h"
+#include "pe_version.h"
+
+#include "http_core.h"
+#include "http_main.h"
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+
+static server_rec *pe_main_server;
+
+/* Core-code log sink: messages go to the main server's error log. */
+static void pe_core_log_sink(int level, apr_status_t rv, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, rv, pe_main_server, "%s", msg);
+}
+
+/* pre_config: start a new configuration generation. */
+int pe_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    pe_global_reset(pconf);
+    return OK;
+}
+
+/* Load one key file into dst, once per generation; logs and fails on a bad file. */
+static int pe_load_key(apr_pool_t *ptemp, server_rec *s, const char *directive, const char *path,
+                       int *have, unsigned char dst[32])
+{
+    const char *err;
+
+    if (!path || *have)
+        return OK;
+    err = pe_key_file_load(ptemp, path, dst);
+    if (err) {
+        pe_slog(s, APLOG_CRIT, 0, PE_LOGNO(00002) "%s: %s", directive, err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *have = 1;
+    return OK;
+}
+
+/* Checks across the whole configuration; non-OK refuses to start. */
+int pe_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    pe_global_t *g = pe_global();
+    server_rec *vs;
+
+    for (vs = s; vs; vs = vs->next) {
+        pe_srv_conf_t *sc = pe_config_srv(vs);
+        int rc;
+
+        if ((rc = pe_load_key(ptemp, vs, "PESecretKeyFile", pe_srv_secret_key_file(sc), &g->have_secret_key,
+                              g->secret_key)) != OK)
+            return rc;
+        if ((rc = pe_load_key(ptemp, vs, "PEEncryptionKeyFile", pe_srv_encryption_key_file(sc),
+                              &g->have_encryption_key, g->encryption_key)) != OK)
+            return rc;
+    }
+    return OK;
+}
+
+/*
+ * post_config: runs twice at start-up (the first is a dry run that only checks the
+ * configuration) and once per restart; NB: no threads or connections are made here, only
+ * checks and global state that children inherit.
+ */
+int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    int rc;
+
+    pe_main_server = s;
+    pe_log_set(pe_core_log_sink);
+    if ((rc = pe_config_check(pconf, ptemp, s)) != OK)
+        return rc;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    pe_slog(s, APLOG_INFO, 0,
+            PE_LOGNO(00001) "mod_promptenchanter %s initialised (jansson %s, curl %s, %s)", PE_VERSION,
+            JANSSON_VERSION, curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION));
+    return OK;
+}
+
+/* child_init: per-process state. */
+void pe_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    pe_main_server = s;
+}

@@ -1,0 +1,163 @@
+/*
+ * pe_http.c: the request context, JSON responses, the error envelope and request bodies.
+ */
+#include "pe_config.h"
+#include "pe_buf.h"
+#include "pe_http.h"
+#include "pe_log.h"
+#include "pe_util.h"
+
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include <apr_strings.h>
+
+/* A request id: mod_unique_id's when loaded, else 16 random bytes in base64url (22 chars). */
+static const char *pe_request_id(request_rec *r)
+{
+    const char *id = apr_table_get(r->subprocess_env, "UNIQUE_ID");
+    unsigned char b[16];
+
+    if (id && *id)
+        return id;
+    ap_random_insecure_bytes(b, sizeof(b));
+    return pe_base64url(r->pool, b, sizeof(b));
+}
+
+/* The main request's context; created once, which also sets X-Request-ID. */
+pe_req_t *pe_req_get(request_rec *r)
+{
+    request_rec *m = r;
+    pe_req_t *rq;
+
+    while (m->main)
+        m = m->main;
+    while (m->prev)
+        m = m->prev;
+    rq = ap_get_module_config(m->request_config, &promptenchanter_module);
+    if (!rq) {
+        rq = apr_pcalloc(m->pool, sizeof(*rq));
+        rq->started = apr_time_now();
+        rq->request_id = pe_request_id(m);
+        if (!m->log_id)
+            m->log_id = rq->request_id;
+        ap_set_module_config(m->request_config, &promptenchanter_module, rq);
+    }
+    /* err_headers_out: the header survives error responses and internal redirects. */
+    apr_table_setn(r->err_headers_out, "X-Request-ID", rq->request_id);
+    return rq;
+}
+
+/* Send a JSON value. */
+int pe_http_send_json(request_rec *r, int status, const json_t *j)
+{
+    size_t len;
+    char *body = pe_json_dump(r->pool, j, &len);
+
+    r->status = status;
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only)
+        ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* Send the error envelope. */
+int pe_http_error_ex(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+{
+    pe_req_t *rq = pe_req_get(r);
+    va_list ap;
+    const char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(r->pool, fmt, ap);
+    va_end(ap);
+    pe_rlog(r, APLOG_DEBUG, 0, PE_LOGNO(00101) "%d %s: %s", status, code, msg);
+    pe_http_send_json(r, status, pe_json_error(r->pool, msg, code, rq->request_id, extra));
+    return DONE;
+}
+
+/* application/json, with or without parameters such as charset. */
+static int pe_is_json_type(const char *ct)
+{
+    apr_size_t n = sizeof("application/json") - 1;
+
+    if (!ct || strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Read, bound and parse a JSON object body; see pe_http.h. */
+int pe_http_read_json(request_rec *r, json_t **out)
+{
+    pe_dir_conf_t *dc = pe_config_dir(r);
+    apr_off_t max = pe_dir_max_body(dc);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    pe_buf_t buf;
+    const char *err;
+    int seen_eos = 0;
+
+    *out = NULL;
+    if (!pe_is_json_type(apr_table_get(r->headers_in, "Content-Type")))
+        return pe_http_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, PE_E_UNSUPPORTED_MEDIA,
+                             "Content-Type must be application/json");
+    if (cl && apr_atoi64(cl) > max) {
+        /* Refuse before reading; closing the connection spares reading the rest. */
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return pe_http_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, PE_E_BODY_TOO_LARGE,
+                             "request body is larger than %" APR_OFF_T_FMT " bytes", max);
+    }
+    pe_buf_init(&buf, r->pool, (apr_size_t)max);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    /* NB: read until EOS whatever the framing: for chunked bodies r->remaining is 0. */
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         HUGE_STRING_LEN);
+
+        if (rv != APR_SUCCESS) {
+            int st = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+
+            r->connection->keepalive = AP_CONN_CLOSE;
+            if (st == HTTP_REQUEST_ENTITY_TOO_LARGE)
+                return pe_http_error(r, st, PE_E_BODY_TOO_LARGE, "request body is too large");
+            if (st == HTTP_REQUEST_TIME_OUT)
+                return pe_http_error(r, st, PE_E_TIMEOUT, "timed out reading the request body");
+            return pe_http_error(r, HTTP_BAD_REQUEST, PE_E_BAD_REQUEST, "the request body could not be read");
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b))
+                continue;
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return pe_http_error(r, HTTP_BAD_REQUEST, PE_E_BAD_REQUEST, "the request body could not be read");
+            }
+            if (pe_buf_append(&buf, data, n) != APR_SUCCESS) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return pe_http_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, PE_E_BODY_TOO_LARGE,
+                                     "request body is larger than %" APR_OFF_T_FMT " bytes", max);
+            }
+        }
+        apr_brigade_cleanup(bb);
+    }
+    if (pe_json_parse(r->pool, buf.data ? buf.data : "", buf.len, out, &err) != 0)
+        return pe_http_error(r, HTTP_BAD_REQUEST, PE_E_INVALID_JSON, "%s", err);
+    if (!json_is_object(*out)) {
+        *out = NULL;
+        return pe_http_error(r, HTTP_BAD_REQUEST, PE_E_INVALID_JSON, "the request body must be a JSON object");
+    }
+    return OK;
+}

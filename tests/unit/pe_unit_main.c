@@ -1,0 +1,38 @@
+/* pe_unit_main.c: runs every registered suite; exit status = number of failed checks. */
+#include "pe_test.h"
+
+#include <stdlib.h>
+
+apr_pool_t *pe_tp;
+
+void pe_test_setup(void)
+{
+    apr_pool_create(&pe_tp, NULL);
+}
+
+void pe_test_teardown(void)
+{
+    apr_pool_destroy(pe_tp);
+    pe_tp = NULL;
+}
+
+#define PE_SUITE(fn) Suite *fn(void);
+#include "pe_suites.h"
+#undef PE_SUITE
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    apr_initialize();
+    atexit(apr_terminate);
+    sr = srunner_create(NULL);
+#define PE_SUITE(fn) srunner_add_suite(sr, fn());
+#include "pe_suites.h"
+#undef PE_SUITE
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
