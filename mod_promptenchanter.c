@@ -16,6 +16,7 @@
 static void pe_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(pe_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_test_config(pe_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(pe_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(pe_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -68,6 +68,22 @@ int pe_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
+/* test_config (apache2 -t): httpd exits before post_config, so run the checks here too. */
+void pe_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *ptemp;
+
+    pe_main_server = s;
+    pe_log_set(pe_core_log_sink);
+    apr_pool_create(&ptemp, pconf);
+    if (pe_config_check(pconf, ptemp, s) != OK) {
+        /* NB: the test_config hook cannot fail; exit as httpd does for a syntax error. */
+        ap_log_error(APLOG_MARK, APLOG_STARTUP, 0, NULL, "Syntax error in mod_promptenchanter settings");
+        exit(1);
+    }
+    apr_pool_destroy(ptemp);
+}
+
 /*
  * post_config: runs twice at start-up (the first is a dry run that only checks the
  * configuration) and once per restart; NB: no threads or connections are made here, only
