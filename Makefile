@@ -17,6 +17,12 @@ UNIT_BIN  := .libs/pe_unit_tests
 
 all: $(MODULE)
 
+# The schema files, embedded in the module (the store applies them at start-up).
+.libs/pe_schema_sql.h: conf/schema/sqlite3.sql conf/schema/pgsql.sql build/embed-sql.sh
+	@mkdir -p .libs
+	@bash build/embed-sql.sh $(filter %.sql,$^) > $@.tmp && mv $@.tmp $@
+$(OBJDIR)/src/store/pe_store_dbd.o: .libs/pe_schema_sql.h
+
 $(OBJDIR)/src/apache/%.o $(OBJDIR)/mod_promptenchanter.o: CPPFLAGS_FOR = $(GLUE_CPPFLAGS)
 $(OBJDIR)/%.o: %.c $(HEADERS) apxs.mk
 	@mkdir -p $(dir $@)

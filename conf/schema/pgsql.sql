@@ -1,0 +1,108 @@
+-- mod_promptenchanter schema for PostgreSQL (mod_dbd driver pgsql).
+-- Applied by the module at start-up, one version at a time; each version's statements run in
+-- one transaction and record themselves in pe_schema_version. Statements end with ";" at the
+-- end of a line. Times are UTC microseconds since the epoch (BIGINT).
+-- @version 1
+CREATE TABLE IF NOT EXISTS pe_users (
+    id VARCHAR(32) PRIMARY KEY,
+    username VARCHAR(50) NOT NULL UNIQUE,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(254) NOT NULL UNIQUE,
+    password_hash VARCHAR(255) NOT NULL,
+    about_me TEXT NOT NULL DEFAULT '',
+    hobbies TEXT NOT NULL DEFAULT '',
+    user_type VARCHAR(20) NOT NULL DEFAULT 'Personal',
+    subscription_plan VARCHAR(50) NOT NULL DEFAULT 'free',
+    credits_main BIGINT NOT NULL DEFAULT 0,
+    credits_reset BIGINT NOT NULL DEFAULT 0,
+    conv_limit BIGINT NOT NULL DEFAULT 0,
+    conv_reset BIGINT NOT NULL DEFAULT 0,
+    reset_day BIGINT NOT NULL DEFAULT 0,
+    access_rtype VARCHAR(200) NOT NULL DEFAULT '',
+    level VARCHAR(20) NOT NULL DEFAULT 'low',
+    additional_notes TEXT NOT NULL DEFAULT '',
+    api_key_digest CHAR(64) NOT NULL UNIQUE,
+    api_key_prefix VARCHAR(16) NOT NULL,
+    api_key_enc TEXT NOT NULL,
+    is_active SMALLINT NOT NULL DEFAULT 1,
+    is_verified SMALLINT NOT NULL DEFAULT 0,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    last_login BIGINT NOT NULL DEFAULT 0,
+    last_activity BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pe_sessions (
+    id VARCHAR(32) PRIMARY KEY,
+    principal_kind VARCHAR(10) NOT NULL,
+    principal_id VARCHAR(32) NOT NULL,
+    token_digest CHAR(64) NOT NULL UNIQUE,
+    refresh_digest CHAR(64) NOT NULL UNIQUE,
+    expires_at BIGINT NOT NULL,
+    refresh_expires_at BIGINT NOT NULL,
+    ip_address VARCHAR(45) NOT NULL DEFAULT '',
+    user_agent VARCHAR(255) NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    last_used BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pe_sessions_principal ON pe_sessions (principal_kind, principal_id);
+CREATE TABLE IF NOT EXISTS pe_deleted_users (
+    id VARCHAR(40) PRIMARY KEY,
+    original_user_id VARCHAR(32) NOT NULL,
+    username VARCHAR(50) NOT NULL,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(254) NOT NULL,
+    user_type VARCHAR(20) NOT NULL,
+    time_created BIGINT NOT NULL,
+    subscription_plan VARCHAR(50) NOT NULL,
+    deletion_reason TEXT NOT NULL DEFAULT '',
+    deleted_at BIGINT NOT NULL,
+    deleted_by VARCHAR(100) NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pe_security_events (
+    id BIGSERIAL PRIMARY KEY,
+    event_type VARCHAR(50) NOT NULL,
+    principal_kind VARCHAR(10) NOT NULL DEFAULT '',
+    principal_id VARCHAR(32) NOT NULL DEFAULT '',
+    username VARCHAR(100) NOT NULL DEFAULT '',
+    ip_address VARCHAR(45) NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}',
+    severity VARCHAR(10) NOT NULL DEFAULT 'info',
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pe_security_events_type ON pe_security_events (event_type, created_at);
+CREATE INDEX IF NOT EXISTS pe_security_events_principal ON pe_security_events (principal_id, created_at);
+CREATE TABLE IF NOT EXISTS pe_message_logs (
+    id BIGSERIAL PRIMARY KEY,
+    request_id VARCHAR(64) NOT NULL UNIQUE,
+    user_id VARCHAR(32) NOT NULL,
+    username VARCHAR(50) NOT NULL DEFAULT '',
+    model VARCHAR(100) NOT NULL DEFAULT '',
+    r_type VARCHAR(20) NOT NULL DEFAULT '',
+    research_enabled SMALLINT NOT NULL DEFAULT 0,
+    messages TEXT NOT NULL DEFAULT '[]',
+    response TEXT NOT NULL DEFAULT '',
+    status INTEGER NOT NULL DEFAULT 0,
+    tokens_used BIGINT NOT NULL DEFAULT 0,
+    processing_time_ms BIGINT NOT NULL DEFAULT 0,
+    ip_address VARCHAR(45) NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pe_message_logs_user ON pe_message_logs (user_id, created_at);
+CREATE TABLE IF NOT EXISTS pe_blocked_ips (
+    id BIGSERIAL PRIMARY KEY,
+    network VARCHAR(50) NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_by VARCHAR(100) NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pe_ip_whitelist (
+    id BIGSERIAL PRIMARY KEY,
+    network VARCHAR(50) NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_by VARCHAR(100) NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL DEFAULT 0
+);

@@ -1,0 +1,146 @@
+/*
+ * pe_store.h: the store, one interface of domain operations over two possible backends
+ * (mod_dbd now: SQLite and PostgreSQL; MongoDB later). No SQL outside the dbd backend.
+ *
+ * A pe_store_t is a short-lived handle on one backend connection, made per request (or per
+ * batch in a background thread) by the glue; it lives in the pool it was made in.
+ * Every operation returns a pe_store_status_e; PE_STORE_EIO operations have already been retried
+ * once on a fresh connection when the glue supplied a reconnect function (a pooled PostgreSQL
+ * connection is dead after a server restart; DESIGN.md "known traps").
+ * Times are apr_time_t (UTC microseconds since the epoch).
+ */
+#ifndef PE_STORE_H
+#define PE_STORE_H
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_pools.h>
+#include <jansson.h>
+
+typedef enum {
+    PE_STORE_OK = 0,
+    PE_STORE_NOTFOUND, /* no such row */
+    PE_STORE_CONFLICT, /* a unique field is taken; pe_store_t.conflict names it */
+    PE_STORE_EMPTY,    /* a guarded update found nothing to take (credits, refresh) */
+    PE_STORE_EIO       /* the backend failed; logged with its message */
+} pe_store_status_e;
+
+/* Principal kinds; a session belongs to exactly one (SPEC 16.2 item 25). */
+typedef enum { PE_PRINCIPAL_NONE = 0, PE_PRINCIPAL_USER, PE_PRINCIPAL_ADMIN, PE_PRINCIPAL_SUPPORT } pe_principal_kind_e;
+
+const char *pe_principal_kind_name(pe_principal_kind_e k);
+
+typedef struct pe_user_t {
+    const char *id; /* 24 lower-case hex */
+    const char *username, *name, *email, *password_hash;
+    const char *about_me, *hobbies, *user_type, *subscription_plan;
+    apr_int64_t credits_main, credits_reset, conv_limit, conv_reset, reset_day;
+    const char *access_rtype; /* comma-separated r_types */
+    const char *level, *additional_notes;
+    const char *api_key_digest, *api_key_prefix, *api_key_enc;
+    int is_active, is_verified, failed_logins;
+    apr_time_t locked_until, created_at, updated_at, last_login, last_activity;
+} pe_user_t;
+
+typedef struct pe_session_t {
+    const char *id;
+    pe_principal_kind_e kind;
+    const char *principal_id;
+    const char *token_digest, *refresh_digest;
+    apr_time_t expires_at, refresh_expires_at, created_at, last_used;
+    const char *ip_address, *user_agent;
+} pe_session_t;
+
+typedef struct pe_store_t pe_store_t;
+
+/** Called by a backend to replace a broken connection; the glue implements it. */
+typedef apr_status_t pe_store_reconnect_fn(pe_store_t *st);
+
+struct pe_store_t {
+    apr_pool_t *pool;        /* request (or batch) pool: results are allocated here */
+    const char *conflict;    /* after PE_STORE_CONFLICT: "username", "email", "api_key", ... */
+    const char *error;       /* after PE_STORE_EIO: the backend's message */
+    /* dbd backend state */
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;    /* the connection's statement cache (mod_dbd's ap_dbd_t.prepared) */
+    apr_pool_t *conn_pool;   /* lives as long as the connection: prepared statements go here */
+    pe_store_reconnect_fn *reconnect;
+    void *glue;              /* the glue's baton for reconnect */
+    int retried;
+};
+
+/**
+ * A dbd store handle on an open connection.
+ * @param prepared the connection's statement hash (statements are prepared lazily, by label)
+ */
+pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
+                              apr_hash_t *prepared, apr_pool_t *conn_pool);
+
+/**
+ * Bring the schema up to date (idempotent; safe to run from several processes and nodes).
+ * @param applied set to the number of versions applied now (0 when up to date)
+ */
+pe_store_status_e pe_store_schema_apply(pe_store_t *st, int *applied);
+
+/** The latest schema version this build knows. */
+int pe_store_schema_version(void);
+
+/** A new id: 24 lower-case hex characters from the CSPRNG. */
+const char *pe_store_new_id(apr_pool_t *p);
+
+/* Users */
+pe_store_status_e pe_store_user_create(pe_store_t *st, const pe_user_t *u);
+pe_store_status_e pe_store_user_by_id(pe_store_t *st, const char *id, pe_user_t **out);
+pe_store_status_e pe_store_user_by_email(pe_store_t *st, const char *email, pe_user_t **out);
+pe_store_status_e pe_store_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out);
+/** Set name/about_me/hobbies where not NULL. */
+pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name,
+                                               const char *about_me, const char *hobbies, apr_time_t now);
+pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest,
+                                            const char *prefix, const char *enc, apr_time_t now);
+pe_store_status_e pe_store_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
+                                          apr_time_t now);
+/** New password hash; also clears the failed-login counter and lock. */
+pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
+/**
+ * Count a failed login: the counter starts again after an expired lock; reaching max sets
+ * locked_until = now + lock. *failed and *locked_until get the new values.
+ */
+pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                             apr_time_t lock, int *failed, apr_time_t *locked_until);
+/** A successful login: counter and lock cleared, last_login/last_activity set. */
+pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
+/**
+ * Archive the user in pe_deleted_users, then remove its sessions, message logs and the user,
+ * in one transaction.
+ */
+pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason,
+                                       const char *deleted_by, apr_time_t now);
+
+/* Sessions (tokens are stored only as digests) */
+pe_store_status_e pe_store_session_create(pe_store_t *st, const pe_session_t *s);
+/** An unexpired session by token digest; last_used is updated. */
+pe_store_status_e pe_store_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out);
+/**
+ * Rotate: the session holding an unexpired refresh_digest gets new digests and expiries.
+ * Exactly one of several concurrent rotations of the same refresh token succeeds; the others
+ * get PE_STORE_NOTFOUND. *out is the rotated session.
+ */
+pe_store_status_e pe_store_session_rotate(pe_store_t *st, const char *refresh_digest, const char *new_token_digest,
+                                          const char *new_refresh_digest, apr_time_t expires_at,
+                                          apr_time_t refresh_expires_at, apr_time_t now, pe_session_t **out);
+pe_store_status_e pe_store_session_delete(pe_store_t *st, const char *token_digest);
+/** Remove every session of a principal except keep_id (may be NULL). */
+pe_store_status_e pe_store_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
+                                              const char *keep_id);
+
+/* Security events */
+pe_store_status_e pe_store_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
+                                 const char *principal_id, const char *username, const char *ip,
+                                 const json_t *details, const char *severity, apr_time_t now);
+/** Count events of a type (tests and monitoring). */
+pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id,
+                                       long *count);
+
+#endif
