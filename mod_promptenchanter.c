@@ -15,10 +15,14 @@
 /* Register the hooks; each calls into one concern. */
 static void pe_register_hooks(apr_pool_t *p)
 {
+    static const char *const after_dbd[] = {"mod_dbd.c", NULL};
+
     ap_hook_pre_config(pe_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(pe_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(pe_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(pe_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* NB: after mod_dbd's child_init, which makes the connection pool the schema check uses. */
+    ap_hook_child_init(pe_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
+    ap_hook_optional_fn_retrieve(pe_optional_fn_retrieve, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

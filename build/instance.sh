@@ -105,7 +105,11 @@ wait_ready() {
 
 # Live (non-zombie) processes of this instance: the parent and its children.
 instance_pids() {
-  ps -eo pid=,stat=,args= | awk -v c="-f $conf" 'index($0, c) && $2 !~ /^Z/ {print $1}'
+  local pid stat args
+  ps -eo pid=,stat=,args= | while read -r pid stat args; do
+    case "$stat" in Z*) continue ;; esac
+    case "$args" in "$httpd -f $conf"*) echo "$pid" ;; esac
+  done
 }
 
 # Stop by pid and return only when no process of the instance is left.

@@ -12,6 +12,7 @@ int pe_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 void pe_test_config(apr_pool_t *pconf, server_rec *s);
 int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void pe_child_init(apr_pool_t *pchild, server_rec *s);
+void pe_optional_fn_retrieve(void);
 int pe_handler(request_rec *r);
 
 /* The route table (src/apache/pe_routes.c). */

@@ -6,6 +6,7 @@
 #include "pe_global.h"
 #include "pe_hooks.h"
 #include "pe_log.h"
+#include "pe_store_ap.h"
 #include "pe_util.h"
 #include "pe_version.h"
 
@@ -109,4 +110,11 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
 void pe_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_main_server = s;
+    pe_store_child_init(pchild, s);
+}
+
+/* optional_fn_retrieve: functions of other modules (mod_dbd). */
+void pe_optional_fn_retrieve(void)
+{
+    pe_store_retrieve_fns();
 }

@@ -1,0 +1,123 @@
+/*
+ * pe_store_ap.c: the store's httpd side: connections from mod_dbd, a reconnect for the
+ * backend's single retry, and the schema at child start.
+ */
+#include "apr_dbd.h" /* NB: mod_dbd.h does not include it */
+#include "mod_dbd.h"
+
+#include "pe_config.h"
+#include "pe_log.h"
+#include "pe_store_ap.h"
+
+#include "http_request.h"
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *pe_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *pe_dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *pe_dbd_close;
+
+void pe_store_retrieve_fns(void)
+{
+    pe_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    pe_dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    pe_dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+}
+
+typedef struct {
+    server_rec *s;
+    ap_dbd_t *dbd;
+} pe_own_conn_t;
+
+/* Pool cleanup: give an own connection back to mod_dbd. */
+static apr_status_t pe_store_conn_release(void *data)
+{
+    pe_own_conn_t *oc = data;
+
+    if (oc->dbd)
+        pe_dbd_close(oc->s, oc->dbd);
+    oc->dbd = NULL;
+    return APR_SUCCESS;
+}
+
+/* Point st at a connection of its own (closed with st->pool). */
+static apr_status_t pe_store_attach_own(pe_store_t *st, server_rec *s)
+{
+    pe_own_conn_t *oc = apr_pcalloc(st->pool, sizeof(*oc));
+
+    oc->s = s;
+    oc->dbd = pe_dbd_open(st->pool, s);
+    if (!oc->dbd)
+        return APR_EGENERAL;
+    apr_pool_cleanup_register(st->pool, oc, pe_store_conn_release, apr_pool_cleanup_null);
+    st->driver = oc->dbd->driver;
+    st->handle = oc->dbd->handle;
+    st->prepared = oc->dbd->prepared;
+    st->conn_pool = oc->dbd->pool;
+    st->glue = s;
+    return APR_SUCCESS;
+}
+
+/* The backend's reconnect: a fresh connection for the one retry. */
+static apr_status_t pe_store_reconnect(pe_store_t *st)
+{
+    return pe_store_attach_own(st, st->glue);
+}
+
+pe_store_t *pe_store_for_request(request_rec *r)
+{
+    ap_dbd_t *dbd;
+    pe_store_t *st;
+
+    if (!pe_dbd_acquire) {
+        pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00201) "mod_dbd is not loaded: the store is unavailable");
+        return NULL;
+    }
+    dbd = pe_dbd_acquire(r);
+    if (!dbd) {
+        /* A dead pooled connection is refused by mod_dbd's check; one more try gets a new one. */
+        dbd = pe_dbd_acquire(r);
+    }
+    if (!dbd) {
+        pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00202) "no database connection from mod_dbd");
+        return NULL;
+    }
+    st = pe_store_dbd_make(r->pool, dbd->driver, dbd->handle, dbd->prepared, dbd->pool);
+    st->reconnect = pe_store_reconnect;
+    st->glue = r->server;
+    return st;
+}
+
+pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s)
+{
+    pe_store_t *st;
+
+    if (!pe_dbd_open)
+        return NULL;
+    st = pe_store_dbd_make(p, NULL, NULL, NULL, NULL);
+    if (pe_store_attach_own(st, s) != APR_SUCCESS)
+        return NULL;
+    st->reconnect = pe_store_reconnect;
+    return st;
+}
+
+/*
+ * child_init: apply missing schema versions. Every child tries; the store serialises them
+ * (SQLite write lock, PostgreSQL advisory lock) and all but the first find nothing to do.
+ * NB: runs after mod_dbd's child_init, which creates the connection pool.
+ */
+void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_pool_t *p;
+    pe_store_t *st;
+    int applied = 0;
+
+    if (!pe_dbd_open)
+        return;
+    apr_pool_create(&p, pchild);
+    st = pe_store_open(p, s);
+    if (!st)
+        pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
+    else if (pe_store_schema_apply(st, &applied) != PE_STORE_OK)
+        pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00204) "the database schema could not be applied: %s",
+                st->error ? st->error : "unknown error");
+    apr_pool_destroy(p);
+}
