@@ -1,0 +1,278 @@
+/* pe_crypto.c: CSPRNG, constant-time compare, wiping, HMAC lookup digests, API keys, tokens, base64 decoding. */
+#include "pe_crypto.h"
+#include "pe_logno.h"
+#include "pe_util.h"
+
+#include <apr_strings.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+static const char pe_base62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/* Text for our status codes, apr_strerror for the rest. */
+const char *pe_crypto_strerror(apr_pool_t *p, apr_status_t rv)
+{
+    char buf[256];
+
+    switch (rv) {
+    case PE_CRYPTO_ERNG:
+        return "random number generator failed";
+    case PE_CRYPTO_EFORMAT:
+        return "malformed value";
+    case PE_CRYPTO_EKEYID:
+        return "value was sealed with an unknown key";
+    case PE_CRYPTO_EAUTH:
+        return "authentication failed";
+    case PE_CRYPTO_EMISMATCH:
+        return "password does not match";
+    case PE_CRYPTO_EPARAM:
+        return "argument out of range";
+    case PE_CRYPTO_EFAIL:
+        return "cryptographic library failure";
+    default:
+        return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
+    }
+}
+
+/* RAND_bytes in int-sized chunks; any failure is fatal for the caller. */
+apr_status_t pe_random_bytes(void *buf, apr_size_t n)
+{
+    unsigned char *b = buf;
+    apr_size_t done = 0;
+
+    while (done < n) {
+        apr_size_t chunk = n - done > (apr_size_t)INT_MAX ? (apr_size_t)INT_MAX : n - done;
+        if (RAND_bytes(b + done, (int)chunk) != 1) {
+            unsigned long e = ERR_get_error();
+            char why[256];
+            ERR_error_string_n(e, why, sizeof(why));
+            ERR_clear_error();
+            OPENSSL_cleanse(buf, n);
+            pe_clog(PE_LOG_ERR, 0, PE_LOGNO(20000) "CSPRNG failure (RAND_bytes): %s", e ? why : "no error queued");
+            return PE_CRYPTO_ERNG;
+        }
+        done += chunk;
+    }
+    return APR_SUCCESS;
+}
+
+/* Uniform characters from an alphabet by rejection sampling over random bytes. */
+apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out)
+{
+    unsigned char rnd[64];
+    apr_size_t k, alen, limit, have = 0, used = 0, i;
+    char *s;
+    apr_status_t rv;
+
+    *out = NULL;
+    alen = alphabet ? strlen(alphabet) : 0;
+    if (alen < 2 || alen > 256)
+        return PE_CRYPTO_EPARAM;
+    for (i = 0; i < alen; i++)
+        if (memchr(alphabet + i + 1, alphabet[i], alen - i - 1))
+            return PE_CRYPTO_EPARAM;
+    if (n >= APR_SIZE_MAX)
+        return PE_CRYPTO_EPARAM;
+    /* NB: a byte b is used only when b < limit, the largest multiple of alen <= 256, so b % alen is uniform. */
+    limit = 256 - 256 % alen;
+    s = apr_palloc(p, n + 1);
+    for (k = 0; k < n;) {
+        if (used == have) {
+            if ((rv = pe_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
+                pe_wipe(s, n + 1);
+                return rv;
+            }
+            have = sizeof(rnd);
+            used = 0;
+        }
+        if (rnd[used] < limit)
+            s[k++] = alphabet[rnd[used] % alen];
+        used++;
+    }
+    s[n] = '\0';
+    pe_wipe(rnd, sizeof(rnd));
+    *out = s;
+    return APR_SUCCESS;
+}
+
+/* CRYPTO_memcmp after a length check; the content compare has no early exit. */
+int pe_ct_equal(const void *a, apr_size_t alen, const void *b, apr_size_t blen)
+{
+    if (alen != blen || (alen && (!a || !b)))
+        return 0;
+    if (alen == 0)
+        return 1;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+/* OPENSSL_cleanse wrapper. */
+void pe_wipe(void *buf, apr_size_t n)
+{
+    if (buf && n)
+        OPENSSL_cleanse(buf, n);
+}
+
+typedef struct {
+    void *buf;
+    apr_size_t n;
+} pe_wipe_t;
+
+/* Pool cleanup: wipe the registered buffer. */
+static apr_status_t crypto_wipe_cleanup(void *data)
+{
+    pe_wipe_t *w = data;
+    pe_wipe(w->buf, w->n);
+    return APR_SUCCESS;
+}
+
+/* Register a wipe of buf at pool cleanup. */
+void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n)
+{
+    pe_wipe_t *w = apr_palloc(p, sizeof(*w));
+
+    w->buf = buf;
+    w->n = n;
+    apr_pool_cleanup_register(p, w, crypto_wipe_cleanup, apr_pool_cleanup_null);
+}
+
+/* One-shot HMAC-SHA-256 through the EVP_MAC interface. */
+apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data, apr_size_t len,
+                            unsigned char out[32])
+{
+    size_t outlen = 0;
+    static const unsigned char empty[1] = {0};
+
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, keylen ? key : empty, keylen, len ? data : empty, len, out,
+                   32, &outlen) ||
+        outlen != 32) {
+        ERR_clear_error();
+        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(20001) "HMAC-SHA-256 failed in OpenSSL");
+        return PE_CRYPTO_EFAIL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Hex HMAC of a key or token under the server secret. */
+apr_status_t pe_lookup_digest(apr_pool_t *p, const unsigned char secret[PE_SECRET_LEN], const char *s,
+                              apr_size_t len, const char **hex)
+{
+    unsigned char mac[32];
+    apr_status_t rv;
+
+    *hex = NULL;
+    if ((rv = pe_hmac_sha256(secret, PE_SECRET_LEN, s, len, mac)) != APR_SUCCESS)
+        return rv;
+    *hex = pe_hex_encode(p, mac, sizeof(mac));
+    pe_wipe(mac, sizeof(mac));
+    return APR_SUCCESS;
+}
+
+/* "pe-" + 32 base62 characters. */
+apr_status_t pe_apikey_generate(apr_pool_t *p, const char **key)
+{
+    const char *body;
+    apr_status_t rv;
+
+    *key = NULL;
+    if ((rv = pe_random_string(p, pe_base62, PE_APIKEY_BODY_LEN, &body)) != APR_SUCCESS)
+        return rv;
+    *key = apr_pstrcat(p, PE_APIKEY_PREFIX, body, NULL);
+    return APR_SUCCESS;
+}
+
+/* Exact API key shape. */
+int pe_apikey_format_ok(const char *s)
+{
+    apr_size_t i;
+
+    if (!s || strncmp(s, PE_APIKEY_PREFIX, 3) != 0)
+        return 0;
+    for (i = 3; i < PE_APIKEY_LEN; i++)
+        if (!s[i] || !memchr(pe_base62, s[i], sizeof(pe_base62) - 1))
+            return 0;
+    return s[PE_APIKEY_LEN] == '\0';
+}
+
+/* 64 random bytes, base64url without padding. */
+apr_status_t pe_token_generate(apr_pool_t *p, const char **token)
+{
+    unsigned char raw[PE_TOKEN_BYTES];
+    apr_status_t rv;
+
+    *token = NULL;
+    if ((rv = pe_random_bytes(raw, sizeof(raw))) != APR_SUCCESS)
+        return rv;
+    *token = pe_base64url(p, raw, sizeof(raw));
+    pe_wipe(raw, sizeof(raw));
+    return APR_SUCCESS;
+}
+
+/* Value of a base64 character in the chosen alphabet, -1 if outside it. */
+static int crypto_b64_val(unsigned char c, int url)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (url ? '-' : '+'))
+        return 62;
+    if (c == (url ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
+/* Exact token shape: 86 base64url characters whose last one holds only 2 data bits. */
+int pe_token_format_ok(const char *s)
+{
+    apr_size_t i;
+    int v = 0;
+
+    if (!s)
+        return 0;
+    for (i = 0; i < PE_TOKEN_LEN; i++)
+        if (!s[i] || (v = crypto_b64_val((unsigned char)s[i], 1)) < 0)
+            return 0;
+    /* 64 bytes = 512 bits = 85 full characters + 2 bits: the low 4 bits of the last must be zero */
+    return s[PE_TOKEN_LEN] == '\0' && (v & 15) == 0;
+}
+
+/* Strict unpadded base64 decoding (canonical form only). */
+apr_status_t pe_b64_decode_strict(apr_pool_t *p, const char *s, apr_size_t len, int url, unsigned char **out,
+                                  apr_size_t *outlen)
+{
+    apr_size_t i, o = 0, rem = len % 4;
+    unsigned acc = 0;
+    int bits = 0;
+    unsigned char *d;
+
+    *out = NULL;
+    *outlen = 0;
+    if (rem == 1 || len > APR_SIZE_MAX / 3)
+        return PE_CRYPTO_EFORMAT;
+    d = apr_palloc(p, len / 4 * 3 + 3);
+    for (i = 0; i < len; i++) {
+        int v = crypto_b64_val((unsigned char)s[i], url);
+        if (v < 0)
+            return PE_CRYPTO_EFORMAT;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            d[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* the leftover (2 or 4) bits must be zero, so each byte string has exactly one encoding */
+    if (acc != 0)
+        return PE_CRYPTO_EFORMAT;
+    d[o] = '\0';
+    *out = d;
+    *outlen = o;
+    return APR_SUCCESS;
+}
