@@ -4,8 +4,13 @@
  */
 #include "httpd.h"
 #include "http_config.h"
+#include "http_request.h"
+#include "http_protocol.h"
+#include "mod_auth.h"
 
+#include "pe_auth.h"
 #include "pe_config.h"
+#include "pe_http.h"
 #include "pe_hooks.h"
 
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 0)
@@ -23,7 +28,11 @@ static void pe_register_hooks(apr_pool_t *p)
     /* NB: after mod_dbd's child_init, which makes the connection pool the schema check uses. */
     ap_hook_child_init(pe_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
     ap_hook_optional_fn_retrieve(pe_optional_fn_retrieve, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_authn(pe_auth_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    pe_auth_register_providers(p);
     ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(pe_http_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    pe_http_register_filters();
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

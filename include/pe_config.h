@@ -21,7 +21,25 @@
 /* Per virtual host. */
 #define PE_SRV_MEMBERS(X)                                                                          \
     X(const char *, secret_key_file, NULL, NULL)                                                   \
-    X(const char *, encryption_key_file, NULL, NULL)
+    X(const char *, encryption_key_file, NULL, NULL)                                               \
+    X(const char *, encryption_key_id, NULL, "k1")                                                 \
+    X(const char *, old_encryption_key_file, NULL, NULL)                                           \
+    X(const char *, old_encryption_key_id, NULL, NULL)                                             \
+    X(int, argon2_t, -1, 3)                                                                        \
+    X(int, argon2_m_kib, -1, 65536)                                                                \
+    X(int, argon2_p, -1, 1)                                                                        \
+    X(int, hash_max, -1, 4)                                                                        \
+    X(long long, hash_wait_ms, -1, 2000)                                                           \
+    X(int, login_max_failures, -1, 5)                                                              \
+    X(long long, login_lockout_ms, -1, 3600000LL)                                                  \
+    X(long long, session_ttl_ms, -1, 86400000LL)                                                   \
+    X(long long, refresh_ttl_ms, -1, 30LL * 86400000LL)                                            \
+    X(int, registration, -1, 1)                                                                    \
+    X(long long, default_credits, -1, 5)                                                           \
+    X(long long, default_conv_limit, -1, 10)                                                       \
+    X(const char *, default_level, NULL, "low")                                                    \
+    X(const char *, default_rtypes, NULL, "bpe,tot")                                               \
+    X(const char *, common_password_file, NULL, NULL)
 
 #define PE_X_FIELD(t, n, u, d) t n;
 typedef struct pe_dir_conf_t {

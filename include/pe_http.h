@@ -19,10 +19,19 @@
 #define PE_E_INTERNAL "INTERNAL_ERROR"
 #define PE_E_TIMEOUT "REQUEST_TIMEOUT"
 
+struct pe_principal_t;
+
 /** Per-request state, kept in r->request_config of the main request. */
 typedef struct pe_req_t {
     const char *request_id; /* also r->log_id and the X-Request-ID header */
     apr_time_t started;
+    int auth_done;                     /* the bearer was looked at (principal may be NULL) */
+    struct pe_principal_t *principal;  /* who is calling, once authenticated */
+    struct pe_store_t *store;          /* the request's store handle, made on first use */
+    /* An error a hook returned as a status: the error filter renders it as JSON. */
+    const char *err_code, *err_msg;
+    json_t *err_extra;
+    int body_sent; /* the handler wrote its own response */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
@@ -37,6 +46,22 @@ typedef struct pe_ctx_t {
 
 /** A route handler: writes its response and returns OK (or DONE after an error it sent). */
 typedef int pe_handler_fn(pe_ctx_t *cx);
+
+/**
+ * Note an error for a hook that returns a status instead of writing a body (check_authn,
+ * authz, access_checker); the error filter renders it as the envelope. Returns status.
+ */
+int pe_http_fail(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** insert_error_filter hook: httpd-made error pages of PromptEnchanter locations become JSON. */
+void pe_http_insert_error_filter(request_rec *r);
+
+/** Register the error filter (register_hooks). */
+void pe_http_register_filters(void);
+
+/** UTC ISO-8601 with microseconds and Z; JSON null for 0. */
+json_t *pe_http_time(apr_pool_t *p, apr_time_t t);
 
 /** Send j with status; JSON headers, Content-Length. Returns OK. */
 int pe_http_send_json(request_rec *r, int status, const json_t *j);

@@ -31,6 +31,12 @@
 #define PE_G_DIAG 0x200u       /* /v1/diag/...: diagnostics, never in "all" */
 #define PE_G_ALL 0x1ffu        /* what "PEApi all" (and an unset PEApi) serves */
 
+/* Credentials a route accepts (route table "auth" bits); 0 = no authentication. */
+#define PE_AUTH_USER_SESSION 0x01u /* a user's session token (from login) */
+#define PE_AUTH_USER_KEY 0x02u     /* a user's API key (pe-...) */
+#define PE_AUTH_ADMIN 0x04u        /* an admin's session token */
+#define PE_AUTH_SUPPORT 0x08u      /* a support-staff session token */
+
 #define PE_ROUTE_MAX_PARAMS 4
 
 typedef struct pe_route_t {
@@ -38,6 +44,7 @@ typedef struct pe_route_t {
     const char *pattern; /* "/v1/admin-panel/users/{user_id}" */
     unsigned group;      /* one PE_G_* bit */
     const void *handler; /* glue handler, opaque here */
+    unsigned auth;       /* PE_AUTH_* bits the route accepts; 0 = open */
 } pe_route_t;
 
 typedef struct pe_route_match_t {

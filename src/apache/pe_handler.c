@@ -2,6 +2,7 @@
  * pe_handler.c: the content handler (SetHandler promptenchanter): finds the route for the
  * URI among the groups this location serves (PEApi) and hands over to it.
  */
+#include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_hooks.h"
 #include "pe_http.h"
@@ -43,6 +44,17 @@ int pe_handler(request_rec *r)
                  : PE_ROUTE_NOT_FOUND) {
     case PE_ROUTE_OK:
         pe_rlog(r, APLOG_TRACE1, 0, "route %s %s", r->method, m.route->pattern);
+        /* The route table is the floor: a route that needs a credential checks it here even
+         * where no AuthType/Require was configured; Require lines add to it. */
+        if (m.route->auth) {
+            pe_principal_t *p;
+            int rc = pe_auth_principal(r, &p);
+
+            if (rc == OK)
+                rc = pe_auth_route_check(r, m.route->auth, p);
+            if (rc != OK)
+                return rc;
+        }
         return ((pe_handler_fn *)m.route->handler)(&cx);
     case PE_ROUTE_BAD_METHOD:
         apr_table_setn(r->err_headers_out, "Allow", pe_route_allow_header(r->pool, m.allowed));

@@ -10,6 +10,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "http_core.h"
 #include <apr_strings.h>
 
 /* A request id: mod_unique_id's when loaded, else 16 random bytes in base64url (22 chars). */
@@ -160,4 +161,118 @@ int pe_http_read_json(request_rec *r, json_t **out)
         return pe_http_error(r, HTTP_BAD_REQUEST, PE_E_INVALID_JSON, "the request body must be a JSON object");
     }
     return OK;
+}
+
+/* Note an error for a hook that returns a status; the error filter renders it. */
+int pe_http_fail(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+{
+    pe_req_t *rq = pe_req_get(r);
+    va_list ap;
+
+    va_start(ap, fmt);
+    rq->err_msg = apr_pvsprintf(r->pool, fmt, ap);
+    va_end(ap);
+    rq->err_code = code;
+    rq->err_extra = extra ? pe_json_bind(r->pool, json_deep_copy(extra)) : NULL;
+    pe_rlog(r, APLOG_DEBUG, 0, PE_LOGNO(00102) "%d %s: %s", status, code, rq->err_msg);
+    return status;
+}
+
+/* UTC ISO-8601 "2026-11-23T18:40:00.123456Z", or null for 0. */
+json_t *pe_http_time(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t x;
+
+    if (t <= 0)
+        return json_null();
+    apr_time_exp_gmt(&x, t);
+    return json_string(apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", x.tm_year + 1900, x.tm_mon + 1,
+                                    x.tm_mday, x.tm_hour, x.tm_min, x.tm_sec, x.tm_usec));
+}
+
+/* The generic message and code for a status httpd produced itself. */
+static void pe_http_default_error(int status, const char **code, const char **msg)
+{
+    switch (status) {
+    case HTTP_BAD_REQUEST: *code = PE_E_BAD_REQUEST; *msg = "bad request"; break;
+    case HTTP_UNAUTHORIZED: *code = "AUTH_REQUIRED"; *msg = "Authentication credentials required"; break;
+    case HTTP_FORBIDDEN: *code = "FORBIDDEN"; *msg = "access denied"; break;
+    case HTTP_NOT_FOUND: *code = PE_E_NOT_FOUND; *msg = "no such route"; break;
+    case HTTP_METHOD_NOT_ALLOWED: *code = PE_E_METHOD; *msg = "method not allowed"; break;
+    case HTTP_REQUEST_TIME_OUT: *code = PE_E_TIMEOUT; *msg = "timed out reading the request"; break;
+    case HTTP_REQUEST_ENTITY_TOO_LARGE: *code = PE_E_BODY_TOO_LARGE; *msg = "request body is too large"; break;
+    case HTTP_SERVICE_UNAVAILABLE: *code = "SERVICE_UNAVAILABLE"; *msg = "service temporarily unavailable"; break;
+    default:
+        *code = status >= 500 ? PE_E_INTERNAL : PE_E_BAD_REQUEST;
+        *msg = status >= 500 ? "internal server error" : "request failed";
+    }
+}
+
+#define PE_ERROR_FILTER "PE_JSON_ERROR"
+
+/*
+ * The error filter: httpd writes its HTML error page (ap_send_error_response); this replaces
+ * the body with the JSON envelope, using what the hook noted (pe_http_fail) when it did.
+ */
+static apr_status_t pe_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    apr_bucket *b, *next;
+
+    if (!f->ctx) {
+        pe_req_t *rq = pe_req_get(r);
+        const char *code = rq->err_code, *msg = rq->err_msg;
+        size_t len;
+        char *body;
+
+        if (!code)
+            pe_http_default_error(r->status, &code, &msg);
+        body = pe_json_dump(r->pool, pe_json_error(r->pool, msg, code, rq->request_id, rq->err_extra), &len);
+        f->ctx = body;
+        ap_set_content_type(r, "application/json; charset=utf-8");
+        apr_table_unset(r->headers_out, "Content-Length");
+        apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        APR_BRIGADE_INSERT_HEAD(bb, apr_bucket_pool_create(body, len, r->pool, f->c->bucket_alloc));
+        b = APR_BUCKET_NEXT(APR_BRIGADE_FIRST(bb));
+    }
+    else {
+        b = APR_BRIGADE_FIRST(bb);
+    }
+    /* Drop httpd's page; keep metadata (EOS, flush). */
+    for (; b != APR_BRIGADE_SENTINEL(bb); b = next) {
+        next = APR_BUCKET_NEXT(b);
+        if (!APR_BUCKET_IS_METADATA(b))
+            apr_bucket_delete(b);
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* Is r served by this module (its context exists, or the location's handler is ours)? */
+static int pe_http_is_ours(request_rec *r)
+{
+    request_rec *m = r;
+    core_dir_config *cd;
+
+    while (m->main)
+        m = m->main;
+    while (m->prev)
+        m = m->prev;
+    if (ap_get_module_config(m->request_config, &promptenchanter_module))
+        return 1;
+    cd = ap_get_core_module_config(r->per_dir_config);
+    return cd && cd->handler && strcmp(cd->handler, "promptenchanter") == 0;
+}
+
+void pe_http_insert_error_filter(request_rec *r)
+{
+    if (pe_http_is_ours(r)) {
+        pe_req_get(r);
+        ap_add_output_filter(PE_ERROR_FILTER, NULL, r, r->connection);
+    }
+}
+
+void pe_http_register_filters(void)
+{
+    ap_register_output_filter(PE_ERROR_FILTER, pe_error_filter, NULL, AP_FTYPE_CONTENT_SET);
 }

@@ -107,16 +107,26 @@ pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s)
 void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_pool_t *p;
-    pe_store_t *st;
-    int applied = 0;
+    pe_store_t *st = NULL;
+    int applied = 0, attempt;
+    pe_store_status_e rs = PE_STORE_EIO;
 
     if (!pe_dbd_open)
         return;
     apr_pool_create(&p, pchild);
-    st = pe_store_open(p, s);
+    /* NB: siblings starting at the same moment can make SQLite report "schema has changed"
+     * or a busy database; the apply is idempotent, so try again a few times. */
+    for (attempt = 0; attempt < 20 && rs != PE_STORE_OK; attempt++) {
+        if (attempt)
+            apr_sleep(apr_time_from_msec(100));
+        apr_pool_clear(p);
+        st = pe_store_open(p, s);
+        if (st)
+            rs = pe_store_schema_apply(st, &applied);
+    }
     if (!st)
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
-    else if (pe_store_schema_apply(st, &applied) != PE_STORE_OK)
+    else if (rs != PE_STORE_OK)
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00204) "the database schema could not be applied: %s",
                 st->error ? st->error : "unknown error");
     apr_pool_destroy(p);

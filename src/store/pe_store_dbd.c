@@ -159,6 +159,25 @@ static int is_pgsql(const pe_store_t *st)
     return strcmp(apr_dbd_name(st->driver), "pgsql") == 0;
 }
 
+#define PE_CONN_READY "pe__conn_ready"
+
+/*
+ * Once per connection: SQLite waits for a busy database instead of failing at once (several
+ * children write the same file), and uses write-ahead logging so readers do not block writers.
+ */
+static void conn_init(pe_store_t *st)
+{
+    int n;
+
+    if (apr_hash_get(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING))
+        return;
+    if (!is_pgsql(st)) {
+        apr_dbd_query(st->driver, st->handle, &n, "PRAGMA busy_timeout = 10000");
+        apr_dbd_query(st->driver, st->handle, &n, "PRAGMA journal_mode = WAL");
+    }
+    apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, (void *)1);
+}
+
 /* The statement for q on this connection, prepared on first use. */
 static apr_dbd_prepared_t *stmt_get(pe_store_t *st, pe_q_e q)
 {
@@ -167,6 +186,7 @@ static apr_dbd_prepared_t *stmt_get(pe_store_t *st, pe_q_e q)
 
     if (stmt)
         return stmt;
+    conn_init(st);
     /* NB: a NULL label keeps PostgreSQL statements unnamed (see the file comment). */
     rv = apr_dbd_prepare(st->driver, st->conn_pool, st->handle, pe_q[q].sql, is_pgsql(st) ? NULL : pe_q[q].label,
                          &stmt);
@@ -259,6 +279,7 @@ static int store_reconnect(pe_store_t *st)
     st->retried = 1;
     for (i = 0; i < Q_COUNT; i++)
         apr_hash_set(st->prepared, pe_q[i].label, APR_HASH_KEY_STRING, NULL);
+    apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, NULL);
     if (st->reconnect(st) != APR_SUCCESS)
         return 0;
     pe_clog(PE_LOG_WARNING, 0, PE_LOGNO(30003) "store: retrying on a new connection after: %s",
@@ -389,11 +410,12 @@ pe_store_status_e pe_store_schema_apply(pe_store_t *st, int *applied)
     int n, cur, v;
 
     *applied = 0;
+    conn_init(st);
     if (apr_dbd_query(st->driver, st->handle, &n,
                       "CREATE TABLE IF NOT EXISTS pe_schema_version (version INTEGER PRIMARY KEY, "
                       "applied_at BIGINT NOT NULL)") != 0) {
         st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, 1));
-        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(30004) "store: cannot create pe_schema_version: %s", st->error);
+        pe_clog(PE_LOG_DEBUG, 0, PE_LOGNO(30004) "store: cannot create pe_schema_version: %s", st->error);
         return PE_STORE_EIO;
     }
     schema_versions(st->pool, schema_script(st), &vs);
@@ -422,7 +444,7 @@ pe_store_status_e pe_store_schema_apply(pe_store_t *st, int *applied)
             int rv = apr_dbd_query(st->driver, st->handle, &n, APR_ARRAY_IDX(stmts, i, const char *));
             if (rv != 0) {
                 st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, rv));
-                pe_clog(PE_LOG_ERR, 0, PE_LOGNO(30005) "store: schema version %d failed: %s", v, st->error);
+                pe_clog(PE_LOG_DEBUG, 0, PE_LOGNO(30005) "store: schema version %d failed: %s", v, st->error);
                 rs = PE_STORE_EIO;
             }
         }
