@@ -126,8 +126,12 @@ END_TEST
 
 START_TEST(every_split_gives_same_events)
 {
-    static const char *streams[] = {stream1, "data: a\r\rdata: b\r\r", "data: x\r\n\r\ndata: y\r\n\r\n",
-                                    "data: one\n\ndata: two\n\n"};
+    static const char *streams[] = {stream1,
+                                    "data: a\r\rdata: b\r\r",
+                                    "data: x\r\n\r\ndata: y\r\n\r\n",
+                                    "data: one\n\ndata: two\n\n",
+                                    "id: 1\r\ndata: a\r\ndata: b\r\n\r\ndata: c\rdata: d\r\r",
+                                    "data: a\n\r\ndata: b\r\n\n"};
     size_t si;
 
     for (si = 0; si < sizeof(streams) / sizeof(streams[0]); si++) {
@@ -262,6 +266,14 @@ START_TEST(event_size_cap)
     ck_assert_int_eq(pe_sse_feed(ps, "", 0), APR_ENOSPC);
     ck_assert_int_eq(pe_sse_finish(ps), APR_ENOSPC);
     ck_assert_int_eq(c.n, 0);
+
+    /* the cap covers data and the pending line together: 41 bytes of data + a 33-byte comment > 64 */
+    ps = pe_sse_create(pe_tp, 64, on_event, &c);
+    ck_assert_int_eq(pe_sse_feed(ps, "data: 0123456789012345678901234567890123456789\n", 47), APR_SUCCESS);
+    ck_assert_int_eq(pe_sse_feed(ps, ": 0123456789012345678901234567890\n", 34), APR_ENOSPC);
+    ps = pe_sse_create(pe_tp, 64, on_event, &c);
+    ck_assert_int_eq(pe_sse_feed(ps, "data: 0123456789012345678901234567890123456789\n", 47), APR_SUCCESS);
+    ck_assert_int_eq(pe_sse_feed(ps, ": 01234567890123456789\n", 23), APR_SUCCESS);
 
     /* an endless line without a newline, in pieces: refused once past the cap */
     ps = pe_sse_create(pe_tp, 1024, on_event, &c);
