@@ -118,17 +118,19 @@ static apr_size_t pe_utf8_chars(const char *s, size_t n)
     return c;
 }
 
-/* Effective limits from the conf. */
+/* Longest message content in characters. */
 static apr_size_t pe_max_chars(const pe_enhance_conf_t *conf)
 {
     return conf && conf->max_message_chars ? conf->max_message_chars : PE_ENHANCE_MAX_MESSAGE_CHARS;
 }
 
+/* Largest max_tokens / max_completion_tokens. */
 static long pe_max_tokens(const pe_enhance_conf_t *conf)
 {
     return conf && conf->max_tokens > 0 ? conf->max_tokens : PE_ENHANCE_MAX_TOKENS;
 }
 
+/* Largest n on the chat route. */
 static long pe_max_n(const pe_enhance_conf_t *conf)
 {
     return conf && conf->max_n > 0 ? conf->max_n : PE_ENHANCE_MAX_N;

@@ -71,6 +71,8 @@ END_TEST
 
 /* BASE with one change applied (0..N_VARIANTS-1); every change must change the key. */
 #define N_VARIANTS 9
+
+/* BASE changed in way v. */
 static json_t *variant(int v)
 {
     json_t *b = pe_json_bind(pe_tp, json_deep_copy(J(BASE)));
@@ -237,6 +239,7 @@ START_TEST(valid_rejects_malformed)
 }
 END_TEST
 
+/* The cachekey suite. */
 Suite *pe_suite_cachekey(void)
 {
     Suite *s = suite_create("cachekey");

@@ -33,11 +33,13 @@ static json_t *msg(json_t *body, size_t i)
     return json_array_get(json_object_get(body, "messages"), i);
 }
 
+/* Role of message i. */
 static const char *msg_role(json_t *body, size_t i)
 {
     return pe_json_str(msg(body, i), "role");
 }
 
+/* String content of message i. */
 static const char *msg_content(json_t *body, size_t i)
 {
     return pe_json_str(msg(body, i), "content");
@@ -783,6 +785,7 @@ START_TEST(rtype_names_round_trip)
 }
 END_TEST
 
+/* The enhance suite. */
 Suite *pe_suite_enhance(void)
 {
     Suite *s = suite_create("enhance");

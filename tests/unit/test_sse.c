@@ -368,6 +368,7 @@ START_TEST(usage_extraction)
 }
 END_TEST
 
+/* The sse suite. */
 Suite *pe_suite_sse(void)
 {
     Suite *s = suite_create("sse");
