@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 /* One row of the special-purpose table: the network, its text and its meaning. */
 typedef struct ssrf_entry_t {
@@ -422,6 +421,8 @@ curl_socket_t pe_ssrf_opensocket_cb(void *clientp, curlsocktype purpose, struct 
         return CURL_SOCKET_BAD;
     }
     port = ssrf_sockaddr_port(&address->addr, address->addrlen);
+    if (port <= 0)
+        port = -1; /* NB: 0 means "address only" to pe_ssrf_dest_permitted; a real connection has a port */
     if (!pe_ssrf_dest_permitted(&g->policy, &a, port, &c)) {
         ssrf_guard_refuse(g, &a, port, &c);
         ssrf_class_fmt(why, sizeof(why), &c);
@@ -457,7 +458,7 @@ int pe_ssrf_prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
         pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(60002) "research fetch: request refused, peer address unparsable");
         return CURL_PREREQFUNC_ABORT;
     }
-    if (!pe_ssrf_dest_permitted(&g->policy, &a, conn_primary_port, &c)) {
+    if (!pe_ssrf_dest_permitted(&g->policy, &a, conn_primary_port > 0 ? conn_primary_port : -1, &c)) {
         ssrf_guard_refuse(g, &a, conn_primary_port, &c);
         ssrf_class_fmt(why, sizeof(why), &c);
         pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(60002) "research fetch: request to %s port %d refused (%s)", g->last_addr,

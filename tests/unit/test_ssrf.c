@@ -577,13 +577,19 @@ START_TEST(opensocket_and_prereq_callbacks)
     ck_assert_uint_eq(g.permitted, 1);
     close(s);
 
+    /* a connection without a port is not "address only" */
+    csa_set(&csa, "93.184.216.34", 0);
+    ck_assert_int_eq(pe_ssrf_opensocket_cb(&g, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
+    ck_assert_uint_eq(g.refused, 5);
+    csa_set(&csa, "93.184.216.34", 443);
+
     /* only outgoing IP connections */
     ck_assert_int_eq(pe_ssrf_opensocket_cb(&g, CURLSOCKTYPE_ACCEPT, &csa.cs), CURL_SOCKET_BAD);
-    ck_assert_uint_eq(g.refused, 5);
+    ck_assert_uint_eq(g.refused, 6);
     csa.cs.family = AF_UNIX;
     ((struct sockaddr *)((unsigned char *)&csa + offsetof(struct curl_sockaddr, addr)))->sa_family = AF_UNIX;
     ck_assert_int_eq(pe_ssrf_opensocket_cb(&g, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
-    ck_assert_uint_eq(g.refused, 6);
+    ck_assert_uint_eq(g.refused, 7);
     ck_assert_int_eq(pe_ssrf_opensocket_cb(NULL, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
 
     /* allow list */
@@ -603,10 +609,11 @@ START_TEST(opensocket_and_prereq_callbacks)
     ck_assert_uint_eq(g.refused, 1);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "93.184.216.34", "10.0.0.2", 443, 5555), CURL_PREREQFUNC_OK);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "93.184.216.34", "10.0.0.2", 8443, 5555), CURL_PREREQFUNC_ABORT);
+    ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "93.184.216.34", "10.0.0.2", 0, 5555), CURL_PREREQFUNC_ABORT);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "fe80::1%eth0", "", 80, 5555), CURL_PREREQFUNC_ABORT);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "garbage", "", 80, 5555), CURL_PREREQFUNC_ABORT);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, NULL, "", 80, 5555), CURL_PREREQFUNC_ABORT);
-    ck_assert_uint_eq(g.refused, 5);
+    ck_assert_uint_eq(g.refused, 6);
     ck_assert_int_eq(pe_ssrf_prereq_cb(NULL, "93.184.216.34", "", 443, 1), CURL_PREREQFUNC_ABORT);
     pe_ssrf_guard_init(&g, &pol);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "127.0.0.1", "127.0.0.1", 8123, 5555), CURL_PREREQFUNC_OK);
