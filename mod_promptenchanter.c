@@ -33,6 +33,10 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(pe_http_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     pe_http_register_filters();
+    /* Each concern registers the hooks it needs (access, completions, research): */
+    /* access layer */
+    /* completions, cache and conversation logs */
+    /* research and batch */
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

@@ -12,11 +12,18 @@
 #include "httpd.h"
 #include "http_config.h"
 
+#include "pe_config_access.h"
+#include "pe_config_completion.h"
+#include "pe_config_research.h"
+
 /* Per <Location>/<Directory>/.htaccess. */
 #define PE_DIR_MEMBERS(X)                                                                          \
     X(int, api_groups, -1, (int)PE_G_ALL)                                                          \
     X(apr_off_t, max_body, -1, (apr_off_t)(1024 * 1024))                                           \
-    X(const char *, base_uri, NULL, "")
+    X(const char *, base_uri, NULL, "")                                                            \
+    PE_DIR_ACCESS_MEMBERS(X)                                                                       \
+    PE_DIR_COMPLETION_MEMBERS(X)                                                                   \
+    PE_DIR_RESEARCH_MEMBERS(X)
 
 /* Per virtual host. */
 #define PE_SRV_MEMBERS(X)                                                                          \
@@ -39,7 +46,10 @@
     X(long long, default_conv_limit, -1, 10)                                                       \
     X(const char *, default_level, NULL, "low")                                                    \
     X(const char *, default_rtypes, NULL, "bpe,tot")                                               \
-    X(const char *, common_password_file, NULL, NULL)
+    X(const char *, common_password_file, NULL, NULL)                                              \
+    PE_SRV_ACCESS_MEMBERS(X)                                                                       \
+    PE_SRV_COMPLETION_MEMBERS(X)                                                                   \
+    PE_SRV_RESEARCH_MEMBERS(X)
 
 #define PE_X_FIELD(t, n, u, d) t n;
 typedef struct pe_dir_conf_t {

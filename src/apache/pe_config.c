@@ -300,4 +300,8 @@ const command_rec pe_cmds[] = {
                   "Level of a new user: low, medium, high or ultra (default low)"),
     AP_INIT_RAW_ARGS("PEDefaultAccessRTypes", pe_cmd_default_rtypes, NULL, RSRC_CONF,
                     "r_types a new user may use (default bpe tot)"),
+    /* Each concern's directives, from its pe_config_<concern>.h. */
+    PE_ACCESS_CMDS
+    PE_COMPLETION_CMDS
+    PE_RESEARCH_CMDS
     {NULL}};

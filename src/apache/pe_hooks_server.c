@@ -178,6 +178,9 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
         return OK;
     if ((rc = pe_accounts_post_config(pconf, s)) != OK)
         return rc;
+    /* access layer post_config */
+    /* completions post_config */
+    /* research post_config */
     pe_slog(s, APLOG_INFO, 0,
             PE_LOGNO(00001) "mod_promptenchanter %s initialised (jansson %s, curl %s, %s)", PE_VERSION,
             JANSSON_VERSION, curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION));
@@ -189,6 +192,9 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_main_server = s;
     pe_store_child_init(pchild, s);
+    /* access layer child_init */
+    /* completions child_init */
+    /* research child_init */
 }
 
 /* optional_fn_retrieve: functions of other modules (mod_dbd). */

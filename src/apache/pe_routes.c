@@ -6,8 +6,19 @@
 #include "pe_hooks.h"
 
 const pe_route_t pe_routes[] = {
+    /* core */
     {PE_M_GET, "/", PE_G_CORE, pe_h_root},
     {PE_M_GET, "/health", PE_G_CORE, pe_h_health},
+
+    /* users */
+
+    /* prompt and openai (completions) */
+
+    /* batch */
+
+    /* monitoring */
+
+    /* diag */
     {PE_M_POST, "/v1/diag/echo", PE_G_DIAG, pe_h_diag_echo},
 };
 

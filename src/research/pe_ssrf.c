@@ -455,7 +455,7 @@ int pe_ssrf_prereq_cb(void *clientp, char *conn_primary_ip, char *conn_local_ip,
         c.range = "-";
         c.name = "unparsable peer address";
         ssrf_guard_refuse(g, NULL, conn_primary_port, &c);
-        pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(60002) "research fetch: request refused, peer address unparsable");
+        pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(60004) "research fetch: request refused, peer address unparsable");
         return CURL_PREREQFUNC_ABORT;
     }
     if (!pe_ssrf_dest_permitted(&g->policy, &a, conn_primary_port > 0 ? conn_primary_port : -1, &c)) {

@@ -1,6 +1,9 @@
 /* pe_unit_main.c: runs every registered suite; exit status = number of failed checks. */
 #include "pe_test.h"
 
+#include "pe_logno.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 
 apr_pool_t *pe_tp;
@@ -20,12 +23,20 @@ void pe_test_teardown(void)
 #include "pe_suites.h"
 #undef PE_SUITE
 
+/* Core log lines are noise in test output unless PE_TEST_VERBOSE is set. */
+static void pe_test_log(int level, apr_status_t rv, const char *msg)
+{
+    if (getenv("PE_TEST_VERBOSE"))
+        fprintf(stderr, "[pe:%d] %s\n", level, msg);
+}
+
 int main(void)
 {
     SRunner *sr;
     int failed;
 
     apr_initialize();
+    pe_log_set(pe_test_log);
     atexit(apr_terminate);
     sr = srunner_create(NULL);
 #define PE_SUITE(fn) srunner_add_suite(sr, fn());
