@@ -75,7 +75,7 @@ typedef struct pe_fetch_opts_t {
     long connect_timeout_ms; /**< per connection, PE_FETCH_CONNECT_MS */
     long timeout_ms;        /**< per URL including its redirects, PE_FETCH_TIMEOUT_MS */
     long total_ms;          /**< the whole call, PE_FETCH_TOTAL_MS */
-    int max_redirects;      /**< redirects followed per URL; < 0: PE_FETCH_REDIRECTS_DEFAULT; 0: none */
+    int max_redirects;      /**< redirects followed per URL; 0: PE_FETCH_REDIRECTS_DEFAULT; < 0: none */
     int guarded;            /**< 1: SSRF guard (URL vetting and socket checks with policy) */
     const pe_ssrf_policy_t *policy;      /**< the guard's policy (NULL: public addresses, ports 80/443) */
     const char *const *content_types;    /**< NULL-terminated media types allowed (lower case, no

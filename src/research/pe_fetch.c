@@ -489,8 +489,10 @@ static void fetch_opts_fill(pe_fetch_opts_t *o, const pe_fetch_opts_t *in)
         o->timeout_ms = PE_FETCH_TIMEOUT_MS;
     if (o->total_ms <= 0)
         o->total_ms = PE_FETCH_TOTAL_MS;
-    if (o->max_redirects < 0)
+    if (o->max_redirects == 0)
         o->max_redirects = PE_FETCH_REDIRECTS_DEFAULT;
+    else if (o->max_redirects < 0)
+        o->max_redirects = 0;
     if (o->max_redirects > PE_FETCH_REDIRECTS_CAP)
         o->max_redirects = PE_FETCH_REDIRECTS_CAP;
     if (!o->user_agent || !*o->user_agent)

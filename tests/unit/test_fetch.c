@@ -82,7 +82,6 @@ static pe_fetch_opts_t page_opts(void)
     o.guarded = 1;
     o.policy = pol;
     o.truncate = 1;
-    o.max_redirects = -1;
     o.content_types = pe_fetch_page_types;
     return o;
 }
@@ -271,7 +270,7 @@ START_TEST(redirects_are_followed_and_counted)
     ck_assert_int_eq(r.status, PE_FETCH_REDIRECTS);
     ck_assert_int_eq(r.redirects, 4);
 
-    o.max_redirects = 0;
+    o.max_redirects = -1;
     r = fetch1(&o, web("/redirect/chain/1"));
     ck_assert_int_eq(r.status, PE_FETCH_REDIRECTS);
     ck_assert_int_eq(r.http_status, 302);
