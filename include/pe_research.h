@@ -93,7 +93,8 @@ typedef struct pe_research_cache_t {
 typedef struct pe_research_conf_t {
     pe_search_conf_t search;        /**< the provider and its endpoint */
     const pe_ssrf_policy_t *policy; /**< what page fetches may connect to (NULL: public addresses, 80/443) */
-    int max_parallel;               /**< page fetches at once, PE_RESEARCH_PARALLEL */
+    int max_parallel;               /**< page fetches (and searches) at once, PE_RESEARCH_PARALLEL;
+                                         1 runs the whole call one request after another */
     apr_size_t page_bytes;          /**< bytes read per page (decoded), PE_RESEARCH_PAGE_BYTES */
     long connect_timeout_ms;        /**< PE_FETCH_CONNECT_MS */
     long page_timeout_ms;           /**< one page with its redirects, PE_RESEARCH_PAGE_TIMEOUT_MS */
@@ -132,7 +133,8 @@ typedef struct pe_research_t {
     int cached;                    /**< served from the research cache */
     int degraded;                  /**< something failed on the way (not cached) */
     int pages_tried;               /**< pages selected for fetching (cache hits included) */
-    int pages_ok;                  /**< pages that gave text */
+    int pages_ok;                  /**< pages that gave text (the first PE_RESEARCH_SOURCES_MAX, taken
+                                        round robin over the queries, become the sources) */
     int pages_cached;              /**< of those, from the page cache */
     int pages_refused;             /**< refused by the SSRF guard (URL, redirect or address) */
     int searches_failed;           /**< queries whose search failed */

@@ -14,6 +14,7 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Bytes of each page quoted when the synthesis fails. */
@@ -26,6 +27,7 @@ typedef struct rs_page_t {
     const char *url;       /* vetted URL (the cache key's input) */
     const char *hit_title; /* the search hit's title */
     int query;             /* index of the query */
+    int rank;              /* position among the pages of its query */
     const char *key;       /* page cache key, or NULL */
     int fetch;             /* index in the fetch arrays, or -1 (cache hit) */
     int ok;                /* text available */
@@ -288,7 +290,7 @@ static void rs_search(apr_pool_t *p, const pe_research_conf_t *c, pe_research_t 
     if (nq == 0)
         return;
     memset(&fo, 0, sizeof(fo));
-    fo.max_parallel = nq;
+    fo.max_parallel = nq < c->max_parallel ? nq : c->max_parallel;
     fo.connect_timeout_ms = c->connect_timeout_ms;
     fo.timeout_ms = c->search_timeout_ms;
     fo.total_ms = left > c->search_timeout_ms ? c->search_timeout_ms : (left > 1000 ? left : 1000);
@@ -353,6 +355,7 @@ static apr_array_header_t *rs_select(apr_pool_t *p, const pe_research_conf_t *c,
             pg->url = u.url;
             pg->hit_title = h->title;
             pg->query = i;
+            pg->rank = taken;
             pg->fetch = -1;
             taken++;
         }
@@ -482,17 +485,31 @@ static void rs_pages(apr_pool_t *p, const pe_research_conf_t *c, pe_research_t *
         r->degraded = 1;
 }
 
-/* Step 4: number the usable pages and flag injection indicators. */
+/* Order of sources: every query's best page first, then every query's second... */
+static int rs_page_cmp(const void *a, const void *b)
+{
+    const rs_page_t *x = *(rs_page_t *const *)a, *y = *(rs_page_t *const *)b;
+
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return x->query < y->query ? -1 : x->query > y->query;
+}
+
+/* Step 4: choose and number the sources (round robin over the queries) and flag injection indicators. */
 static void rs_sources(apr_pool_t *p, pe_research_t *r, apr_array_header_t *pages, apr_array_header_t *used)
 {
+    apr_array_header_t *ok = apr_array_make(p, pages->nelts + 1, sizeof(rs_page_t *));
     int i;
 
-    for (i = 0; i < pages->nelts && used->nelts < PE_RESEARCH_SOURCES_MAX; i++) {
-        rs_page_t *pg = &APR_ARRAY_IDX(pages, i, rs_page_t);
+    for (i = 0; i < pages->nelts; i++)
+        if (APR_ARRAY_IDX(pages, i, rs_page_t).ok)
+            APR_ARRAY_PUSH(ok, rs_page_t *) = &APR_ARRAY_IDX(pages, i, rs_page_t);
+    r->pages_ok = ok->nelts;
+    qsort(ok->elts, (size_t)ok->nelts, sizeof(rs_page_t *), rs_page_cmp);
+    for (i = 0; i < ok->nelts && used->nelts < PE_RESEARCH_SOURCES_MAX; i++) {
+        rs_page_t *pg = APR_ARRAY_IDX(ok, i, rs_page_t *);
         pe_research_source_t *s;
 
-        if (!pg->ok)
-            continue;
         APR_ARRAY_PUSH(used, rs_page_t *) = pg;
         s = &APR_ARRAY_PUSH(r->sources, pe_research_source_t);
         s->url = pg->final_url;
@@ -658,7 +675,6 @@ apr_status_t pe_research_run(apr_pool_t *p, const pe_research_conf_t *conf, cons
             rs_pages(p, &c, r, pages, deadline);
             used = apr_array_make(p, 8, sizeof(rs_page_t *));
             rs_sources(p, r, pages, used);
-            r->pages_ok = used->nelts;
             if (used->nelts > 0) {
                 rs_synthesise(p, &c, r, used);
                 r->confidence = importance + 0.1 > 0.9 ? 0.9 : importance + 0.1;

@@ -224,6 +224,36 @@ START_TEST(high_depth_parallel_pages)
 }
 END_TEST
 
+START_TEST(sources_are_taken_round_robin_over_the_queries)
+{
+    pe_research_conf_t c = conf();
+    const char *q[6];
+    pe_research_t r;
+    int i, per[6] = {0};
+
+    for (i = 0; i < 6; i++)
+        q[i] = apr_psprintf(pe_tp, "q%d [[fake:results=/slow/q%dp0?ms=10|/slow/q%dp1?ms=10|/slow/q%dp2?ms=10]]", i, i,
+                            i, i);
+    script.topics_reply = topics(6, q);
+    ck_assert_int_eq(pe_research_run(pe_tp, &c, "six topics", PE_DEPTH_HIGH, &r), APR_SUCCESS);
+    ck_assert_int_eq(r.pages_tried, 18);
+    ck_assert_int_eq(r.pages_ok, 18);
+    ck_assert_int_eq(r.sources->nelts, PE_RESEARCH_SOURCES_MAX);
+    for (i = 0; i < r.sources->nelts; i++)
+        per[APR_ARRAY_IDX(r.sources, i, pe_research_source_t).query]++;
+    for (i = 0; i < 6; i++)
+        ck_assert_int_eq(per[i], 2);
+    /* every query's best page comes first */
+    ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(r.sources, 0, pe_research_source_t).url, "/slow/q0p0"));
+    ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(r.sources, 5, pe_research_source_t).url, "/slow/q5p0"));
+    ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(r.sources, 6, pe_research_source_t).url, "/slow/q0p1"));
+    ck_assert_ptr_nonnull(strstr(script.synth_user, "<<<SOURCE 12 END "));
+    ck_assert_ptr_null(strstr(script.synth_user, "<<<SOURCE 13 "));
+    /* the prompt budget holds */
+    ck_assert_uint_lt(strlen(script.synth_user), PE_RESEARCH_PROMPT_TEXT + 12 * 400);
+}
+END_TEST
+
 START_TEST(redirects_to_internal_addresses_are_refused)
 {
     pe_research_conf_t c = conf();
@@ -596,6 +626,7 @@ Suite *pe_suite_research(void)
     tcase_add_unchecked_fixture(live, fx_setup, fx_teardown);
     tcase_add_test(live, basic_depth_fixture_pages);
     tcase_add_test(live, high_depth_parallel_pages);
+    tcase_add_test(live, sources_are_taken_round_robin_over_the_queries);
     tcase_add_test(live, redirects_to_internal_addresses_are_refused);
     tcase_add_test(live, search_results_with_internal_urls_are_skipped);
     tcase_add_test(live, huge_page_is_cut);
