@@ -139,4 +139,53 @@ static inline int pe_fake_slow_env(void)
     return (pre && strstr(pre, "vgpreload")) || getenv("PE_TEST_SLOW") != NULL;
 }
 
+/** The research fakes: canary on 127.0.0.1, web pages on 127.0.0.2 (redirecting to the canary), search. */
+typedef struct pe_fakeset_t {
+    pe_fake_t canary, web, search;
+    int ok;                /* all three started */
+    char dir[64];          /* temporary directory of the canary's count file */
+    char count_file[128];  /* the canary's connection count */
+} pe_fakeset_t;
+
+/* Start the three fakes; fs->ok says whether all started. */
+static inline void pe_fakeset_start(pe_fakeset_t *fs)
+{
+    char cport[16], wbase[64];
+
+    memset(fs, 0, sizeof(*fs));
+    snprintf(fs->dir, sizeof(fs->dir), "/tmp/pe-fakes-XXXXXX");
+    if (!mkdtemp(fs->dir))
+        return;
+    snprintf(fs->count_file, sizeof(fs->count_file), "%s/canary.count", fs->dir);
+    {
+        const char *a[] = {"tests/fakes/canary.py", "--host", "127.0.0.1", "--port", "0", "--count-file",
+                           fs->count_file, NULL};
+        if (pe_fake_start(&fs->canary, a) != 0)
+            return;
+    }
+    snprintf(cport, sizeof(cport), "%d", fs->canary.port);
+    {
+        const char *a[] = {"tests/fakes/fake_web.py", "--host", "127.0.0.2", "--canary-port", cport, NULL};
+        if (pe_fake_start(&fs->web, a) != 0)
+            return;
+    }
+    snprintf(wbase, sizeof(wbase), "http://127.0.0.2:%d", fs->web.port);
+    {
+        const char *a[] = {"tests/fakes/fake_search.py", "--host", "127.0.0.1", "--web-base", wbase, NULL};
+        if (pe_fake_start(&fs->search, a) != 0)
+            return;
+    }
+    fs->ok = 1;
+}
+
+/* Stop them and remove the count file. */
+static inline void pe_fakeset_stop(pe_fakeset_t *fs)
+{
+    pe_fake_stop(&fs->search);
+    pe_fake_stop(&fs->web);
+    pe_fake_stop(&fs->canary);
+    unlink(fs->count_file);
+    rmdir(fs->dir);
+}
+
 #endif

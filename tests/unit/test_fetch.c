@@ -16,56 +16,24 @@
 #include <stdio.h>
 #include <string.h>
 
-static pe_fake_t fx_canary, fx_web, fx_search;
-static int fx_ok;
-static char fx_dir[64];
-static char fx_count_file[128];
+static pe_fakeset_t fx;
 
-/* Start canary (127.0.0.1), web (127.0.0.2) and search (127.0.0.1) once for the test case. */
+/* Start the canary, pages and search once for the test case. */
 static void fx_setup(void)
 {
-    char cport[16], wbase[64];
-
-    fx_ok = 0;
-    snprintf(fx_dir, sizeof(fx_dir), "/tmp/pe-fetch-XXXXXX");
-    if (!mkdtemp(fx_dir))
-        return;
-    snprintf(fx_count_file, sizeof(fx_count_file), "%s/canary.count", fx_dir);
-    {
-        const char *a[] = {"tests/fakes/canary.py", "--host", "127.0.0.1", "--port", "0", "--count-file",
-                           fx_count_file, NULL};
-        if (pe_fake_start(&fx_canary, a) != 0)
-            return;
-    }
-    snprintf(cport, sizeof(cport), "%d", fx_canary.port);
-    {
-        const char *a[] = {"tests/fakes/fake_web.py", "--host", "127.0.0.2", "--canary-port", cport, NULL};
-        if (pe_fake_start(&fx_web, a) != 0)
-            return;
-    }
-    snprintf(wbase, sizeof(wbase), "http://127.0.0.2:%d", fx_web.port);
-    {
-        const char *a[] = {"tests/fakes/fake_search.py", "--host", "127.0.0.1", "--web-base", wbase, NULL};
-        if (pe_fake_start(&fx_search, a) != 0)
-            return;
-    }
-    fx_ok = 1;
+    pe_fakeset_start(&fx);
 }
 
-/* Stop the fakes and remove the count file. */
+/* Stop them. */
 static void fx_teardown(void)
 {
-    pe_fake_stop(&fx_search);
-    pe_fake_stop(&fx_web);
-    pe_fake_stop(&fx_canary);
-    unlink(fx_count_file);
-    rmdir(fx_dir);
+    pe_fakeset_stop(&fx);
 }
 
 /* URL of a path on the fake web server. */
 static const char *web(const char *path)
 {
-    return apr_psprintf(pe_tp, "http://127.0.0.2:%d%s", fx_web.port, path);
+    return apr_psprintf(pe_tp, "http://127.0.0.2:%d%s", fx.web.port, path);
 }
 
 /* The guarded options the research pipeline uses, with 127.0.0.2/32 allowed. */
@@ -75,7 +43,7 @@ static pe_fetch_opts_t page_opts(void)
     pe_ipnet_list_t *allow = NULL;
     pe_ssrf_policy_t *pol = apr_pcalloc(pe_tp, sizeof(*pol));
 
-    ck_assert_msg(fx_ok, "the fakes did not start (python3 tests/fakes/*.py)");
+    ck_assert_msg(fx.ok, "the fakes did not start (python3 tests/fakes/*.py)");
     ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.2/32", &allow));
     pol->allow = allow;
     memset(&o, 0, sizeof(o));
@@ -295,8 +263,8 @@ START_TEST(redirects_to_internal_addresses_never_connect)
     q[0].url = web("/redirect/canary");
     q[1].url = web("/redirect/metadata");
     q[2].url = web("/redirect/file");
-    q[3].url = web(apr_psprintf(pe_tp, "/redirect/to?url=http://0x7f000001:%d/", fx_canary.port));
-    q[4].url = web(apr_psprintf(pe_tp, "/redirect/to?url=http://[::ffff:127.0.0.1]:%d/&status=307", fx_canary.port));
+    q[3].url = web(apr_psprintf(pe_tp, "/redirect/to?url=http://0x7f000001:%d/", fx.canary.port));
+    q[4].url = web(apr_psprintf(pe_tp, "/redirect/to?url=http://[::ffff:127.0.0.1]:%d/&status=307", fx.canary.port));
     ck_assert_int_eq(pe_fetch_all(pe_tp, &o, q, 5, r, &st), APR_SUCCESS);
     for (i = 0; i < 5; i++) {
         ck_assert_msg(r[i].status == PE_FETCH_REFUSED, "request %d: %s", i, pe_fetch_status_name(r[i].status));
@@ -309,7 +277,7 @@ START_TEST(redirects_to_internal_addresses_never_connect)
     ck_assert_ptr_nonnull(strstr(r[2].error, "scheme"));
     ck_assert_int_eq((int)st.refused, 5);
     usleep(200000);
-    ck_assert_int_eq(pe_fake_read_count(fx_count_file) <= 0, 1);
+    ck_assert_int_eq(pe_fake_read_count(fx.count_file) <= 0, 1);
 }
 END_TEST
 
@@ -319,7 +287,7 @@ START_TEST(names_resolving_to_blocked_addresses_are_refused_at_connect)
     pe_fetch_res_t r;
 
     /* with an allow list the name checks are left to the socket check, which refuses 127.0.0.1 and ::1 */
-    r = fetch1(&o, apr_psprintf(pe_tp, "http://localhost:%d/", fx_canary.port));
+    r = fetch1(&o, apr_psprintf(pe_tp, "http://localhost:%d/", fx.canary.port));
     ck_assert_int_eq(r.status, PE_FETCH_REFUSED);
     ck_assert_uint_ge(r.refused, 1);
     ck_assert_str_eq(r.error, "connection refused by the address guard");
@@ -331,7 +299,7 @@ START_TEST(names_resolving_to_blocked_addresses_are_refused_at_connect)
     r = fetch1(&o, "ftp://example.com/x");
     ck_assert_int_eq(r.status, PE_FETCH_REFUSED);
     usleep(200000);
-    ck_assert_int_eq(pe_fake_read_count(fx_count_file) <= 0, 1);
+    ck_assert_int_eq(pe_fake_read_count(fx.count_file) <= 0, 1);
 }
 END_TEST
 
@@ -372,9 +340,9 @@ START_TEST(unguarded_endpoint_and_dead_server)
     pe_fetch_opts_t o;
     pe_fetch_res_t r;
 
-    ck_assert_msg(fx_ok, "the fakes did not start");
+    ck_assert_msg(fx.ok, "the fakes did not start");
     memset(&o, 0, sizeof(o));
-    r = fetch1(&o, apr_psprintf(pe_tp, "http://127.0.0.1:%d/search?q=bees&format=json", fx_search.port));
+    r = fetch1(&o, apr_psprintf(pe_tp, "http://127.0.0.1:%d/search?q=bees&format=json", fx.search.port));
     ck_assert_int_eq(r.status, PE_FETCH_OK);
     ck_assert_str_eq(r.content_type, "application/json");
     ck_assert_ptr_nonnull(strstr(r.body, "\"results\""));
@@ -390,7 +358,7 @@ START_TEST(unguarded_endpoint_and_dead_server)
         static const char *const hdrs[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
 
         memset(&q, 0, sizeof(q));
-        q.url = apr_psprintf(pe_tp, "http://127.0.0.1:%d/search", fx_search.port);
+        q.url = apr_psprintf(pe_tp, "http://127.0.0.1:%d/search", fx.search.port);
         q.method = "POST";
         q.body = "q=tides&format=json";
         q.body_len = strlen(q.body);

@@ -15,49 +15,18 @@
 
 #include <string.h>
 
-static pe_fake_t fx_canary, fx_web, fx_search;
-static int fx_ok;
-static char fx_dir[64];
-static char fx_count_file[128];
+static pe_fakeset_t fx;
 
-/* Canary on 127.0.0.1, pages on 127.0.0.2, search on 127.0.0.1 pointing at the pages. */
+/* Start the canary, pages and search once for the test case. */
 static void fx_setup(void)
 {
-    char cport[16], wbase[64];
-
-    fx_ok = 0;
-    snprintf(fx_dir, sizeof(fx_dir), "/tmp/pe-research-XXXXXX");
-    if (!mkdtemp(fx_dir))
-        return;
-    snprintf(fx_count_file, sizeof(fx_count_file), "%s/canary.count", fx_dir);
-    {
-        const char *a[] = {"tests/fakes/canary.py", "--port", "0", "--count-file", fx_count_file, NULL};
-        if (pe_fake_start(&fx_canary, a) != 0)
-            return;
-    }
-    snprintf(cport, sizeof(cport), "%d", fx_canary.port);
-    {
-        const char *a[] = {"tests/fakes/fake_web.py", "--host", "127.0.0.2", "--canary-port", cport, NULL};
-        if (pe_fake_start(&fx_web, a) != 0)
-            return;
-    }
-    snprintf(wbase, sizeof(wbase), "http://127.0.0.2:%d", fx_web.port);
-    {
-        const char *a[] = {"tests/fakes/fake_search.py", "--web-base", wbase, NULL};
-        if (pe_fake_start(&fx_search, a) != 0)
-            return;
-    }
-    fx_ok = 1;
+    pe_fakeset_start(&fx);
 }
 
-/* Stop the fakes. */
+/* Stop them. */
 static void fx_teardown(void)
 {
-    pe_fake_stop(&fx_search);
-    pe_fake_stop(&fx_web);
-    pe_fake_stop(&fx_canary);
-    unlink(fx_count_file);
-    rmdir(fx_dir);
+    pe_fakeset_stop(&fx);
 }
 
 /* The scripted model. */
@@ -120,11 +89,11 @@ static pe_research_conf_t conf(void)
     pe_ipnet_list_t *allow = NULL;
     pe_ssrf_policy_t *pol = apr_pcalloc(pe_tp, sizeof(*pol));
 
-    ck_assert_msg(fx_ok, "the fakes did not start (python3 tests/fakes/*.py)");
+    ck_assert_msg(fx.ok, "the fakes did not start (python3 tests/fakes/*.py)");
     ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.2/32", &allow));
     pol->allow = allow;
     memset(&c, 0, sizeof(c));
-    c.search.url = apr_psprintf(pe_tp, "http://127.0.0.1:%d/search", fx_search.port);
+    c.search.url = apr_psprintf(pe_tp, "http://127.0.0.1:%d/search", fx.search.port);
     c.policy = pol;
     c.llm = &llm;
     memset(&script, 0, sizeof(script));
@@ -145,7 +114,7 @@ static int has_note(const pe_research_t *r, const char *s)
 /* URL of a page on the fake web server. */
 static const char *web(const char *path)
 {
-    return apr_psprintf(pe_tp, "http://127.0.0.2:%d%s", fx_web.port, path);
+    return apr_psprintf(pe_tp, "http://127.0.0.2:%d%s", fx.web.port, path);
 }
 
 START_TEST(basic_depth_fixture_pages)
@@ -272,7 +241,7 @@ START_TEST(redirects_to_internal_addresses_are_refused)
     /* refusals are not transient: the result is complete */
     ck_assert_int_eq(r.degraded, 0);
     usleep(200000);
-    ck_assert_int_eq(pe_fake_read_count(fx_count_file) <= 0, 1);
+    ck_assert_int_eq(pe_fake_read_count(fx.count_file) <= 0, 1);
 }
 END_TEST
 
