@@ -25,6 +25,7 @@ typedef enum {
     Q_USER_LOGIN_OK, Q_USER_ARCHIVE, Q_USER_DELETE, Q_MSGLOG_DELETE_USER,
     Q_SESS_INSERT, Q_SESS_BY_TOKEN, Q_SESS_TOUCH, Q_SESS_ROTATE, Q_SESS_BY_REFRESHED, Q_SESS_DELETE,
     Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
+    Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_INSERT, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
     Q_COUNT
 } pe_q_e;
 
@@ -96,6 +97,24 @@ static const struct {
     [Q_EVENT_COUNT] = {"pe_event_count", "SELECT COUNT(*) FROM pe_security_events WHERE event_type = %s"},
     [Q_EVENT_COUNT_PRINCIPAL] = {"pe_event_count_principal",
                                  "SELECT COUNT(*) FROM pe_security_events WHERE event_type = %s AND principal_id = %s"},
+    /* NB: one statement decides and writes, so concurrent takes cannot oversell (the row lock
+     * in PostgreSQL re-checks the WHERE on the new row version; SQLite serialises writers).
+     * The CASE folds the lazy daily reset into the same write. */
+    [Q_CREDITS_TAKE] = {"pe_credits_take",
+                        "UPDATE pe_users SET conv_limit = (CASE WHEN reset_day < %s AND conv_reset > 0 THEN "
+                        "conv_reset ELSE conv_limit END) - 1, reset_day = CASE WHEN reset_day < %s THEN %s ELSE "
+                        "reset_day END, last_activity = %s WHERE id = %s AND is_active = 1 AND (CASE WHEN "
+                        "reset_day < %s AND conv_reset > 0 THEN conv_reset ELSE conv_limit END) > 0"},
+    [Q_CREDITS_REFUND] = {"pe_credits_refund",
+                          "UPDATE pe_users SET conv_limit = conv_limit + 1 WHERE id = %s AND reset_day = %s"},
+    [Q_CREDITS_GET] = {"pe_credits_get", "SELECT conv_limit, conv_reset, reset_day FROM pe_users WHERE id = %s"},
+    [Q_MSGLOG_INSERT] = {"pe_msglog_insert",
+                         "INSERT INTO pe_message_logs (request_id, user_id, username, model, r_type, "
+                         "research_enabled, messages, response, status, tokens_used, processing_time_ms, "
+                         "ip_address, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (request_id) DO NOTHING"},
+    [Q_MSGLOG_COUNT] = {"pe_msglog_count", "SELECT COUNT(*) FROM pe_message_logs"},
+    [Q_MSGLOG_COUNT_USER] = {"pe_msglog_count_user", "SELECT COUNT(*) FROM pe_message_logs WHERE user_id = %s"},
 };
 
 /* Kind <-> name. */
@@ -758,4 +777,102 @@ pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, c
                                        long *count)
 {
     PE_STORE_RETRY(st, event_count_once(st, event_type, principal_id, count));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Completion credits */
+
+static pe_store_status_e credits_take_once(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+{
+    const char *d = i64(st->pool, today);
+    const char *a[] = {d, d, d, i64(st->pool, now), user_id, d};
+    int rows = 0;
+    pe_store_status_e rs = exec_q(st, Q_CREDITS_TAKE, &rows, 6, a);
+
+    if (rs != PE_STORE_OK)
+        return rs;
+    return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
+}
+
+pe_store_status_e pe_store_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+{
+    PE_STORE_RETRY(st, credits_take_once(st, user_id, today, now));
+}
+
+pe_store_status_e pe_store_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
+{
+    const char *a[] = {user_id, i64(st->pool, day)};
+    PE_STORE_RETRY(st, update_once(st, Q_CREDITS_REFUND, 2, a));
+}
+
+static pe_store_status_e credits_get_once(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                          apr_int64_t *reset)
+{
+    const char *c[3];
+    pe_store_status_e rs = select_q(st, Q_CREDITS_GET, 1, &user_id, 3, c);
+
+    *limit = *reset = 0;
+    if (rs != PE_STORE_OK)
+        return rs;
+    *limit = to64(c[0]);
+    *reset = to64(c[1]);
+    if (to64(c[2]) < today && *reset > 0)
+        *limit = *reset;
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_store_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                       apr_int64_t *reset)
+{
+    PE_STORE_RETRY(st, credits_get_once(st, user_id, today, limit, reset));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Conversation logs */
+
+static const char *s0(const char *s)
+{
+    return s ? s : "";
+}
+
+static pe_store_status_e msglog_insert_once(pe_store_t *st, const pe_message_log_t *recs, int n)
+{
+    apr_dbd_transaction_t *tx;
+    pe_store_status_e rs;
+    int i;
+
+    if (n <= 0)
+        return PE_STORE_OK;
+    if ((rs = tx_begin(st, &tx)) != PE_STORE_OK)
+        return rs;
+    for (i = 0; i < n && rs == PE_STORE_OK; i++) {
+        const pe_message_log_t *m = &recs[i];
+        const char *a[] = {m->request_id, s0(m->user_id), s0(m->username), s0(m->model), s0(m->r_type),
+                           m->research_enabled ? "1" : "0", m->messages ? m->messages : "[]", s0(m->response),
+                           i64(st->pool, m->status), i64(st->pool, m->tokens_used),
+                           i64(st->pool, m->processing_time_ms), s0(m->ip_address), i64(st->pool, m->created_at)};
+
+        rs = exec_q(st, Q_MSGLOG_INSERT, NULL, 13, a);
+    }
+    return tx_end(st, tx, rs);
+}
+
+pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
+{
+    PE_STORE_RETRY(st, msglog_insert_once(st, recs, n));
+}
+
+static pe_store_status_e msglog_count_once(pe_store_t *st, const char *user_id, long *count)
+{
+    const char *c[1];
+    pe_store_status_e rs = user_id ? select_q(st, Q_MSGLOG_COUNT_USER, 1, &user_id, 1, c)
+                                   : select_q(st, Q_MSGLOG_COUNT, 0, NULL, 1, c);
+
+    *count = (rs == PE_STORE_OK) ? (long)to64(c[0]) : 0;
+    return rs;
+}
+
+pe_store_status_e pe_store_msglog_count(pe_store_t *st, const char *user_id, long *count)
+{
+    PE_STORE_RETRY(st, msglog_count_once(st, user_id, count));
 }
