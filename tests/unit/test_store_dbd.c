@@ -262,10 +262,13 @@ START_TEST(retry_on_new_connection)
     ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, ":memory:", &st->handle, NULL), APR_SUCCESS); /* no schema */
     st->reconnect = reopen;
     reconnects = 0;
+    /* check_conn passes on the schema-less connection, so the first retry fails there and the
+     * second gets a new connection from the glue */
     ck_assert_int_eq(pe_store_user_by_email(st, "gina@example.com", &got), PE_STORE_OK);
     ck_assert_int_eq(reconnects, 1);
+    ck_assert_int_eq(st->retried, 2);
     ck_assert_str_eq(got->username, "gina");
-    /* one retry per handle, not more */
+    /* the retries of a handle are spent: no more reconnects */
     ck_assert_int_eq(pe_store_user_by_email(st, "x@example.com", &got), PE_STORE_NOTFOUND);
     ck_assert_int_eq(reconnects, 1);
     close_db();
