@@ -2,6 +2,7 @@
  * pe_hooks_server.c: server lifecycle hooks: pre_config (new generation), post_config
  * (start-up checks, keys, banner), child_init (per-process state).
  */
+#include "pe_completion.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
 #include "pe_identity.h"
@@ -180,6 +181,8 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
         return rc;
     /* access layer post_config */
     /* completions post_config */
+    if ((rc = pe_completion_post_config(pconf, ptemp, s)) != OK)
+        return rc;
     /* research post_config */
     pe_slog(s, APLOG_INFO, 0,
             PE_LOGNO(00001) "mod_promptenchanter %s initialised (jansson %s, curl %s, %s)", PE_VERSION,
@@ -194,6 +197,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     pe_store_child_init(pchild, s);
     /* access layer child_init */
     /* completions child_init */
+    pe_completion_child_init(pchild, s);
     /* research child_init */
 }
 
