@@ -849,6 +849,10 @@ static pe_store_status_e msglog_insert_once(pe_store_t *st, const pe_message_log
 
     if (n <= 0)
         return PE_STORE_OK;
+    /* NB: prepare (and set up the connection) before the transaction: the SQLite set-up pragmas
+     * return a row, which apr_dbd would count as a failure inside a transaction. */
+    if (!stmt_get(st, Q_MSGLOG_INSERT))
+        return PE_STORE_EIO;
     if ((rs = tx_begin(st, &tx)) != PE_STORE_OK)
         return rs;
     for (i = 0; i < n && rs == PE_STORE_OK; i++) {

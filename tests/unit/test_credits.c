@@ -218,6 +218,11 @@ START_TEST(test_msglog_batch_idempotent)
     ck_assert_int_eq(pe_store_msglog_count(st, "other", &n), PE_STORE_OK);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(pe_store_msglog_insert(st, recs, 0), PE_STORE_OK);
+    /* on a connection that has not been set up yet (its set-up must not run inside the batch) */
+    recs[0].request_id = "req-fresh";
+    ck_assert_int_eq(pe_store_msglog_insert(reopen(), recs, 1), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_count(st, NULL, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 4);
     unlink(dbpath);
 }
 END_TEST
