@@ -25,7 +25,7 @@ typedef enum {
     Q_USER_LOGIN_OK, Q_USER_ARCHIVE, Q_USER_DELETE, Q_MSGLOG_DELETE_USER,
     Q_SESS_INSERT, Q_SESS_BY_TOKEN, Q_SESS_TOUCH, Q_SESS_ROTATE, Q_SESS_BY_REFRESHED, Q_SESS_DELETE,
     Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
-    Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_INSERT, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
+    Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
     Q_COUNT
 } pe_q_e;
 
@@ -108,11 +108,6 @@ static const struct {
     [Q_CREDITS_REFUND] = {"pe_credits_refund",
                           "UPDATE pe_users SET conv_limit = conv_limit + 1 WHERE id = %s AND reset_day = %s"},
     [Q_CREDITS_GET] = {"pe_credits_get", "SELECT conv_limit, conv_reset, reset_day FROM pe_users WHERE id = %s"},
-    [Q_MSGLOG_INSERT] = {"pe_msglog_insert",
-                         "INSERT INTO pe_message_logs (request_id, user_id, username, model, r_type, "
-                         "research_enabled, messages, response, status, tokens_used, processing_time_ms, "
-                         "ip_address, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                         "ON CONFLICT (request_id) DO NOTHING"},
     [Q_MSGLOG_COUNT] = {"pe_msglog_count", "SELECT COUNT(*) FROM pe_message_logs"},
     [Q_MSGLOG_COUNT_USER] = {"pe_msglog_count_user", "SELECT COUNT(*) FROM pe_message_logs WHERE user_id = %s"},
 };
@@ -841,30 +836,75 @@ static const char *s0(const char *s)
     return s ? s : "";
 }
 
+/* Rows per INSERT statement of a conversation-log batch. */
+#define MSGLOG_CHUNK 100
+#define MSGLOG_COLS                                                                                \
+    "request_id, user_id, username, model, r_type, research_enabled, messages, response, status, "  \
+    "tokens_used, processing_time_ms, ip_address, created_at"
+
+/* The k-row INSERT on this connection, prepared on first use (labels pe_msglog_insert_<k>). */
+static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
+{
+    const char *label = apr_psprintf(st->pool, "pe_msglog_insert_%d", k);
+    apr_dbd_prepared_t *stmt = apr_hash_get(st->prepared, label, APR_HASH_KEY_STRING);
+    const char *sql;
+    int i, rv;
+
+    if (stmt)
+        return stmt;
+    conn_init(st);
+    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") VALUES ";
+    for (i = 0; i < k; i++)
+        sql = apr_pstrcat(st->pool, sql, i ? ", " : "", "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", NULL);
+    sql = apr_pstrcat(st->pool, sql, " ON CONFLICT (request_id) DO NOTHING", NULL);
+    label = apr_pstrdup(st->conn_pool, label);
+    rv = apr_dbd_prepare(st->driver, st->conn_pool, st->handle, sql, is_pgsql(st) ? NULL : label, &stmt);
+    if (rv != 0) {
+        st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, rv));
+        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(44010) "store: cannot prepare %s: %s", label, st->error);
+        return NULL;
+    }
+    apr_hash_set(st->prepared, label, APR_HASH_KEY_STRING, stmt);
+    return stmt;
+}
+
+/*
+ * NB: no explicit transaction. apr_dbd_sqlite3 runs every statement of a process under one
+ * mutex, and SQLite's busy handler waits while holding it: a multi-statement transaction in one
+ * thread and an UPDATE in another thread of the same child would wait for each other until the
+ * busy timeout. Each multi-row INSERT is atomic on its own, and a batch written twice after a
+ * failure skips the rows it already has (ON CONFLICT), so no transaction is needed.
+ */
 static pe_store_status_e msglog_insert_once(pe_store_t *st, const pe_message_log_t *recs, int n)
 {
-    apr_dbd_transaction_t *tx;
-    pe_store_status_e rs;
-    int i;
+    int done = 0;
 
-    if (n <= 0)
-        return PE_STORE_OK;
-    /* NB: prepare (and set up the connection) before the transaction: the SQLite set-up pragmas
-     * return a row, which apr_dbd would count as a failure inside a transaction. */
-    if (!stmt_get(st, Q_MSGLOG_INSERT))
-        return PE_STORE_EIO;
-    if ((rs = tx_begin(st, &tx)) != PE_STORE_OK)
-        return rs;
-    for (i = 0; i < n && rs == PE_STORE_OK; i++) {
-        const pe_message_log_t *m = &recs[i];
-        const char *a[] = {m->request_id, s0(m->user_id), s0(m->username), s0(m->model), s0(m->r_type),
-                           m->research_enabled ? "1" : "0", m->messages ? m->messages : "[]", s0(m->response),
-                           i64(st->pool, m->status), i64(st->pool, m->tokens_used),
-                           i64(st->pool, m->processing_time_ms), s0(m->ip_address), i64(st->pool, m->created_at)};
+    while (done < n) {
+        int k = n - done > MSGLOG_CHUNK ? MSGLOG_CHUNK : n - done, i, rv, rows = 0;
+        apr_dbd_prepared_t *stmt = msglog_stmt(st, k);
+        const char **a = apr_palloc(st->pool, sizeof(*a) * 13 * (apr_size_t)k);
 
-        rs = exec_q(st, Q_MSGLOG_INSERT, NULL, 13, a);
+        if (!stmt)
+            return PE_STORE_EIO;
+        for (i = 0; i < k; i++) {
+            const pe_message_log_t *m = &recs[done + i];
+            const char **r = a + 13 * i;
+
+            r[0] = m->request_id; r[1] = s0(m->user_id); r[2] = s0(m->username); r[3] = s0(m->model);
+            r[4] = s0(m->r_type); r[5] = m->research_enabled ? "1" : "0"; r[6] = m->messages ? m->messages : "[]";
+            r[7] = s0(m->response); r[8] = i64(st->pool, m->status); r[9] = i64(st->pool, m->tokens_used);
+            r[10] = i64(st->pool, m->processing_time_ms); r[11] = s0(m->ip_address);
+            r[12] = i64(st->pool, m->created_at);
+        }
+        rv = apr_dbd_pquery(st->driver, st->pool, st->handle, &rows, stmt, 13 * k, a);
+        if (rv != 0) {
+            st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, rv));
+            pe_clog(PE_LOG_ERR, 0, PE_LOGNO(44011) "store: a message-log insert of %d rows failed: %s", k, st->error);
+            return PE_STORE_EIO;
+        }
+        done += k;
     }
-    return tx_end(st, tx, rs);
+    return PE_STORE_OK;
 }
 
 pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)

@@ -223,6 +223,21 @@ START_TEST(test_msglog_batch_idempotent)
     ck_assert_int_eq(pe_store_msglog_insert(reopen(), recs, 1), PE_STORE_OK);
     ck_assert_int_eq(pe_store_msglog_count(st, NULL, &n), PE_STORE_OK);
     ck_assert_int_eq(n, 4);
+    /* a batch of several statements' worth of rows, repeated: no duplicates */
+    {
+        pe_message_log_t many[130];
+
+        memset(many, 0, sizeof(many));
+        for (i = 0; i < 130; i++) {
+            many[i].request_id = apr_psprintf(pe_tp, "many-%d", i);
+            many[i].user_id = "u6";
+            many[i].created_at = i;
+        }
+        ck_assert_int_eq(pe_store_msglog_insert(st, many, 130), PE_STORE_OK);
+        ck_assert_int_eq(pe_store_msglog_insert(st, many + 10, 120), PE_STORE_OK);
+        ck_assert_int_eq(pe_store_msglog_count(st, "u6", &n), PE_STORE_OK);
+        ck_assert_int_eq(n, 130);
+    }
     unlink(dbpath);
 }
 END_TEST
