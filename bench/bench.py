@@ -25,10 +25,12 @@ PEDefaultLevel ultra
 LoadModule proxy_module @MODDIR@/mod_proxy.so
 LoadModule proxy_http_module @MODDIR@/mod_proxy_http.so
 <IfModule mpm_event_module>
-    ServerLimit 4
-    StartServers 2
+    ServerLimit @SERVERS@
+    StartServers @SERVERS@
+    MinSpareThreads 1
+    MaxSpareThreads 1024
     ThreadsPerChild 64
-    MaxRequestWorkers 256
+    MaxRequestWorkers @WORKERS@
 </IfModule>
 <Location /proxy/>
     ProxyPass http://127.0.0.1:@UPPORT@/v1/ keepalive=On
@@ -64,7 +66,9 @@ def main():
     up = fakes.start_bench_upstream()
     moddir = subprocess.run(["apxs", "-q", "LIBEXECDIR"], capture_output=True, text=True).stdout.strip() or \
         "/usr/lib/apache2/modules"
-    conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port))
+    servers = int(os.environ.get("BENCH_SERVERS", "1"))
+    conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port)).replace(
+        "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers))
     h = Httpd("bench", extra_conf=conf, env={"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"})
     h.start()
     try:
