@@ -53,7 +53,7 @@ render() {
     chown -R www-data:www-data "$inst/data"
     chmod 1777 "$inst/run"
   fi
-  sed -e "s|@INSTANCE@|$inst|g" -e "s|@PORT@|$port|g" -e "s|@MPM@|$mpm|g" \
+  sed -e "s|@INSTANCE@|$inst|g" -e "s|@TOP@|$top|g" -e "s|@PORT@|$port|g" -e "s|@MPM@|$mpm|g" \
       -e "s|@MODDIR@|$moddir|g" -e "s|@MODULE@|$module|g" \
       -e "s|@LOGLEVEL@|${PE_LOGLEVEL:-info}|g" -e "s|@PREFORK_SERVERS@|${PE_PREFORK_SERVERS:-4}|g" \
       -e "s|@DBD_DRIVER@|$driver|g" -e "s|@DBD_PARAMS@|$params|g" \

@@ -8,5 +8,9 @@
 pe_handler_fn pe_h_root, pe_h_health;
 /* diag (pe_h_core.c) */
 pe_handler_fn pe_h_diag_echo;
+/* users (pe_h_users.c) */
+pe_handler_fn pe_h_users_register, pe_h_users_login, pe_h_users_refresh, pe_h_users_logout;
+pe_handler_fn pe_h_users_profile_get, pe_h_users_profile_put, pe_h_users_apikey_get, pe_h_users_apikey_regenerate;
+pe_handler_fn pe_h_users_email, pe_h_users_password, pe_h_users_delete;
 
 #endif

@@ -31,6 +31,7 @@ typedef struct pe_req_t {
     /* An error a hook returned as a status: the error filter renders it as JSON. */
     const char *err_code, *err_msg;
     json_t *err_extra;
+    int err_status; /* the status the hook meant (httpd may answer another, see the filter) */
     int body_sent; /* the handler wrote its own response */
 } pe_req_t;
 

@@ -43,9 +43,10 @@ pe_req_t *pe_req_get(request_rec *r)
         if (!m->log_id)
             m->log_id = rq->request_id;
         ap_set_module_config(m->request_config, &promptenchanter_module, rq);
+        /* err_headers_out: the header survives error responses (set once: httpd moves it to
+         * headers_out when it sends an error, and a second copy would be sent too). */
+        apr_table_setn(m->err_headers_out, "X-Request-ID", rq->request_id);
     }
-    /* err_headers_out: the header survives error responses and internal redirects. */
-    apr_table_setn(r->err_headers_out, "X-Request-ID", rq->request_id);
     return rq;
 }
 
@@ -173,6 +174,7 @@ int pe_http_fail(request_rec *r, int status, const char *code, const json_t *ext
     rq->err_msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
     rq->err_code = code;
+    rq->err_status = status;
     rq->err_extra = extra ? pe_json_bind(r->pool, json_deep_copy(extra)) : NULL;
     pe_rlog(r, APLOG_DEBUG, 0, PE_LOGNO(00102) "%d %s: %s", status, code, rq->err_msg);
     return status;
@@ -225,7 +227,15 @@ static apr_status_t pe_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         size_t len;
         char *body;
 
-        if (!code)
+        /* An authenticated caller that a Require provider refused: mod_authz_core answers 401
+         * unless AuthzSendForbiddenOnFailure is On, but nothing is gained by authenticating
+         * again, so send the 403 the provider meant (the status line is not written yet). */
+        if (r->status == HTTP_UNAUTHORIZED && rq->err_status == HTTP_FORBIDDEN && rq->principal) {
+            r->status = HTTP_FORBIDDEN;
+            r->status_line = NULL;
+            apr_table_unset(r->headers_out, "WWW-Authenticate");
+        }
+        if (!code || (rq->err_status && rq->err_status != r->status))
             pe_http_default_error(r->status, &code, &msg);
         body = pe_json_dump(r->pool, pe_json_error(r->pool, msg, code, rq->request_id, rq->err_extra), &len);
         f->ctx = body;

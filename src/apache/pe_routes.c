@@ -11,6 +11,17 @@ const pe_route_t pe_routes[] = {
     {PE_M_GET, "/health", PE_G_CORE, pe_h_health},
 
     /* users */
+    {PE_M_POST, "/v1/users/register", PE_G_USERS, pe_h_users_register, 0},
+    {PE_M_POST, "/v1/users/login", PE_G_USERS, pe_h_users_login, 0},
+    {PE_M_POST, "/v1/users/refresh", PE_G_USERS, pe_h_users_refresh, 0},
+    {PE_M_POST, "/v1/users/logout", PE_G_USERS, pe_h_users_logout, PE_AUTH_USER_SESSION},
+    {PE_M_GET, "/v1/users/profile", PE_G_USERS, pe_h_users_profile_get, PE_AUTH_USER_SESSION},
+    {PE_M_PUT, "/v1/users/profile", PE_G_USERS, pe_h_users_profile_put, PE_AUTH_USER_SESSION},
+    {PE_M_GET, "/v1/users/api-key", PE_G_USERS, pe_h_users_apikey_get, PE_AUTH_USER_SESSION},
+    {PE_M_POST, "/v1/users/api-key/regenerate", PE_G_USERS, pe_h_users_apikey_regenerate, PE_AUTH_USER_SESSION},
+    {PE_M_PUT, "/v1/users/email", PE_G_USERS, pe_h_users_email, PE_AUTH_USER_SESSION},
+    {PE_M_PUT, "/v1/users/password", PE_G_USERS, pe_h_users_password, PE_AUTH_USER_SESSION},
+    {PE_M_DELETE, "/v1/users/account", PE_G_USERS, pe_h_users_delete, PE_AUTH_USER_SESSION},
 
     /* prompt and openai (completions) */
 

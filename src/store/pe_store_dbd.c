@@ -249,7 +249,9 @@ static pe_store_status_e select_q(pe_store_t *st, pe_q_e q, int nargs, const cha
 
     if (!stmt)
         return PE_STORE_EIO;
-    rv = apr_dbd_pselect(st->driver, st->pool, st->handle, &res, stmt, 0, nargs, args);
+    /* NB: buffered (random-access) results: with sequential ones apr_dbd_pgsql reports a
+     * failure only when rows are fetched, where it looks like "no rows". */
+    rv = apr_dbd_pselect(st->driver, st->pool, st->handle, &res, stmt, 1, nargs, args);
     if (rv != 0)
         return fail(st, q, rv);
     /* NB: drain to the end; breaking out early leaves the statement unfinished (mod_authn_dbd). */
@@ -266,31 +268,35 @@ static pe_store_status_e select_q(pe_store_t *st, pe_q_e q, int nargs, const cha
 }
 
 /*
- * After an I/O failure, replace the connection once (the glue knows how) and say whether
- * the operation should run again. Our statements are dropped from the old connection's
- * cache so that it prepares them again if it is reused.
+ * After an I/O failure, decide whether the operation runs again, and where:
+ *  1st: on the same connection once check_conn passes (it resets a PostgreSQL connection that
+ *       failed after a server restart; our statements are unnamed, so nothing is stale);
+ *  2nd: on a new connection from the glue (a connection check_conn cannot repair).
+ * Our statements are dropped from the connection's cache so they are prepared again.
  */
 static int store_reconnect(pe_store_t *st)
 {
-    int i;
+    int i, ok;
 
-    if (!st->reconnect || st->retried)
+    if (st->retried >= 2)
         return 0;
-    st->retried = 1;
     for (i = 0; i < Q_COUNT; i++)
         apr_hash_set(st->prepared, pe_q[i].label, APR_HASH_KEY_STRING, NULL);
     apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, NULL);
-    if (st->reconnect(st) != APR_SUCCESS)
-        return 0;
-    pe_clog(PE_LOG_WARNING, 0, PE_LOGNO(30003) "store: retrying on a new connection after: %s",
-            st->error ? st->error : "error");
-    return 1;
+    if (st->retried++ == 0 && apr_dbd_check_conn(st->driver, st->pool, st->handle) == APR_SUCCESS)
+        ok = 1;
+    else
+        ok = st->reconnect && st->reconnect(st) == APR_SUCCESS;
+    if (ok)
+        pe_clog(PE_LOG_WARNING, 0, PE_LOGNO(30003) "store: retrying (%d) after: %s", st->retried,
+                st->error ? st->error : "error");
+    return ok;
 }
 
 #define PE_STORE_RETRY(st, call)                                                                   \
     do {                                                                                           \
         pe_store_status_e rs_ = (call);                                                            \
-        if (rs_ == PE_STORE_EIO && store_reconnect(st))                                            \
+        while (rs_ == PE_STORE_EIO && store_reconnect(st))                                         \
             rs_ = (call);                                                                          \
         return rs_;                                                                                \
     } while (0)
@@ -393,7 +399,7 @@ static int schema_current(pe_store_t *st)
     int v = -1;
 
     if (apr_dbd_select(st->driver, st->pool, st->handle, &res,
-                       "SELECT COALESCE(MAX(version), 0) FROM pe_schema_version", 0) != 0)
+                       "SELECT COALESCE(MAX(version), 0) FROM pe_schema_version", 1) != 0)
         return -1;
     while (apr_dbd_get_row(st->driver, st->pool, res, &row, -1) == 0) {
         const char *s = apr_dbd_get_entry(st->driver, row, 0);
