@@ -104,10 +104,11 @@ static int users_verify(request_rec *r, const char *hash, const char *pw, int *m
     return OK;
 }
 
-/* A security event; a failure to store it is logged, never fatal. */
+/* A security event; a failure to store it is logged, never fatal. Takes details (new ref). */
 static void users_event(request_rec *r, pe_store_t *st, const char *type, const pe_user_t *u, const char *username,
                         json_t *details, const char *severity)
 {
+    pe_json_bind(r->pool, details);
     if (pe_store_event(st, type, u ? PE_PRINCIPAL_USER : PE_PRINCIPAL_NONE, u ? u->id : NULL,
                        u ? u->username : username, r->useragent_ip, details, severity, apr_time_now()) != PE_STORE_OK)
         pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(10002) "security event %s was not stored: %s", type,
@@ -329,7 +330,8 @@ int pe_h_users_login(pe_ctx_t *cx)
         return pe_http_error_ex(r, HTTP_LOCKED, "ACCOUNT_LOCKED",
                                 pe_json_bind(r->pool, json_pack("{s:o}", "locked_until",
                                                                  pe_http_time(r->pool, u->locked_until))),
-                                "Account locked until %s", json_string_value(pe_http_time(r->pool, u->locked_until)));
+                                "Account locked until %s",
+                                json_string_value(pe_json_bind(r->pool, pe_http_time(r->pool, u->locked_until))));
     }
     /* NB: an unknown e-mail verifies the dummy hash, so both failures take as long. */
     if ((rc = users_verify(r, (u && u->is_active) ? u->password_hash : NULL, password, &match)) != OK)

@@ -370,3 +370,33 @@ class UsersPostgres(UsersMixin, HttpdTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ShippedExample(HttpdTestCase):
+    """conf/promptenchanter.conf (paths pointed at the test instance) passes apache2 -t and
+    protects the account routes with AuthType PromptEnchanter and Require pe-role."""
+
+    EXTRA_CONF = FAST
+
+    @classmethod
+    def setUpClass(cls):
+        h = Httpd("example")
+        src = open(os.path.join(os.path.dirname(__file__), "..", "..", "conf", "promptenchanter.conf")).read()
+        # The instance already loads the modules and sets DBD and keys; keep the rest as shipped.
+        src = src.replace("/usr/share/promptenchanter/common-passwords.txt",
+                          os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "conf",
+                                                       "common-passwords.txt")))
+        src = "\n".join(l for l in src.splitlines() if not l.strip().startswith("LoadModule"))
+        cls.EXTRA_CONF = FAST + "Define PE_EXAMPLE_DB_SET\nDefine PE_EXAMPLE_KEYS_SET\n" + src
+        super().setUpClass()
+
+    def test_example_enforces(self):
+        h = self.httpd
+        r = h.post("/v1/users/register", {"username": "example_user", "name": "Example",
+                                          "email": "example@example.com", "password": PASSWORD})
+        self.assertEqual(r.status, 201, r)
+        self.assertEnvelope(h.get("/v1/users/profile"), 401, "AUTH_REQUIRED")
+        tok = h.post("/v1/users/login", {"email": "example@example.com", "password": PASSWORD}).json["session"][
+            "session_token"]
+        self.assertEqual(h.get("/v1/users/profile", headers=bearer(tok)).status, 200)
+        self.assertEqual(h.get("/health").status, 200)

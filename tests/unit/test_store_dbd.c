@@ -9,11 +9,29 @@
 static const apr_dbd_driver_t *drv;
 static char dbpath[64];
 
+/* Close a test connection with the test pool. */
+static apr_status_t close_conn(void *h)
+{
+    apr_dbd_close(drv, h);
+    return APR_SUCCESS;
+}
+
+/* Open dbpath (or name) and tie the connection to the test pool. */
+static apr_dbd_t *open_conn(const char *name)
+{
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+
+    if (apr_dbd_open_ex(drv, pe_tp, name, &h, &err) != APR_SUCCESS)
+        return NULL;
+    apr_pool_cleanup_register(pe_tp, h, close_conn, apr_pool_cleanup_null);
+    return h;
+}
+
 /* A fresh database file and a store on it. */
 static pe_store_t *open_store(void)
 {
     apr_dbd_t *h;
-    const char *err = NULL;
     pe_store_t *st;
     int applied;
 
@@ -23,7 +41,7 @@ static pe_store_t *open_store(void)
         snprintf(dbpath, sizeof(dbpath), "/tmp/pe-unit-store-%d.db", (int)getpid());
         unlink(dbpath);
     }
-    ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, dbpath, &h, &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(h = open_conn(dbpath));
     st = pe_store_dbd_make(pe_tp, drv, h, apr_hash_make(pe_tp), pe_tp);
     ck_assert_int_eq(pe_store_schema_apply(st, &applied), PE_STORE_OK);
     return st;
@@ -238,11 +256,10 @@ END_TEST
 static int reconnects;
 static apr_status_t reopen(pe_store_t *st)
 {
-    const char *err;
-
     reconnects++;
     st->prepared = apr_hash_make(st->pool);
-    return apr_dbd_open_ex(st->driver, st->pool, dbpath, &st->handle, &err);
+    st->handle = open_conn(dbpath);
+    return st->handle ? APR_SUCCESS : APR_EGENERAL;
 }
 
 START_TEST(retry_on_new_connection)
@@ -251,15 +268,10 @@ START_TEST(retry_on_new_connection)
     pe_user_t *got;
 
     pe_store_user_create(st, mkuser("gina", "gina@example.com", "g1"));
-    /* break the connection under the store: its statements and handle are gone */
-    apr_dbd_close(st->driver, st->handle);
+    /* put the store on a connection without the schema: its statements fail */
     st->prepared = apr_hash_make(pe_tp);
-    {
-        const char *err;
-        apr_dbd_t *bad;
-        ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, "/nonexistent-dir/x.db", &bad, &err) == APR_SUCCESS, 0);
-    }
-    ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, ":memory:", &st->handle, NULL), APR_SUCCESS); /* no schema */
+    ck_assert_ptr_null(open_conn("/nonexistent-dir/x.db"));
+    ck_assert_ptr_nonnull(st->handle = open_conn(":memory:"));
     st->reconnect = reopen;
     reconnects = 0;
     /* check_conn passes on the schema-less connection, so the first retry fails there and the
