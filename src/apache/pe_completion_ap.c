@@ -8,6 +8,7 @@
 #include "pe_config.h"
 #include "pe_http.h"
 #include "pe_log.h"
+#include "pe_memcache.h"
 #include "pe_store_ap.h"
 #include "pe_version.h"
 
@@ -129,14 +130,45 @@ static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_pre_cleanup_register(pchild, pe_cpl.msglog, msglog_child_exit);
 }
 
-/* The cache's remote tier for this child (memcached, when PECacheServers is set). */
+/* Remote tier adapters: the cache front end calls these with the child's memcached client. */
+static apr_status_t mc_get(void *baton, apr_pool_t *p, const char *key, char **val, apr_size_t *len)
+{
+    return pe_memcache_get(baton, p, key, val, len);
+}
+
+static apr_status_t mc_set(void *baton, const char *key, const void *val, apr_size_t len, apr_uint32_t ttl_s)
+{
+    return pe_memcache_set(baton, key, val, len, ttl_s);
+}
+
+/*
+ * The cache's remote tier for this child: memcached when PECacheServers is set. Every operation
+ * is bounded by PECacheTimeout in pe_memcache (apr_memcache has no I/O timeout of its own); a
+ * failing server is skipped for its retry period and the shared-memory tier answers meanwhile.
+ */
 static void cache_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_srv_conf_t *sc = pe_config_srv(s);
+    pe_memcache_opts_t o;
+    pe_memcache_conf_t *mconf;
+    pe_memcache_t *mc;
+    const char *err;
+    apr_status_t rv;
 
-    if (pe_srv_cache_servers(sc))
-        pe_slog(s, APLOG_WARNING, 0,
-                PE_LOGNO(42004) "PECacheServers: this build has no memcached client; the shared-memory cache is used");
+    if (!pe_srv_cache_servers(sc))
+        return;
+    memset(&o, 0, sizeof(o));
+    o.timeout = apr_time_from_msec(pe_srv_cache_timeout_ms(sc));
+    if ((err = pe_memcache_conf_make(pchild, pe_srv_cache_servers(sc), &o, &mconf))) {
+        pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(42004) "PECacheServers: %s; the shared-memory cache is used", err);
+        return;
+    }
+    if ((rv = pe_memcache_child_init(pchild, mconf, &mc)) != APR_SUCCESS) {
+        pe_slog(s, APLOG_WARNING, rv, PE_LOGNO(42005) "memcached client unavailable in this child; the shared-memory "
+                "cache is used");
+        return;
+    }
+    pe_cache_set_remote(pe_cpl.cache, mc_get, mc_set, mc);
 }
 
 /* child_init: per-child state. */

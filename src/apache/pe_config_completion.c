@@ -4,6 +4,7 @@
  */
 #include "pe_config.h"
 #include "pe_enhance.h"
+#include "pe_memcache.h"
 #include "pe_parse.h"
 
 #include <apr_lib.h>
@@ -176,24 +177,14 @@ const char *pe_cmd_cpl_reasoning(cmd_parms *cmd, void *dconf, const char *line)
     return NULL;
 }
 
-/* "PECacheServers host:port ...": checked here, connected per child. */
+/* "PECacheServers host:port ...": checked here (pe_memcache's rules), connected per child. */
 const char *pe_cmd_cpl_servers(cmd_parms *cmd, void *dconf, const char *line)
 {
-    const char *w, *list = NULL;
-    int n = 0;
+    pe_memcache_conf_t *mc;
+    const char *err = pe_memcache_conf_make(cmd->temp_pool, line, NULL, &mc);
 
-    while (*(w = ap_getword_conf(cmd->temp_pool, &line))) {
-        char *host = NULL, *scope = NULL;
-        apr_port_t port = 0;
-
-        if (apr_parse_addr_port(&host, &scope, &port, w, cmd->temp_pool) != APR_SUCCESS || !host || !port || scope)
-            return apr_psprintf(cmd->pool, "%s: '%s' is not host:port", cmd->cmd->name, w);
-        if (++n > 32)
-            return apr_psprintf(cmd->pool, "%s: at most 32 servers", cmd->cmd->name);
-        list = list ? apr_pstrcat(cmd->pool, list, " ", w, NULL) : apr_pstrdup(cmd->pool, w);
-    }
-    if (!list)
-        return apr_psprintf(cmd->pool, "%s: name at least one host:port", cmd->cmd->name);
-    pe_config_srv(cmd->server)->cache_servers = list;
+    if (err)
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    pe_config_srv(cmd->server)->cache_servers = apr_pstrdup(cmd->pool, line);
     return NULL;
 }

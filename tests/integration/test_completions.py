@@ -420,6 +420,143 @@ class Completions(UpstreamMixin, HttpdTestCase):
             self.assertLess(float(v), 1000.0)
 
 
+
+class Memcached:
+    """A memcached on a free loopback port, run in the foreground and stopped by pid."""
+
+    def __init__(self, port=None):
+        from pe_harness import free_port
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        args = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16"]
+        if os.geteuid() == 0:
+            args += ["-u", "root"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("memcached did not start")
+
+    def stats(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        try:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                buf += s.recv(65536)
+        finally:
+            s.close()
+        out = {}
+        for line in buf.decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "STAT":
+                out[parts[1]] = parts[2]
+        return out
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            import signal as sg
+            try:
+                os.kill(self.proc.pid, sg.SIGCONT)
+            except OSError:
+                pass
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class CacheMemcached(UpstreamMixin, HttpdTestCase):
+    """The cache through memcached: hit and miss, memcached killed mid-run (requests keep
+    succeeding on the shared-memory tier), memcached hung by SIGSTOP (no request waits longer than
+    PECacheTimeout for it)."""
+
+    EXTRA_CONF = BASE_CONF + "PECacheTimeout 200ms\n"
+    # memcache client notices (server down / up again) are expected here
+    ALLOWED_LOG_IDS = ("PE43001", "PE43003")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mc = Memcached().start()
+        cls.ENV = dict(cls.ENV, PE_MEMCACHED="127.0.0.1:%d" % cls.mc.port)
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.mc.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.mc.stop()
+
+    def test_a_hit_and_miss_in_memcached(self):
+        uid, key = self.new_user()
+        before = self.mc.stats()
+        body = {"level": "low", "prompt": "memcached %f" % time.time()}
+        a = self.prompt(key, body)
+        b = self.prompt(key, body)
+        self.assertEqual((a.header("X-PE-Cache"), b.header("X-PE-Cache")), ("miss", "hit"))
+        self.assertEqual(a.body, b.body)
+        after = self.mc.stats()
+        self.assertEqual(int(after["cmd_set"]) - int(before["cmd_set"]), 1)
+        self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), 1)
+        self.assertEqual(int(after["get_misses"]) - int(before["get_misses"]), 1)
+
+    def test_b_sigstop_is_bounded(self):
+        import signal as sg
+        uid, key = self.new_user()
+        self.mc.signal(sg.SIGSTOP)
+        try:
+            times, codes = [], []
+            for i in range(6):
+                t0 = time.monotonic()
+                r = self.prompt(key, {"level": "low", "prompt": "hung %d %f" % (i % 2, time.time() if i < 2 else 0)})
+                times.append(time.monotonic() - t0)
+                codes.append(r.status)
+            self.assertEqual(codes, [200] * 6)
+            # a get and a set may each wait for the timeout (200 ms); nothing waits longer
+            self.assertLess(max(times), 1.0, times)
+        finally:
+            self.mc.signal(sg.SIGCONT)
+        print(json.dumps({"test": "T-MC-02", "max_request_s": round(max(times), 3), "timeout_s": 0.2}))
+
+    def test_c_killed_mid_run(self):
+        uid, key = self.new_user()
+        codes, states = [], []
+        body = {"level": "low", "prompt": "killed %f" % time.time()}
+        self.assertEqual(self.prompt(key, body).status, 200)
+        self.mc.stop()
+        for i in range(8):
+            r = self.prompt(key, body if i % 2 else dict(body, prompt="killed other %d" % i))
+            codes.append(r.status)
+            states.append(r.header("X-PE-Cache"))
+        self.assertEqual(codes, [200] * 8)
+        # with memcached gone the shared-memory tier serves repeats
+        r1 = self.prompt(key, {"level": "low", "prompt": "after kill"})
+        r2 = self.prompt(key, {"level": "low", "prompt": "after kill"})
+        self.assertEqual((r1.status, r2.status), (200, 200))
+        self.assertEqual(r2.header("X-PE-Cache"), "hit")
+        # and memcached coming back is used again after its retry period
+        CacheMemcached.mc = Memcached(self.mc.port).start()
+        deadline = time.time() + 15
+        used = False
+        while time.time() < deadline and not used:
+            self.prompt(key, {"level": "low", "prompt": "back %f" % time.time()})
+            used = int(self.mc.stats()["cmd_set"]) > 0
+            time.sleep(0.5)
+        self.assertTrue(used)
+
 class CreditsRaceMixin(UpstreamMixin):
     """32 parallel requests, one connection each, several prefork children; 31 credits."""
 
