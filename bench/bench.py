@@ -68,7 +68,7 @@ def main():
         "/usr/lib/apache2/modules"
     servers = int(os.environ.get("BENCH_SERVERS", "1"))
     conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port)).replace(
-        "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers))
+        "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers)) + os.environ.get("BENCH_EXTRA_CONF", "")
     h = Httpd("bench", extra_conf=conf, env={"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"})
     h.start()
     try:

@@ -130,12 +130,13 @@ static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_pre_cleanup_register(pchild, pe_cpl.msglog, msglog_child_exit);
 }
 
-/* Remote tier adapters: the cache front end calls these with the child's memcached client. */
+/* Remote get: the cache front end calls it with the child's memcached client. */
 static apr_status_t mc_get(void *baton, apr_pool_t *p, const char *key, char **val, apr_size_t *len)
 {
     return pe_memcache_get(baton, p, key, val, len);
 }
 
+/* Remote set: a memcached set with a TTL in seconds. */
 static apr_status_t mc_set(void *baton, const char *key, const void *val, apr_size_t len, apr_uint32_t ttl_s)
 {
     return pe_memcache_set(baton, key, val, len, ttl_s);
@@ -203,21 +204,25 @@ void pe_completion_child_stopping(apr_pool_t *pchild, int graceful)
         pe_msglog_flush_soon(pe_cpl.msglog);
 }
 
+/* Install the research function. */
 void pe_completion_set_research(pe_completion_research_fn *fn)
 {
     pe_cpl.research = fn;
 }
 
+/* The installed research function, or NULL. */
 pe_completion_research_fn *pe_completion_research(void)
 {
     return pe_cpl.research;
 }
 
+/* This child's upstream handle pool. */
 pe_upstream_pool_t *pe_completion_handles(void)
 {
     return pe_cpl.handles;
 }
 
+/* This generation's response cache. */
 pe_cache_t *pe_completion_cache(void)
 {
     return pe_cpl.cache;
@@ -262,6 +267,7 @@ const pe_enhance_conf_t *pe_completion_enhance_conf(apr_pool_t *p, server_rec *s
     return c;
 }
 
+/* Leave the completion's note for log_transaction (r->pool userdata). */
 void pe_completion_note_set(request_rec *r, pe_completion_note_t *note)
 {
     apr_pool_userdata_setn(note, PE_NOTE_KEY, NULL, r->pool);

@@ -38,12 +38,14 @@ apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t
     return APR_SUCCESS;
 }
 
+/* Use this child's handle of the global mutex. */
 void pe_cache_mutex_set(pe_cache_t *c, apr_global_mutex_t *mutex)
 {
     if (c->shm)
         pe_shm_mutex_set(c->shm, mutex);
 }
 
+/* Plug in (or remove) the remote tier. */
 void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_set_fn *set, void *baton)
 {
     c->rget = get;
@@ -174,6 +176,7 @@ apr_status_t pe_cache_set(pe_cache_t *c, const char *key, const void *val, apr_s
     return rv;
 }
 
+/* Copy the counters. */
 void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st)
 {
     st->hits = apr_atomic_read32(&c->hits);
