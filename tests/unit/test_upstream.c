@@ -152,6 +152,14 @@ static void start_server(script_t *s, apr_thread_t **t)
     ck_assert_int_eq(apr_thread_create(t, NULL, serve, s, pe_tp), APR_SUCCESS);
 }
 
+/* Stop the server thread (its accept fails once the socket is shut). */
+static void stop_server(script_t *s)
+{
+    s->stop = 1;
+    shutdown(s->fd, SHUT_RDWR);
+    close(s->fd);
+}
+
 #define OK_BODY "{\"id\":\"x\",\"choices\":[],\"extra\":1}"
 
 /* A response with its Content-Length filled in. */
@@ -208,9 +216,7 @@ START_TEST(test_reuse_and_retry)
     ck_assert_int_eq(s.conns, 1);
     ck_assert_uint_eq(pe_upstream_pool_created(hp), 1);
     ck_assert_uint_eq(pe_upstream_pool_idle(hp), 1);
-    s.stop = 1;
-    shutdown(s.fd, SHUT_RDWR);
-    close(s.fd);
+    stop_server(&s);
 }
 END_TEST
 
@@ -244,9 +250,7 @@ START_TEST(test_no_retry_on_400_and_exhausted_429)
     ck_assert_int_eq(res.attempts, 3);
     ck_assert_int_lt(apr_time_now() - t0, apr_time_from_msec(150));
     ck_assert_int_eq(s.served, 4);
-    s.stop = 1;
-    shutdown(s.fd, SHUT_RDWR);
-    close(s.fd);
+    stop_server(&s);
 }
 END_TEST
 
@@ -278,9 +282,7 @@ START_TEST(test_size_cap_and_timeout)
     ck_assert_int_eq(res.outcome, PE_UP_TIMEOUT);
     ck_assert_int_eq(res.attempts, 1); /* a timeout is not retried */
     ck_assert_int_lt(res.elapsed, apr_time_from_msec(600));
-    s.stop = 1;
-    shutdown(s.fd, SHUT_RDWR);
-    close(s.fd);
+    stop_server(&s);
 }
 END_TEST
 
@@ -333,9 +335,7 @@ START_TEST(test_stream_and_abort)
     ck_assert_int_eq(pe_upstream_post(pe_tp, hp, &c, "{}", 2, sink, &k, &res), APR_EGENERAL);
     ck_assert_int_eq(res.outcome, PE_UP_ABORTED);
     ck_assert_int_eq(res.attempts, 1);
-    s.stop = 1;
-    shutdown(s.fd, SHUT_RDWR);
-    close(s.fd);
+    stop_server(&s);
 }
 END_TEST
 
