@@ -177,7 +177,8 @@ static int is_pgsql(const pe_store_t *st)
 
 /*
  * Once per connection: SQLite waits for a busy database instead of failing at once (several
- * children write the same file), and uses write-ahead logging so readers do not block writers.
+ * children write the same file), uses write-ahead logging so readers do not block writers, and
+ * syncs at checkpoints (synchronous NORMAL) rather than at every commit.
  */
 static void conn_init(pe_store_t *st)
 {
@@ -188,6 +189,9 @@ static void conn_init(pe_store_t *st)
     if (!is_pgsql(st)) {
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA busy_timeout = 10000");
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA journal_mode = WAL");
+        /* With WAL, NORMAL syncs at checkpoints, not at every commit: the database stays
+         * consistent after a crash; a power loss may undo the last commits. */
+        apr_dbd_query(st->driver, st->handle, &n, "PRAGMA synchronous = NORMAL");
     }
     apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, (void *)1);
 }
