@@ -7,8 +7,10 @@
 #include "http_request.h"
 #include "http_protocol.h"
 #include "mod_auth.h"
+#include "mpm_common.h"
 
 #include "pe_auth.h"
+#include "pe_completion.h"
 #include "pe_config.h"
 #include "pe_http.h"
 #include "pe_hooks.h"
@@ -37,6 +39,11 @@ static void pe_register_hooks(apr_pool_t *p)
     /* Each concern registers the hooks it needs (access, completions, research): */
     /* access layer */
     /* completions, cache and conversation logs */
+    ap_hook_pre_config(pe_completion_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(pe_completion_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+    ap_hook_child_stopping(pe_completion_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+#endif
     /* research and batch */
     ap_hook_pre_config(pe_research_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -143,4 +143,55 @@ pe_store_status_e pe_store_event(pe_store_t *st, const char *event_type, pe_prin
 pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id,
                                        long *count);
 
+/* Completion credits (SPEC 6.6, DESIGN.md "Credits"): one atomic conditional write each. */
+
+/**
+ * Take one conversation credit. The daily reset is folded into the same UPDATE: when the user's
+ * reset_day is before `today`, conv_limit first becomes conv_reset (when conv_reset > 0) and
+ * reset_day becomes today, so the reset happens lazily, exactly once a day, in any process.
+ * @param today the credit day now (pe_credits_day())
+ * @return PE_STORE_OK when a credit was taken; PE_STORE_EMPTY when none is left (or no such
+ *         active user); PE_STORE_EIO
+ */
+pe_store_status_e pe_store_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now);
+
+/**
+ * Give back the credit a failed completion took on day `day` (the `today` given to the take).
+ * Nothing is given back when a reset has happened since (reset_day differs): the reset already
+ * restored the day's credits.
+ * @return PE_STORE_OK (given back), PE_STORE_NOTFOUND (nothing to give back), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day);
+
+/**
+ * The user's credits as the next take will see them (a pending daily reset applied, not written).
+ * @param limit,reset out: conversation_limit and its daily value
+ */
+pe_store_status_e pe_store_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                       apr_int64_t *reset);
+
+/* Conversation logs (SPEC 11): written in batches by a background thread. */
+
+/** One logged completion. Strings may be NULL (stored as ''). */
+typedef struct pe_message_log_t {
+    const char *request_id; /* unique: a replayed batch never duplicates a row */
+    const char *user_id, *username, *model, *r_type;
+    int research_enabled;
+    const char *messages;   /* JSON text of the client's messages */
+    const char *response;   /* the answer's text (cut to the configured size) */
+    int status;             /* HTTP status sent to the client */
+    apr_int64_t tokens_used, processing_time_ms;
+    const char *ip_address;
+    apr_time_t created_at;
+} pe_message_log_t;
+
+/**
+ * Insert n records in one transaction; a record whose request_id is already stored is skipped, so
+ * the batch may be written again after a failure without duplicates.
+ */
+pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n);
+
+/** Count the message logs of a user (NULL: of everyone). */
+pe_store_status_e pe_store_msglog_count(pe_store_t *st, const char *user_id, long *count);
+
 #endif

@@ -2,6 +2,7 @@
  * pe_hooks_server.c: server lifecycle hooks: pre_config (new generation), post_config
  * (start-up checks, keys, banner), child_init (per-process state).
  */
+#include "pe_completion.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
 #include "pe_identity.h"
@@ -181,6 +182,8 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
         return rc;
     /* access layer post_config */
     /* completions post_config */
+    if ((rc = pe_completion_post_config(pconf, ptemp, s)) != OK)
+        return rc;
     /* research post_config */
     if ((rc = pe_research_post_config(pconf, ptemp, s)) != OK)
         return rc;
@@ -197,6 +200,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     pe_store_child_init(pchild, s);
     /* access layer child_init */
     /* completions child_init */
+    pe_completion_child_init(pchild, s);
     /* research child_init */
     pe_research_child_init(pchild, s);
 }

@@ -24,6 +24,9 @@ const pe_route_t pe_routes[] = {
     {PE_M_DELETE, "/v1/users/account", PE_G_USERS, pe_h_users_delete, PE_AUTH_USER_SESSION},
 
     /* prompt and openai (completions) */
+    {PE_M_POST, "/v1/prompt/completions", PE_G_PROMPT, pe_h_prompt_completions, PE_AUTH_USER_KEY},
+    {PE_M_POST, "/v1/chat/completions", PE_G_OPENAI, pe_h_chat_completions, PE_AUTH_USER_KEY},
+    {PE_M_GET, "/v1/models", PE_G_OPENAI, pe_h_models, PE_AUTH_USER_KEY},
 
     /* batch */
 

@@ -25,6 +25,7 @@ typedef enum {
     Q_USER_LOGIN_OK, Q_USER_ARCHIVE, Q_USER_DELETE, Q_MSGLOG_DELETE_USER,
     Q_SESS_INSERT, Q_SESS_BY_TOKEN, Q_SESS_TOUCH, Q_SESS_ROTATE, Q_SESS_BY_REFRESHED, Q_SESS_DELETE,
     Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
+    Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
     Q_COUNT
 } pe_q_e;
 
@@ -96,6 +97,19 @@ static const struct {
     [Q_EVENT_COUNT] = {"pe_event_count", "SELECT COUNT(*) FROM pe_security_events WHERE event_type = %s"},
     [Q_EVENT_COUNT_PRINCIPAL] = {"pe_event_count_principal",
                                  "SELECT COUNT(*) FROM pe_security_events WHERE event_type = %s AND principal_id = %s"},
+    /* NB: one statement decides and writes, so concurrent takes cannot oversell (the row lock
+     * in PostgreSQL re-checks the WHERE on the new row version; SQLite serialises writers).
+     * The CASE folds the lazy daily reset into the same write. */
+    [Q_CREDITS_TAKE] = {"pe_credits_take",
+                        "UPDATE pe_users SET conv_limit = (CASE WHEN reset_day < %s AND conv_reset > 0 THEN "
+                        "conv_reset ELSE conv_limit END) - 1, reset_day = CASE WHEN reset_day < %s THEN %s ELSE "
+                        "reset_day END, last_activity = %s WHERE id = %s AND is_active = 1 AND (CASE WHEN "
+                        "reset_day < %s AND conv_reset > 0 THEN conv_reset ELSE conv_limit END) > 0"},
+    [Q_CREDITS_REFUND] = {"pe_credits_refund",
+                          "UPDATE pe_users SET conv_limit = conv_limit + 1 WHERE id = %s AND reset_day = %s"},
+    [Q_CREDITS_GET] = {"pe_credits_get", "SELECT conv_limit, conv_reset, reset_day FROM pe_users WHERE id = %s"},
+    [Q_MSGLOG_COUNT] = {"pe_msglog_count", "SELECT COUNT(*) FROM pe_message_logs"},
+    [Q_MSGLOG_COUNT_USER] = {"pe_msglog_count_user", "SELECT COUNT(*) FROM pe_message_logs WHERE user_id = %s"},
 };
 
 /* Kind <-> name. */
@@ -163,7 +177,8 @@ static int is_pgsql(const pe_store_t *st)
 
 /*
  * Once per connection: SQLite waits for a busy database instead of failing at once (several
- * children write the same file), and uses write-ahead logging so readers do not block writers.
+ * children write the same file), uses write-ahead logging so readers do not block writers, and
+ * syncs at checkpoints (synchronous NORMAL) rather than at every commit.
  */
 static void conn_init(pe_store_t *st)
 {
@@ -174,6 +189,9 @@ static void conn_init(pe_store_t *st)
     if (!is_pgsql(st)) {
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA busy_timeout = 10000");
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA journal_mode = WAL");
+        /* With WAL, NORMAL syncs at checkpoints, not at every commit: the database stays
+         * consistent after a crash; a power loss may undo the last commits. */
+        apr_dbd_query(st->driver, st->handle, &n, "PRAGMA synchronous = NORMAL");
     }
     apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, (void *)1);
 }
@@ -764,4 +782,151 @@ pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, c
                                        long *count)
 {
     PE_STORE_RETRY(st, event_count_once(st, event_type, principal_id, count));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Completion credits */
+
+static pe_store_status_e credits_take_once(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+{
+    const char *d = i64(st->pool, today);
+    const char *a[] = {d, d, d, i64(st->pool, now), user_id, d};
+    int rows = 0;
+    pe_store_status_e rs = exec_q(st, Q_CREDITS_TAKE, &rows, 6, a);
+
+    if (rs != PE_STORE_OK)
+        return rs;
+    return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
+}
+
+pe_store_status_e pe_store_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+{
+    PE_STORE_RETRY(st, credits_take_once(st, user_id, today, now));
+}
+
+pe_store_status_e pe_store_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
+{
+    const char *a[] = {user_id, i64(st->pool, day)};
+    PE_STORE_RETRY(st, update_once(st, Q_CREDITS_REFUND, 2, a));
+}
+
+static pe_store_status_e credits_get_once(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                          apr_int64_t *reset)
+{
+    const char *c[3];
+    pe_store_status_e rs = select_q(st, Q_CREDITS_GET, 1, &user_id, 3, c);
+
+    *limit = *reset = 0;
+    if (rs != PE_STORE_OK)
+        return rs;
+    *limit = to64(c[0]);
+    *reset = to64(c[1]);
+    if (to64(c[2]) < today && *reset > 0)
+        *limit = *reset;
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_store_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                       apr_int64_t *reset)
+{
+    PE_STORE_RETRY(st, credits_get_once(st, user_id, today, limit, reset));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Conversation logs */
+
+static const char *s0(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Rows per INSERT statement of a conversation-log batch. */
+#define MSGLOG_CHUNK 100
+#define MSGLOG_COLS                                                                                \
+    "request_id, user_id, username, model, r_type, research_enabled, messages, response, status, "  \
+    "tokens_used, processing_time_ms, ip_address, created_at"
+
+/* The k-row INSERT on this connection, prepared on first use (labels pe_msglog_insert_<k>). */
+static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
+{
+    const char *label = apr_psprintf(st->pool, "pe_msglog_insert_%d", k);
+    apr_dbd_prepared_t *stmt = apr_hash_get(st->prepared, label, APR_HASH_KEY_STRING);
+    const char *sql;
+    int i, rv;
+
+    if (stmt)
+        return stmt;
+    conn_init(st);
+    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") VALUES ";
+    for (i = 0; i < k; i++)
+        sql = apr_pstrcat(st->pool, sql, i ? ", " : "", "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", NULL);
+    sql = apr_pstrcat(st->pool, sql, " ON CONFLICT (request_id) DO NOTHING", NULL);
+    label = apr_pstrdup(st->conn_pool, label);
+    rv = apr_dbd_prepare(st->driver, st->conn_pool, st->handle, sql, is_pgsql(st) ? NULL : label, &stmt);
+    if (rv != 0) {
+        st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, rv));
+        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(44010) "store: cannot prepare %s: %s", label, st->error);
+        return NULL;
+    }
+    apr_hash_set(st->prepared, label, APR_HASH_KEY_STRING, stmt);
+    return stmt;
+}
+
+/*
+ * NB: no explicit transaction. apr_dbd_sqlite3 runs every statement of a process under one
+ * mutex, and SQLite's busy handler waits while holding it: a multi-statement transaction in one
+ * thread and an UPDATE in another thread of the same child would wait for each other until the
+ * busy timeout. Each multi-row INSERT is atomic on its own, and a batch written twice after a
+ * failure skips the rows it already has (ON CONFLICT), so no transaction is needed.
+ */
+static pe_store_status_e msglog_insert_once(pe_store_t *st, const pe_message_log_t *recs, int n)
+{
+    int done = 0;
+
+    while (done < n) {
+        int k = n - done > MSGLOG_CHUNK ? MSGLOG_CHUNK : n - done, i, rv, rows = 0;
+        apr_dbd_prepared_t *stmt = msglog_stmt(st, k);
+        const char **a = apr_palloc(st->pool, sizeof(*a) * 13 * (apr_size_t)k);
+
+        if (!stmt)
+            return PE_STORE_EIO;
+        for (i = 0; i < k; i++) {
+            const pe_message_log_t *m = &recs[done + i];
+            const char **r = a + 13 * i;
+
+            r[0] = m->request_id; r[1] = s0(m->user_id); r[2] = s0(m->username); r[3] = s0(m->model);
+            r[4] = s0(m->r_type); r[5] = m->research_enabled ? "1" : "0"; r[6] = m->messages ? m->messages : "[]";
+            r[7] = s0(m->response); r[8] = i64(st->pool, m->status); r[9] = i64(st->pool, m->tokens_used);
+            r[10] = i64(st->pool, m->processing_time_ms); r[11] = s0(m->ip_address);
+            r[12] = i64(st->pool, m->created_at);
+        }
+        rv = apr_dbd_pquery(st->driver, st->pool, st->handle, &rows, stmt, 13 * k, a);
+        if (rv != 0) {
+            st->error = apr_pstrdup(st->pool, apr_dbd_error(st->driver, st->handle, rv));
+            pe_clog(PE_LOG_ERR, 0, PE_LOGNO(44011) "store: a message-log insert of %d rows failed: %s", k, st->error);
+            return PE_STORE_EIO;
+        }
+        done += k;
+    }
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
+{
+    PE_STORE_RETRY(st, msglog_insert_once(st, recs, n));
+}
+
+static pe_store_status_e msglog_count_once(pe_store_t *st, const char *user_id, long *count)
+{
+    const char *c[1];
+    pe_store_status_e rs = user_id ? select_q(st, Q_MSGLOG_COUNT_USER, 1, &user_id, 1, c)
+                                   : select_q(st, Q_MSGLOG_COUNT, 0, NULL, 1, c);
+
+    *count = (rs == PE_STORE_OK) ? (long)to64(c[0]) : 0;
+    return rs;
+}
+
+pe_store_status_e pe_store_msglog_count(pe_store_t *st, const char *user_id, long *count)
+{
+    PE_STORE_RETRY(st, msglog_count_once(st, user_id, count));
 }

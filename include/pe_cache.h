@@ -1,0 +1,79 @@
+/*
+ * pe_cache.h: the response cache front end (httpd-free).
+ *
+ * Two tiers:
+ * - a remote backend (memcached through pe_memcache, plugged in as function pointers so tests can
+ *   inject fakes), shared by every node; every operation on it is time-bounded by the backend;
+ * - a shared-memory backend in this host (a pe_shm slot table in its own segment, shared by every
+ *   child), used when no remote backend is configured or while the remote one fails.
+ * A get asks the remote backend when there is one; an error or a timeout there (not a miss) falls
+ * back to shared memory. A set goes to the remote backend, and to shared memory when the remote
+ * set fails. So a dead or hung memcached degrades the cache to this host, never the request.
+ *
+ * Keys are pe_cachekey_*() keys. Values are opaque bytes; the shared-memory tier holds values up
+ * to the entry size given at creation (larger ones are only stored remotely).
+ */
+#ifndef PE_CACHE_H
+#define PE_CACHE_H
+
+#include <apr_global_mutex.h>
+#include <apr_pools.h>
+#include <apr_time.h>
+
+typedef struct pe_cache_t pe_cache_t;
+
+/** Where a value came from (or went). */
+typedef enum pe_cache_tier_e { PE_CACHE_NONE = 0, PE_CACHE_REMOTE, PE_CACHE_SHM } pe_cache_tier_e;
+
+/**
+ * Remote get: APR_SUCCESS with *val and *len (in p), APR_NOTFOUND for a miss, anything else an error.
+ */
+typedef apr_status_t pe_cache_remote_get_fn(void *baton, apr_pool_t *p, const char *key, char **val,
+                                            apr_size_t *len);
+/** Remote set with a TTL in seconds: APR_SUCCESS or an error. */
+typedef apr_status_t pe_cache_remote_set_fn(void *baton, const char *key, const void *val, apr_size_t len,
+                                            apr_uint32_t ttl_s);
+
+/**
+ * Make the cache with its shared-memory tier (in the parent, before the children fork).
+ * @param pconf      lifetime of the segment (a graceful restart makes a new one)
+ * @param entries    shared-memory entries (0: no shared-memory tier)
+ * @param entry_size largest value the shared-memory tier keeps
+ * @param mutex      global mutex guarding the segment (the caller's; see pe_shm.h)
+ * @return APR_SUCCESS or the pe_shm_create error
+ */
+apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t entry_size,
+                             apr_global_mutex_t *mutex, pe_cache_t **out);
+
+/** After apr_global_mutex_child_init in a child: the mutex handle to use there. */
+void pe_cache_mutex_set(pe_cache_t *c, apr_global_mutex_t *mutex);
+
+/** Plug in the remote backend (in the child; NULL functions remove it). */
+void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_set_fn *set, void *baton);
+
+/**
+ * Look a key up.
+ * @param p    pool for the value
+ * @param tier out, may be NULL: the tier that answered (PE_CACHE_NONE on a miss)
+ * @return APR_SUCCESS with *val (NUL-terminated copy) and *len, or APR_NOTFOUND
+ */
+apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val, apr_size_t *len,
+                          pe_cache_tier_e *tier);
+
+/**
+ * Store a value for ttl.
+ * @param tier out, may be NULL: where it was stored (PE_CACHE_NONE when nowhere)
+ * @return APR_SUCCESS when stored somewhere, APR_ENOSPC when too large for the only usable tier,
+ *         else the last error
+ */
+apr_status_t pe_cache_set(pe_cache_t *c, const char *key, const void *val, apr_size_t len, apr_interval_time_t ttl,
+                          apr_time_t now, pe_cache_tier_e *tier);
+
+/** Counters of this process. */
+typedef struct pe_cache_stats_t {
+    apr_uint32_t hits, misses, remote_errors, shm_sets, remote_sets;
+} pe_cache_stats_t;
+
+void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st);
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * pe_completion_ap.c: process state of the completion concern and its lifecycle hooks:
+ * curl_global_init, the response cache (shared segment in the parent, memcached client per
+ * child), the upstream curl handle pool per child, the conversation-log writer per child and
+ * the log_transaction hook that feeds it.
+ */
+#include "pe_completion.h"
+#include "pe_config.h"
+#include "pe_http.h"
+#include "pe_log.h"
+#include "pe_memcache.h"
+#include "pe_store_ap.h"
+#include "pe_version.h"
+
+#include "ap_mpm.h"
+#include "http_protocol.h"
+#include "util_mutex.h"
+#include <apr_strings.h>
+#include <curl/curl.h>
+
+#define PE_CACHE_MUTEX "pe-cache"
+#define PE_NOTE_KEY "pe_completion_note"
+/* Final conversation-log flush at child exit: well inside httpd's 9 s SIGKILL deadline. */
+#define PE_MSGLOG_STOP_BUDGET apr_time_from_sec(5)
+
+/* This process's state; reset in pre_config for every configuration generation. */
+static struct {
+    apr_global_mutex_t *cache_mutex;
+    pe_cache_t *cache;
+    pe_upstream_pool_t *handles;
+    pe_msglog_t *msglog;
+    server_rec *s;
+    pe_completion_research_fn *research;
+} pe_cpl;
+
+static int pe_curl_ready;
+
+/* pre_config: a new generation; the cache mutex is registered so `Mutex pe-cache ...` works. */
+int pe_completion_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    pe_completion_research_fn *research = pe_cpl.research;
+
+    memset(&pe_cpl, 0, sizeof(pe_cpl));
+    pe_cpl.research = research; /* installed by a concern's register_hooks, once per process */
+    return ap_mutex_register(pconf, PE_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+/* post_config: libcurl once per process, then the cache's segment and mutex for this generation. */
+int pe_completion_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+    apr_status_t rv;
+
+    /* NB: curl_global_init is not thread-safe in every libcurl build; the parent calls it here,
+     * single-threaded and before any child exists, and the children inherit it. It is never
+     * undone: other modules in this process may use libcurl too. */
+    if (!pe_curl_ready) {
+        CURLcode cc = curl_global_init(CURL_GLOBAL_ALL);
+
+        if (cc != CURLE_OK) {
+            pe_slog(s, APLOG_CRIT, 0, PE_LOGNO(41010) "curl_global_init failed: %s", curl_easy_strerror(cc));
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        pe_curl_ready = 1;
+    }
+    pe_cpl.s = s;
+    if (!pe_srv_cache_on(sc))
+        return OK;
+    if ((rv = ap_global_mutex_create(&pe_cpl.cache_mutex, NULL, PE_CACHE_MUTEX, NULL, s, pconf, 0)) != APR_SUCCESS) {
+        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(42001) "cannot create the %s mutex", PE_CACHE_MUTEX);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = pe_cache_create(pconf, (apr_uint32_t)pe_srv_cache_shm_entries(sc), (apr_size_t)pe_srv_cache_shm_entry_size(sc),
+                         pe_cpl.cache_mutex, &pe_cpl.cache);
+    if (rv != APR_SUCCESS) {
+        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(42002) "cannot create the shared-memory cache (%d entries of %" APR_OFF_T_FMT
+                " bytes)", pe_srv_cache_shm_entries(sc), pe_srv_cache_shm_entry_size(sc));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* The conversation-log writer's store write: one connection per batch. */
+static apr_status_t msglog_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n)
+{
+    server_rec *s = baton;
+    pe_store_t *st = pe_store_open(p, s);
+
+    if (!st)
+        return APR_EGENERAL;
+    return pe_store_msglog_insert(st, recs, n) == PE_STORE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* pchild pre-cleanup: stop the writer, which writes what is left (bounded), and join it. */
+static apr_status_t msglog_child_exit(void *data)
+{
+    pe_msglog_t *q = data;
+    pe_msglog_stats_t st;
+
+    pe_msglog_stop(q, PE_MSGLOG_STOP_BUDGET);
+    pe_msglog_stats(q, &st);
+    pe_slog(pe_cpl.s, APLOG_DEBUG, 0,
+            PE_LOGNO(44004) "message log closed: %" APR_UINT64_T_FMT " written, %" APR_UINT64_T_FMT " dropped, %"
+            APR_UINT64_T_FMT " lost", st.written, st.dropped, st.lost);
+    return APR_SUCCESS;
+}
+
+/* The conversation-log queue and its writer for this child. */
+static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+    pe_msglog_conf_t mc;
+    apr_status_t rv;
+
+    if (!pe_srv_msglog_on(sc))
+        return;
+    memset(&mc, 0, sizeof(mc));
+    mc.max_records = pe_srv_msglog_queue(sc);
+    mc.batch = pe_srv_msglog_batch(sc);
+    mc.interval = apr_time_from_msec(pe_srv_msglog_interval_ms(sc));
+    mc.max_field = (apr_size_t)pe_srv_msglog_max_record(sc);
+    if ((rv = pe_msglog_create(pchild, &mc, msglog_write, s, &pe_cpl.msglog)) != APR_SUCCESS ||
+        (rv = pe_msglog_start(pe_cpl.msglog)) != APR_SUCCESS) {
+        pe_slog(s, APLOG_ERR, rv, PE_LOGNO(44005) "cannot start the message log writer; completions are not logged");
+        pe_cpl.msglog = NULL;
+        return;
+    }
+    /* NB: a PRE-cleanup runs before pchild's subpools are destroyed, and mod_dbd keeps its
+     * per-child connection pool in such a subpool, so the final flush can still write. */
+    apr_pool_pre_cleanup_register(pchild, pe_cpl.msglog, msglog_child_exit);
+}
+
+/* Remote get: the cache front end calls it with the child's memcached client. */
+static apr_status_t mc_get(void *baton, apr_pool_t *p, const char *key, char **val, apr_size_t *len)
+{
+    return pe_memcache_get(baton, p, key, val, len);
+}
+
+/* Remote set: a memcached set with a TTL in seconds. */
+static apr_status_t mc_set(void *baton, const char *key, const void *val, apr_size_t len, apr_uint32_t ttl_s)
+{
+    return pe_memcache_set(baton, key, val, len, ttl_s);
+}
+
+/*
+ * The cache's remote tier for this child: memcached when PECacheServers is set. Every operation
+ * is bounded by PECacheTimeout in pe_memcache (apr_memcache has no I/O timeout of its own); a
+ * failing server is skipped for its retry period and the shared-memory tier answers meanwhile.
+ */
+static void cache_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+    pe_memcache_opts_t o;
+    pe_memcache_conf_t *mconf;
+    pe_memcache_t *mc;
+    const char *err;
+    apr_status_t rv;
+
+    if (!pe_srv_cache_servers(sc))
+        return;
+    memset(&o, 0, sizeof(o));
+    o.timeout = apr_time_from_msec(pe_srv_cache_timeout_ms(sc));
+    if ((err = pe_memcache_conf_make(pchild, pe_srv_cache_servers(sc), &o, &mconf))) {
+        pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(42004) "PECacheServers: %s; the shared-memory cache is used", err);
+        return;
+    }
+    if ((rv = pe_memcache_child_init(pchild, mconf, &mc)) != APR_SUCCESS) {
+        pe_slog(s, APLOG_WARNING, rv, PE_LOGNO(42005) "memcached client unavailable in this child; the shared-memory "
+                "cache is used");
+        return;
+    }
+    pe_cache_set_remote(pe_cpl.cache, mc_get, mc_set, mc);
+}
+
+/* child_init: per-child state. */
+void pe_completion_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int threads = 1;
+    apr_status_t rv;
+
+    pe_cpl.s = s;
+    if (pe_cpl.cache_mutex) {
+        rv = apr_global_mutex_child_init(&pe_cpl.cache_mutex, apr_global_mutex_lockfile(pe_cpl.cache_mutex), pchild);
+        if (rv != APR_SUCCESS) {
+            pe_slog(s, APLOG_ERR, rv, PE_LOGNO(42003) "cache mutex unusable in this child: the cache is off here");
+            pe_cpl.cache = NULL;
+        }
+        else {
+            pe_cache_mutex_set(pe_cpl.cache, pe_cpl.cache_mutex);
+        }
+    }
+    if (pe_cpl.cache)
+        cache_child_init(pchild, s);
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if ((rv = pe_upstream_pool_create(pchild, threads > 0 ? threads : 1, &pe_cpl.handles)) != APR_SUCCESS)
+        pe_slog(s, APLOG_ERR, rv, PE_LOGNO(41011) "cannot create the upstream handle pool");
+    msglog_child_init(pchild, s);
+}
+
+/* child_stopping: write what is queued now rather than at the next interval. */
+void pe_completion_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    if (pe_cpl.msglog)
+        pe_msglog_flush_soon(pe_cpl.msglog);
+}
+
+/* Install the research function. */
+void pe_completion_set_research(pe_completion_research_fn *fn)
+{
+    pe_cpl.research = fn;
+}
+
+/* The installed research function, or NULL. */
+pe_completion_research_fn *pe_completion_research(void)
+{
+    return pe_cpl.research;
+}
+
+/* This child's upstream handle pool. */
+pe_upstream_pool_t *pe_completion_handles(void)
+{
+    return pe_cpl.handles;
+}
+
+/* This generation's response cache. */
+pe_cache_t *pe_completion_cache(void)
+{
+    return pe_cpl.cache;
+}
+
+/* Upstream settings from the server configuration. */
+void pe_completion_upstream_conf(server_rec *s, int stream, pe_upstream_conf_t *out)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+
+    memset(out, 0, sizeof(*out));
+    out->url = pe_srv_upstream_url(sc);
+    out->key = pe_srv_upstream_key(sc);
+    out->user_agent = PE_SERVICE_NAME "/" PE_VERSION;
+    out->connect_timeout_ms = (long)pe_srv_upstream_connect_ms(sc);
+    out->timeout_ms = (long)(stream ? pe_srv_upstream_stream_timeout_ms(sc) : pe_srv_upstream_timeout_ms(sc));
+    out->retries = pe_srv_upstream_retries(sc);
+    out->backoff_ms = (long)pe_srv_upstream_backoff_ms(sc);
+    out->retry_after_max_ms = (long)pe_srv_upstream_retry_max_ms(sc);
+    out->max_response = (apr_size_t)pe_srv_upstream_max_response(sc);
+}
+
+/* Enhancement settings from the server configuration. */
+const pe_enhance_conf_t *pe_completion_enhance_conf(apr_pool_t *p, server_rec *s)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+    pe_enhance_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    const char *list = pe_srv_reasoning_models(sc);
+
+    c->models[PE_LEVEL_LOW] = pe_srv_model_low(sc);
+    c->models[PE_LEVEL_MEDIUM] = pe_srv_model_medium(sc);
+    c->models[PE_LEVEL_HIGH] = pe_srv_model_high(sc);
+    c->models[PE_LEVEL_ULTRA] = pe_srv_model_ultra(sc);
+    if (list) {
+        apr_array_header_t *a = apr_array_make(p, 8, sizeof(const char *));
+        char *copy = apr_pstrdup(p, list), *state = NULL, *w;
+
+        for (w = apr_strtok(copy, " ", &state); w; w = apr_strtok(NULL, " ", &state))
+            APR_ARRAY_PUSH(a, const char *) = w;
+        c->reasoning_models = a;
+    }
+    return c;
+}
+
+/* Leave the completion's note for log_transaction (r->pool userdata). */
+void pe_completion_note_set(request_rec *r, pe_completion_note_t *note)
+{
+    apr_pool_userdata_setn(note, PE_NOTE_KEY, NULL, r->pool);
+}
+
+/* log_transaction: queue the completion's conversation log (the queue copies it). */
+int pe_completion_log_transaction(request_rec *r)
+{
+    pe_completion_note_t *n = NULL;
+    pe_message_log_t rec;
+    pe_req_t *rq;
+    apr_time_t now;
+
+    if (!pe_cpl.msglog || r->main)
+        return DECLINED;
+    apr_pool_userdata_get((void **)&n, PE_NOTE_KEY, r->pool);
+    if (!n)
+        return DECLINED;
+    rq = pe_req_get(r);
+    now = apr_time_now();
+    memset(&rec, 0, sizeof(rec));
+    rec.request_id = rq->request_id;
+    rec.user_id = n->user_id;
+    rec.username = n->username;
+    rec.model = n->model;
+    rec.r_type = n->r_type;
+    rec.research_enabled = n->research;
+    rec.messages = n->messages;
+    rec.response = n->response;
+    rec.status = r->status;
+    rec.tokens_used = n->tokens;
+    rec.processing_time_ms = (apr_int64_t)apr_time_as_msec(now - rq->started);
+    rec.ip_address = r->useragent_ip;
+    rec.created_at = rq->started;
+    pe_msglog_put(pe_cpl.msglog, &rec);
+    return DECLINED;
+}

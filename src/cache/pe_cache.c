@@ -1,0 +1,187 @@
+/*
+ * pe_cache.c: the two-tier response cache (see pe_cache.h). The shared-memory tier stores each
+ * value in one pe_shm slot: a 4-byte length, then the bytes.
+ */
+#include "pe_cache.h"
+#include "pe_logno.h"
+#include "pe_shm.h"
+
+#include <apr_atomic.h>
+#include <string.h>
+
+struct pe_cache_t {
+    pe_shm_t *shm;          /* NULL: no shared-memory tier */
+    apr_size_t entry_size;  /* largest value in shm */
+    pe_cache_remote_get_fn *rget;
+    pe_cache_remote_set_fn *rset;
+    void *rbaton;
+    volatile apr_uint32_t hits, misses, remote_errors, shm_sets, remote_sets;
+};
+
+#define HDR 8 /* length (4 bytes) + padding */
+
+/* Make the cache and its segment. */
+apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t entry_size,
+                             apr_global_mutex_t *mutex, pe_cache_t **out)
+{
+    pe_cache_t *c = apr_pcalloc(pconf, sizeof(*c));
+    apr_status_t rv;
+
+    c->entry_size = entry_size;
+    if (entries > 0 && entry_size > 0) {
+        if (entry_size + HDR > PE_SHM_VALUE_MAX)
+            return APR_EINVAL;
+        if ((rv = pe_shm_create(pconf, entries, entry_size + HDR, mutex, &c->shm)) != APR_SUCCESS)
+            return rv;
+    }
+    *out = c;
+    return APR_SUCCESS;
+}
+
+/* Use this child's handle of the global mutex. */
+void pe_cache_mutex_set(pe_cache_t *c, apr_global_mutex_t *mutex)
+{
+    if (c->shm)
+        pe_shm_mutex_set(c->shm, mutex);
+}
+
+/* Plug in (or remove) the remote tier. */
+void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_set_fn *set, void *baton)
+{
+    c->rget = get;
+    c->rset = set;
+    c->rbaton = baton;
+}
+
+/* Read from shared memory. */
+static apr_status_t shm_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val,
+                            apr_size_t *len)
+{
+    apr_size_t vs;
+    unsigned char *buf;
+    apr_uint32_t n;
+    apr_status_t rv;
+
+    if (!c->shm)
+        return APR_NOTFOUND;
+    vs = pe_shm_value_size(c->shm);
+    buf = apr_palloc(p, vs + 1);
+    if ((rv = pe_shm_get(c->shm, key, -1, now, buf, vs, NULL)) != APR_SUCCESS)
+        return rv;
+    memcpy(&n, buf, sizeof(n));
+    if (n == 0 || n > vs - HDR)
+        return APR_NOTFOUND; /* an empty or damaged slot */
+    *val = (char *)buf + HDR;
+    (*val)[n] = '\0';
+    *len = n;
+    return APR_SUCCESS;
+}
+
+/* What a shm set writes. */
+typedef struct shm_put_t {
+    const void *data;
+    apr_uint32_t len;
+    apr_interval_time_t ttl;
+} shm_put_t;
+
+/* Under the table lock: copy the value in and renew the expiry. */
+static int shm_put_cb(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now,
+                      apr_time_t *expires)
+{
+    shm_put_t *w = baton;
+
+    memcpy(value, &w->len, sizeof(w->len));
+    memcpy((char *)value + HDR, w->data, w->len);
+    *expires = now + w->ttl;
+    return PE_SHM_KEEP;
+}
+
+/* Write to shared memory. */
+static apr_status_t shm_set(pe_cache_t *c, const char *key, const void *val, apr_size_t len, apr_interval_time_t ttl,
+                            apr_time_t now)
+{
+    shm_put_t w;
+
+    if (!c->shm)
+        return APR_NOTFOUND;
+    if (len == 0 || len > c->entry_size)
+        return APR_ENOSPC;
+    w.data = val;
+    w.len = (apr_uint32_t)len;
+    w.ttl = ttl;
+    return pe_shm_update(c->shm, key, -1, now, ttl, 0, shm_put_cb, &w);
+}
+
+/* Look a key up: remote first, shared memory when the remote tier fails. */
+apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val, apr_size_t *len,
+                          pe_cache_tier_e *tier)
+{
+    apr_status_t rv;
+
+    if (tier)
+        *tier = PE_CACHE_NONE;
+    if (c->rget) {
+        rv = c->rget(c->rbaton, p, key, val, len);
+        if (rv == APR_SUCCESS) {
+            apr_atomic_inc32(&c->hits);
+            if (tier)
+                *tier = PE_CACHE_REMOTE;
+            return APR_SUCCESS;
+        }
+        if (rv == APR_NOTFOUND) {
+            apr_atomic_inc32(&c->misses);
+            return APR_NOTFOUND;
+        }
+        apr_atomic_inc32(&c->remote_errors);
+    }
+    rv = shm_get(c, p, key, now, val, len);
+    if (rv == APR_SUCCESS) {
+        apr_atomic_inc32(&c->hits);
+        if (tier)
+            *tier = PE_CACHE_SHM;
+        return APR_SUCCESS;
+    }
+    apr_atomic_inc32(&c->misses);
+    return APR_NOTFOUND;
+}
+
+/* Store: remote first, shared memory when there is no remote tier or it fails. */
+apr_status_t pe_cache_set(pe_cache_t *c, const char *key, const void *val, apr_size_t len, apr_interval_time_t ttl,
+                          apr_time_t now, pe_cache_tier_e *tier)
+{
+    apr_status_t rv = APR_NOTFOUND;
+
+    if (tier)
+        *tier = PE_CACHE_NONE;
+    if (c->rset) {
+        apr_int64_t secs = apr_time_sec(ttl + APR_USEC_PER_SEC - 1);
+
+        rv = c->rset(c->rbaton, key, val, len, (apr_uint32_t)(secs < 1 ? 1 : secs > 2592000 ? 2592000 : secs));
+        if (rv == APR_SUCCESS) {
+            apr_atomic_inc32(&c->remote_sets);
+            if (tier)
+                *tier = PE_CACHE_REMOTE;
+            return APR_SUCCESS;
+        }
+        apr_atomic_inc32(&c->remote_errors);
+    }
+    if (c->shm) {
+        rv = shm_set(c, key, val, len, ttl, now);
+        if (rv == APR_SUCCESS) {
+            apr_atomic_inc32(&c->shm_sets);
+            if (tier)
+                *tier = PE_CACHE_SHM;
+        }
+    }
+    return rv;
+}
+
+/* Copy the counters. */
+void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st)
+{
+    st->hits = apr_atomic_read32(&c->hits);
+    st->misses = apr_atomic_read32(&c->misses);
+    st->remote_errors = apr_atomic_read32(&c->remote_errors);
+    st->shm_sets = apr_atomic_read32(&c->shm_sets);
+    st->remote_sets = apr_atomic_read32(&c->remote_sets);
+}

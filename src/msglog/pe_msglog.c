@@ -1,0 +1,358 @@
+/*
+ * pe_msglog.c: the per-process conversation-log queue and its writer thread (see pe_msglog.h).
+ */
+#include "pe_msglog.h"
+#include "pe_logno.h"
+
+#include <apr_allocator.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A queued record: one allocation holding the node and its strings. */
+typedef struct node_t {
+    struct node_t *next;
+    apr_time_t queued_at;
+    pe_message_log_t rec;
+} node_t;
+
+struct pe_msglog_t {
+    apr_pool_t *pool;
+    pe_msglog_conf_t conf;
+    pe_msglog_write_fn *fn;
+    void *baton;
+    apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *cond;
+    apr_thread_t *thread;
+    node_t *head, *tail;
+    int count;
+    int stopping, stopped, flush_now;
+    apr_time_t deadline; /* when stopping: give up writing after this */
+    pe_msglog_stats_t stats;
+    apr_time_t last_drop_log;
+};
+
+/* Make a queue. */
+apr_status_t pe_msglog_create(apr_pool_t *p, const pe_msglog_conf_t *conf, pe_msglog_write_fn *fn, void *baton,
+                              pe_msglog_t **out)
+{
+    pe_msglog_t *q = apr_pcalloc(p, sizeof(*q));
+    apr_status_t rv;
+
+    q->pool = p;
+    q->conf = *conf;
+    if (q->conf.max_records < 1)
+        q->conf.max_records = 1;
+    if (q->conf.batch < 1)
+        q->conf.batch = 1;
+    if (q->conf.interval <= 0)
+        q->conf.interval = apr_time_from_sec(1);
+    if (q->conf.retry <= 0)
+        q->conf.retry = q->conf.interval;
+    q->fn = fn;
+    q->baton = baton;
+    if ((rv = apr_thread_mutex_create(&q->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&q->cond, p)) != APR_SUCCESS)
+        return rv;
+    *out = q;
+    return APR_SUCCESS;
+}
+
+/* Bytes of s to keep (cut at max, not inside a UTF-8 sequence). */
+static apr_size_t keep_len(const char *s, apr_size_t max)
+{
+    apr_size_t n = s ? strlen(s) : 0;
+
+    if (!max || n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
+}
+
+/* Copy src (n bytes) to *cursor as a NUL-terminated string; returns the copy. */
+static const char *put_str(char **cursor, const char *src, apr_size_t n)
+{
+    char *d = *cursor;
+
+    if (!src)
+        return NULL;
+    memcpy(d, src, n);
+    d[n] = '\0';
+    *cursor = d + n + 1;
+    return d;
+}
+
+/* Queue a copy. */
+apr_status_t pe_msglog_put(pe_msglog_t *q, const pe_message_log_t *rec)
+{
+    const char *strs[9] = {rec->request_id, rec->user_id, rec->username, rec->model, rec->r_type,
+                           rec->messages,   rec->response, rec->ip_address, NULL};
+    apr_size_t lens[9], total = sizeof(node_t);
+    node_t *n;
+    char *cur;
+    int i;
+    apr_time_t now = apr_time_now();
+
+    for (i = 0; i < 8; i++) {
+        lens[i] = (i == 5 || i == 6) ? keep_len(strs[i], q->conf.max_field) : (strs[i] ? strlen(strs[i]) : 0);
+        total += lens[i] + 1;
+    }
+    apr_thread_mutex_lock(q->mutex);
+    if (q->stopped || q->stopping) {
+        apr_thread_mutex_unlock(q->mutex);
+        return APR_EOF;
+    }
+    if (q->count >= q->conf.max_records) {
+        int log_it = now - q->last_drop_log > apr_time_from_sec(60);
+
+        q->stats.dropped++;
+        if (log_it)
+            q->last_drop_log = now;
+        apr_thread_mutex_unlock(q->mutex);
+        if (log_it)
+            pe_clog(PE_LOG_WARNING, 0,
+                    PE_LOGNO(44001) "message log queue full (%d records): records are dropped", q->conf.max_records);
+        return APR_ENOSPC;
+    }
+    apr_thread_mutex_unlock(q->mutex);
+
+    if (!(n = malloc(total)))
+        return APR_ENOMEM;
+    memset(n, 0, sizeof(*n));
+    n->rec = *rec;
+    n->queued_at = now;
+    cur = (char *)(n + 1);
+    n->rec.request_id = put_str(&cur, strs[0], lens[0]);
+    n->rec.user_id = put_str(&cur, strs[1], lens[1]);
+    n->rec.username = put_str(&cur, strs[2], lens[2]);
+    n->rec.model = put_str(&cur, strs[3], lens[3]);
+    n->rec.r_type = put_str(&cur, strs[4], lens[4]);
+    n->rec.messages = put_str(&cur, strs[5], lens[5]);
+    n->rec.response = put_str(&cur, strs[6], lens[6]);
+    n->rec.ip_address = put_str(&cur, strs[7], lens[7]);
+
+    apr_thread_mutex_lock(q->mutex);
+    if (q->stopped || q->stopping) {
+        apr_thread_mutex_unlock(q->mutex);
+        free(n);
+        return APR_EOF;
+    }
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    q->count++;
+    q->stats.queued++;
+    if (q->count >= q->conf.batch)
+        apr_thread_cond_signal(q->cond);
+    apr_thread_mutex_unlock(q->mutex);
+    return APR_SUCCESS;
+}
+
+/* Write the first up to `batch` records; they leave the queue only when written. Lock not held. */
+static apr_status_t write_batch(pe_msglog_t *q, apr_pool_t *bp)
+{
+    pe_message_log_t *recs;
+    node_t *n, *first;
+    int k = 0, i;
+    apr_status_t rv;
+
+    apr_thread_mutex_lock(q->mutex);
+    first = q->head;
+    for (n = first; n && k < q->conf.batch; n = n->next)
+        k++;
+    apr_thread_mutex_unlock(q->mutex);
+    if (!k)
+        return APR_SUCCESS;
+    /* NB: only this thread removes nodes, so the first k nodes stay put while we write them;
+     * producers only append at the tail. */
+    recs = apr_palloc(bp, sizeof(*recs) * (apr_size_t)k);
+    for (i = 0, n = first; i < k; i++, n = n->next)
+        recs[i] = n->rec;
+    rv = q->fn(q->baton, bp, recs, k);
+    apr_thread_mutex_lock(q->mutex);
+    if (rv == APR_SUCCESS) {
+        for (i = 0; i < k; i++) {
+            n = q->head;
+            q->head = n->next;
+            free(n);
+        }
+        if (!q->head)
+            q->tail = NULL;
+        q->count -= k;
+        q->stats.written += (apr_uint64_t)k;
+    }
+    else {
+        q->stats.failed++;
+    }
+    apr_thread_mutex_unlock(q->mutex);
+    return rv;
+}
+
+/* The writer: waits for a full batch, the interval, a flush request or stop. */
+static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
+{
+    pe_msglog_t *q = data;
+    apr_pool_t *bp;
+    apr_time_t last_fail_log = 0;
+
+    apr_pool_create(&bp, apr_thread_pool_get(t));
+    for (;;) {
+        int due, stopping;
+        apr_status_t rv;
+
+        apr_thread_mutex_lock(q->mutex);
+        for (;;) {
+            apr_time_t now = apr_time_now();
+            apr_interval_time_t wait = q->conf.interval;
+
+            stopping = q->stopping;
+            due = q->count >= q->conf.batch || q->flush_now || stopping ||
+                  (q->head && now - q->head->queued_at >= q->conf.interval);
+            if (due)
+                break;
+            if (q->head)
+                wait = q->conf.interval - (now - q->head->queued_at);
+            apr_thread_cond_timedwait(q->cond, q->mutex, wait > 0 ? wait : 1000);
+        }
+        q->flush_now = 0;
+        apr_thread_mutex_unlock(q->mutex);
+
+        /* Write until the queue holds less than a batch (or nothing, when flushing or stopping). */
+        do {
+            rv = write_batch(q, bp);
+            apr_pool_clear(bp);
+            if (rv != APR_SUCCESS)
+                break;
+            apr_thread_mutex_lock(q->mutex);
+            due = q->head && (q->count >= q->conf.batch || q->stopping);
+            stopping = q->stopping;
+            apr_thread_mutex_unlock(q->mutex);
+        } while (due && (!stopping || apr_time_now() < q->deadline));
+
+        if (stopping) {
+            apr_thread_mutex_lock(q->mutex);
+            if (!q->head || apr_time_now() >= q->deadline) {
+                apr_thread_mutex_unlock(q->mutex);
+                break;
+            }
+            apr_thread_mutex_unlock(q->mutex);
+        }
+        if (rv != APR_SUCCESS) {
+            apr_time_t now = apr_time_now();
+            apr_interval_time_t pause = q->conf.retry;
+
+            if (now - last_fail_log > apr_time_from_sec(60)) {
+                last_fail_log = now;
+                pe_clog(PE_LOG_WARNING, rv,
+                        PE_LOGNO(44002) "message log: a batch could not be written; it stays queued and is retried");
+            }
+            if (stopping) {
+                /* Keep trying while the budget lasts, in short steps. */
+                if (pause > apr_time_from_msec(200))
+                    pause = apr_time_from_msec(200);
+                if (now + pause >= q->deadline)
+                    break;
+            }
+            apr_thread_mutex_lock(q->mutex);
+            if (!q->stopping || stopping)
+                apr_thread_cond_timedwait(q->cond, q->mutex, pause);
+            apr_thread_mutex_unlock(q->mutex);
+        }
+    }
+    apr_pool_destroy(bp);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Start the writer thread on a pool with its own allocator. */
+apr_status_t pe_msglog_start(pe_msglog_t *q)
+{
+    apr_allocator_t *alloc;
+    apr_pool_t *tp;
+    apr_threadattr_t *ta;
+    apr_status_t rv;
+
+    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS)
+        return rv;
+    apr_allocator_max_free_set(alloc, 1024 * 1024);
+    if ((rv = apr_pool_create_ex(&tp, q->pool, NULL, alloc)) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, tp);
+    apr_pool_tag(tp, "pe_msglog");
+    if ((rv = apr_threadattr_create(&ta, tp)) != APR_SUCCESS)
+        return rv;
+    return apr_thread_create(&q->thread, ta, writer, q, tp);
+}
+
+/* Ask for a write of what is queued. */
+void pe_msglog_flush_soon(pe_msglog_t *q)
+{
+    apr_thread_mutex_lock(q->mutex);
+    q->flush_now = 1;
+    apr_thread_cond_signal(q->cond);
+    apr_thread_mutex_unlock(q->mutex);
+}
+
+/* Stop, write what is left within budget, join. */
+apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
+{
+    apr_status_t trv;
+    node_t *n;
+    int left;
+
+    apr_thread_mutex_lock(q->mutex);
+    if (q->stopped) {
+        apr_thread_mutex_unlock(q->mutex);
+        return APR_SUCCESS;
+    }
+    q->stopping = 1;
+    q->deadline = apr_time_now() + budget;
+    apr_thread_cond_signal(q->cond);
+    apr_thread_mutex_unlock(q->mutex);
+    if (q->thread) {
+        apr_thread_join(&trv, q->thread);
+        q->thread = NULL;
+    }
+    else {
+        apr_pool_t *bp;
+
+        apr_pool_create(&bp, q->pool);
+        while (q->head && apr_time_now() < q->deadline && write_batch(q, bp) == APR_SUCCESS)
+            apr_pool_clear(bp);
+        apr_pool_destroy(bp);
+    }
+    apr_thread_mutex_lock(q->mutex);
+    q->stopped = 1;
+    left = q->count;
+    while ((n = q->head)) {
+        q->head = n->next;
+        free(n);
+    }
+    q->tail = NULL;
+    q->count = 0;
+    q->stats.lost += (apr_uint64_t)left;
+    apr_thread_mutex_unlock(q->mutex);
+    if (left) {
+        pe_clog(PE_LOG_ERR, 0,
+                PE_LOGNO(44003) "message log: %d records could not be written before the process exited", left);
+        return APR_TIMEUP;
+    }
+    return APR_SUCCESS;
+}
+
+/* Read the counters. */
+void pe_msglog_stats(pe_msglog_t *q, pe_msglog_stats_t *st)
+{
+    apr_thread_mutex_lock(q->mutex);
+    *st = q->stats;
+    st->pending = q->count;
+    apr_thread_mutex_unlock(q->mutex);
+}
