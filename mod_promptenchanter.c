@@ -46,6 +46,7 @@ static void pe_register_hooks(apr_pool_t *p)
 #endif
     /* research and batch */
     ap_hook_pre_config(pe_research_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    pe_completion_set_research(pe_research_completion);
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

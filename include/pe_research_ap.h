@@ -32,4 +32,30 @@ const pe_research_cache_t *pe_research_cache(void);
  */
 void pe_research_conf_for(apr_pool_t *p, server_rec *s, const pe_research_llm_t *llm, pe_research_conf_t *out);
 
+/**
+ * Research a query with server s's settings, the model calls going through the completion
+ * concern's upstream client (PEResearchModels). Thread-safe: the batch runs it on task threads.
+ * @param p   pool for everything (the request's or a batch task's)
+ * @param out the result; when no search provider is configured an empty result with a note
+ * @return APR_SUCCESS, or APR_ENOTIMPL when research is not configured (out still filled)
+ */
+apr_status_t pe_research_for(apr_pool_t *p, server_rec *s, const char *query, pe_depth_t depth, pe_research_t *out);
+
+/** The metadata of a result for a response: pe_research_to_json() without the text, plus "used". */
+json_t *pe_research_meta(apr_pool_t *p, const pe_research_t *r);
+
+/**
+ * Put X-PE-Research ("sources=3; pages=3/3; refused=0; flagged=0; cached=0; degraded=0; ms=812",
+ * or "off" when not configured) and X-PE-Research-Notes (the notes joined by " | ", printable
+ * ASCII, at most 1024 bytes) on r's err_headers_out, so errors carry them too.
+ */
+void pe_research_headers(request_rec *r, const pe_research_t *res, int configured);
+
+/**
+ * The completion routes' research step (a pe_completion_research_fn, installed in register_hooks):
+ * runs the pipeline, sets the headers, and gives the result as one research entry.
+ */
+apr_status_t pe_research_completion(request_rec *r, const char *query, pe_depth_t depth, pe_enhance_research_t **res,
+                                    int *n);
+
 #endif
