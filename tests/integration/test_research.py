@@ -10,6 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakes  # noqa: E402
 from pe_harness import Httpd, HttpdTestCase  # noqa: E402
+import pe_pg  # noqa: E402
 from test_completions import BASE_CONF, UpstreamMixin, bearer, credit_day  # noqa: E402
 
 
@@ -436,3 +437,45 @@ class BatchLimits(UpstreamMixin, HttpdTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertGreaterEqual(wall, 0.79)  # two at a time: two waves of 400 ms
         self.assertLess(wall, 1.6)
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class BatchPostgres(UpstreamMixin, HttpdTestCase):
+    """The batch credit statements on PostgreSQL: all or nothing, exact refund."""
+
+    EXTRA_CONF = BASE_CONF + "PECache Off\n"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = pe_pg.PgCluster("pg-batch").start()
+        cls.ENV = dict(cls.ENV, **cls.pg.env())
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.pg.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.pg.stop()
+
+    def credits(self, uid):
+        return int(self.pg.query("SELECT conv_limit FROM pe_users WHERE id = '%s'" % uid))
+
+    def test_all_or_nothing_and_exact_refund(self):
+        uid, key = self.new_user()
+        self.pg.query("UPDATE pe_users SET conv_limit = 3, conv_reset = 3, reset_day = %d WHERE id = '%s'"
+                      % (credit_day(), uid))
+        r = self.httpd.post("/v1/batch/process", {"level": "low", "batch": [{"prompt": "pg %d" % i} for i in range(4)]},
+                            headers=bearer(key))
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(self.credits(uid), 3)
+        r = self.httpd.post("/v1/batch/process",
+                            {"level": "low", "batch": [{"prompt": "pg a"}, {"prompt": "pg b [[fake:status=400]]"},
+                                                       {"prompt": "pg c"}]}, headers=bearer(key))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["credits"], {"charged": 3, "refunded": 1})
+        self.assertEqual(self.credits(uid), 1)
