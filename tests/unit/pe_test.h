@@ -15,6 +15,12 @@ extern apr_pool_t *pe_tp;
 void pe_test_setup(void);
 void pe_test_teardown(void);
 
+#include <apr_dbd.h>
+
+/** A store connection for a test: sqlite3 on `name` (a file or ":memory:"), closed with pe_tp.
+ *  Returns NULL when it cannot be opened. *drv gets the driver. */
+apr_dbd_t *pe_test_dbd_open(const char *name, const apr_dbd_driver_t **drv);
+
 /* A test case with the pool fixture. */
 static inline TCase *pe_tcase(const char *name)
 {

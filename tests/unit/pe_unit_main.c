@@ -19,6 +19,35 @@ void pe_test_teardown(void)
     pe_tp = NULL;
 }
 
+typedef struct {
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *h;
+} pe_test_conn_t;
+
+/* Pool cleanup: close a test connection (sqlite's memory is not pool memory). */
+static apr_status_t pe_test_dbd_close(void *data)
+{
+    pe_test_conn_t *c = data;
+
+    apr_dbd_close(c->drv, c->h);
+    return APR_SUCCESS;
+}
+
+apr_dbd_t *pe_test_dbd_open(const char *name, const apr_dbd_driver_t **drv)
+{
+    pe_test_conn_t *c = apr_pcalloc(pe_tp, sizeof(*c));
+    const char *err = NULL;
+
+    if (apr_dbd_init(pe_tp) != APR_SUCCESS || apr_dbd_get_driver(pe_tp, "sqlite3", &c->drv) != APR_SUCCESS)
+        return NULL;
+    if (drv)
+        *drv = c->drv;
+    if (apr_dbd_open_ex(c->drv, pe_tp, name, &c->h, &err) != APR_SUCCESS)
+        return NULL;
+    apr_pool_cleanup_register(pe_tp, c, pe_test_dbd_close, apr_pool_cleanup_null);
+    return c->h;
+}
+
 #define PE_SUITE(fn) Suite *fn(void);
 #include "pe_suites.h"
 #undef PE_SUITE

@@ -45,16 +45,13 @@ static pe_store_t *store_with_user(const char *id, apr_int64_t limit, apr_int64_
 {
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
-    const char *err = NULL;
     pe_store_t *st;
     pe_user_t u;
     int applied;
 
-    ck_assert_int_eq(apr_dbd_init(pe_tp), APR_SUCCESS);
-    ck_assert_int_eq(apr_dbd_get_driver(pe_tp, "sqlite3", &drv), APR_SUCCESS);
     snprintf(dbpath, sizeof(dbpath), "/tmp/pe-unit-credits-%d.db", (int)getpid());
     unlink(dbpath);
-    ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, dbpath, &h, &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(h = pe_test_dbd_open(dbpath, &drv));
     st = pe_store_dbd_make(pe_tp, drv, h, apr_hash_make(pe_tp), pe_tp);
     ck_assert_int_eq(pe_store_schema_apply(st, &applied), PE_STORE_OK);
     memset(&u, 0, sizeof(u));
@@ -82,10 +79,8 @@ static pe_store_t *reopen(void)
 {
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
-    const char *err = NULL;
 
-    apr_dbd_get_driver(pe_tp, "sqlite3", &drv);
-    ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, dbpath, &h, &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(h = pe_test_dbd_open(dbpath, &drv));
     return pe_store_dbd_make(pe_tp, drv, h, apr_hash_make(pe_tp), pe_tp);
 }
 

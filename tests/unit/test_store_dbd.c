@@ -9,23 +9,10 @@
 static const apr_dbd_driver_t *drv;
 static char dbpath[64];
 
-/* Close a test connection with the test pool. */
-static apr_status_t close_conn(void *h)
-{
-    apr_dbd_close(drv, h);
-    return APR_SUCCESS;
-}
-
-/* Open dbpath (or name) and tie the connection to the test pool. */
+/* Open dbpath (or name), closed with the test pool. */
 static apr_dbd_t *open_conn(const char *name)
 {
-    apr_dbd_t *h = NULL;
-    const char *err = NULL;
-
-    if (apr_dbd_open_ex(drv, pe_tp, name, &h, &err) != APR_SUCCESS)
-        return NULL;
-    apr_pool_cleanup_register(pe_tp, h, close_conn, apr_pool_cleanup_null);
-    return h;
+    return pe_test_dbd_open(name, &drv);
 }
 
 /* A fresh database file and a store on it. */
@@ -35,8 +22,6 @@ static pe_store_t *open_store(void)
     pe_store_t *st;
     int applied;
 
-    ck_assert_int_eq(apr_dbd_init(pe_tp), APR_SUCCESS);
-    ck_assert_int_eq(apr_dbd_get_driver(pe_tp, "sqlite3", &drv), APR_SUCCESS);
     if (!dbpath[0]) {
         snprintf(dbpath, sizeof(dbpath), "/tmp/pe-unit-store-%d.db", (int)getpid());
         unlink(dbpath);
