@@ -14,6 +14,7 @@
 #include "pe_config.h"
 #include "pe_http.h"
 #include "pe_hooks.h"
+#include "pe_research_ap.h"
 
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 0)
 #error "mod_promptenchanter needs Apache httpd 2.4"
@@ -44,6 +45,8 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_child_stopping(pe_completion_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
 #endif
     /* research and batch */
+    ap_hook_pre_config(pe_research_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    pe_completion_set_research(pe_research_completion);
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

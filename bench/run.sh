@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # make bench: plain mod_proxy vs PromptEnchanter completions (cache miss, cache hit) in one httpd,
-# all against the node fake upstream, measured with wrk on loopback. See docs/BENCHMARKS.md.
+# all against the node fake upstream, measured with wrk on loopback; then the research pipeline
+# (bench/research.sh). See docs/BENCHMARKS.md.
 #   BENCH_DURATION (10s)  BENCH_CONNECTIONS (32)  BENCH_THREADS (2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)" >&2; exit 1; }
 command -v node >/dev/null || { echo "bench: node is missing" >&2; exit 1; }
-exec python3 bench/bench.py "$@"
+python3 bench/bench.py "$@"
+# Research: depth=high against delayed fixture pages, parallel vs sequential (bench/research.sh).
+bash bench/research.sh

@@ -10,6 +10,7 @@
 #include "pe_cache.h"
 #include "pe_enhance.h"
 #include "pe_msglog.h"
+#include "pe_store.h"
 #include "pe_upstream.h"
 
 /** pre_config: register the "pe-cache" mutex (admins may tune it with the Mutex directive). */
@@ -72,6 +73,14 @@ typedef struct pe_completion_note_t {
     const char *response; /* the answer's text */
     apr_int64_t tokens;
 } pe_completion_note_t;
+
+/**
+ * Whether user u may use req's r_type (access_rtype) and level (at most the account's).
+ * @param code,msg out on refusal: RTYPE_NOT_ALLOWED or LEVEL_NOT_ALLOWED and a message in p
+ * @return OK or HTTP_FORBIDDEN
+ */
+int pe_completion_check_rights(apr_pool_t *p, const pe_user_t *u, const pe_enhance_req_t *req, const char **code,
+                               const char **msg);
 
 /** Attach a note to r (the log_transaction hook reads it). */
 void pe_completion_note_set(request_rec *r, pe_completion_note_t *note);

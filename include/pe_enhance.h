@@ -40,8 +40,11 @@ typedef enum pe_rtype_t {
 typedef enum pe_level_t { PE_LEVEL_LOW = 0, PE_LEVEL_MEDIUM, PE_LEVEL_HIGH, PE_LEVEL_ULTRA } pe_level_t;
 #define PE_LEVEL_COUNT 4
 
-/** Research depth. */
+/** Research depth (also in pe_topics.h: either header may come first). */
+#ifndef PE_DEPTH_T_DEFINED
+#define PE_DEPTH_T_DEFINED
 typedef enum pe_depth_t { PE_DEPTH_BASIC = 0, PE_DEPTH_MEDIUM, PE_DEPTH_HIGH } pe_depth_t;
+#endif
 
 /** Default temperature of /v1/prompt/completions when the field is absent (SPEC 4.1). */
 #define PE_ENHANCE_DEFAULT_TEMPERATURE 0.7

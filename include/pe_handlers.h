@@ -14,5 +14,7 @@ pe_handler_fn pe_h_users_profile_get, pe_h_users_profile_put, pe_h_users_apikey_
 pe_handler_fn pe_h_users_email, pe_h_users_password, pe_h_users_delete;
 /* prompt and openai (pe_h_completion.c) */
 pe_handler_fn pe_h_prompt_completions, pe_h_chat_completions, pe_h_models;
+/* batch (pe_h_batch.c) */
+pe_handler_fn pe_h_batch_process;
 
 #endif

@@ -194,4 +194,21 @@ pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t 
 /** Count the message logs of a user (NULL: of everyone). */
 pe_store_status_e pe_store_msglog_count(pe_store_t *st, const char *user_id, long *count);
 
+/* Batch credits (SPEC 8 with the fixes of 16.1 items 2-4): all or nothing, refunds exact. */
+
+/**
+ * Take n conversation credits in one conditional write: all of them, or none when fewer than n are
+ * left (the lazy daily reset is folded in as in pe_store_credits_take).
+ * @return PE_STORE_OK when n credits were taken (n <= 0: nothing to do); PE_STORE_EMPTY when fewer
+ *         are left (nothing taken) or no such active user; PE_STORE_EIO
+ */
+pe_store_status_e pe_store_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                          apr_time_t now);
+
+/**
+ * Give back n credits taken on day `day` (nothing when a daily reset happened since).
+ * @return PE_STORE_OK, PE_STORE_NOTFOUND (nothing given back), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day);
+
 #endif

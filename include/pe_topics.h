@@ -13,12 +13,15 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
-/** Research depth (request field research_depth). */
+/** Research depth (request field research_depth; also in pe_enhance.h: either header may come first). */
+#ifndef PE_DEPTH_T_DEFINED
+#define PE_DEPTH_T_DEFINED
 typedef enum pe_depth_t {
     PE_DEPTH_BASIC = 0,
     PE_DEPTH_MEDIUM,
     PE_DEPTH_HIGH
 } pe_depth_t;
+#endif
 
 /**
  * What a depth means. The chosen numbers:

@@ -3,8 +3,9 @@
  * GET /v1/models (group openai).
  *
  * One pipeline for both completion routes:
- *   read + validate (pe_enhance) -> the user's r_type and level rights (403) -> research ->
- *   upstream body -> take one credit (429) -> cache (per user) -> upstream (retries, streaming) ->
+ *   read + validate (pe_enhance) -> the user's r_type and level rights (403) -> upstream body ->
+ *   take one credit (429) -> research (the body rebuilt with it) -> cache (per user) -> upstream
+ *   (retries, streaming) ->
  *   answer; a failed upstream call gives the credit back exactly once; log_transaction queues the
  *   conversation log from the note left here. X-PE-Overhead-Ms: the time spent here, upstream excluded.
  */
@@ -104,21 +105,34 @@ static pe_level_t user_level(const pe_user_t *u)
     return l;
 }
 
+/* Whether user u may use req's r_type and level (shared with the batch route). */
+int pe_completion_check_rights(apr_pool_t *p, const pe_user_t *u, const pe_enhance_req_t *req, const char **code,
+                               const char **msg)
+{
+    pe_level_t max = user_level(u);
+
+    if (req->rtype != PE_RTYPE_NONE && !in_list(u->access_rtype, pe_enhance_rtype_name(req->rtype))) {
+        *code = "RTYPE_NOT_ALLOWED";
+        *msg = apr_psprintf(p, "r_type '%s' is not enabled for this account (allowed: %s)",
+                            pe_enhance_rtype_name(req->rtype), *u->access_rtype ? u->access_rtype : "none");
+        return HTTP_FORBIDDEN;
+    }
+    if (req->level > max) {
+        *code = "LEVEL_NOT_ALLOWED";
+        *msg = apr_psprintf(p, "level '%s' is above this account's level '%s'", pe_enhance_level_name(req->level),
+                            pe_enhance_level_name(max));
+        return HTTP_FORBIDDEN;
+    }
+    return OK;
+}
+
 /* 403 unless the user may use this r_type and level. */
 static int check_rights(cpl_t *c, const pe_enhance_req_t *req)
 {
-    pe_level_t max = user_level(c->user);
+    const char *code, *msg;
+    int rc = pe_completion_check_rights(c->r->pool, c->user, req, &code, &msg);
 
-    if (req->rtype != PE_RTYPE_NONE && !in_list(c->user->access_rtype, pe_enhance_rtype_name(req->rtype)))
-        return fail(c, HTTP_FORBIDDEN, "RTYPE_NOT_ALLOWED", NULL,
-                    apr_psprintf(c->r->pool, "r_type '%s' is not enabled for this account (allowed: %s)",
-                                 pe_enhance_rtype_name(req->rtype),
-                                 *c->user->access_rtype ? c->user->access_rtype : "none"));
-    if (req->level > max)
-        return fail(c, HTTP_FORBIDDEN, "LEVEL_NOT_ALLOWED", NULL,
-                    apr_psprintf(c->r->pool, "level '%s' is above this account's level '%s'",
-                                 pe_enhance_level_name(req->level), pe_enhance_level_name(max)));
-    return OK;
+    return rc == OK ? OK : fail(c, rc, code, NULL, msg);
 }
 
 /* Take one credit; 429 CREDITS_EXHAUSTED (with limits) when none is left. */
@@ -422,8 +436,8 @@ static int completion(pe_ctx_t *cx, int chat)
     c.note->model = req.model;
     c.note->r_type = pe_enhance_rtype_name(req.rtype);
     c.note->messages = pe_json_dump(r->pool, req.messages, &len);
-    research(&c, &req, &rs, &nrs);
-    if ((rc = pe_enhance_build(r->pool, ec, &req, NULL, rs, nrs, &up, &err)) != 0)
+    /* The request is complete without research: refuse a bad one before anything is spent. */
+    if ((rc = pe_enhance_build(r->pool, ec, &req, NULL, NULL, 0, &up, &err)) != 0)
         return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     if (!pe_srv_upstream_url(sc))
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_NOT_CONFIGURED", NULL, "no AI service is configured");
@@ -431,6 +445,11 @@ static int completion(pe_ctx_t *cx, int chat)
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
     if ((rc = take_credit(&c)) != OK)
         return rc;
+    /* NB: research (model calls, searches, page fetches) only after the credit is taken, so an
+     * account without credits cannot make the server do it; a failed completion refunds it. */
+    research(&c, &req, &rs, &nrs);
+    if (nrs > 0 && (rc = pe_enhance_build(r->pool, ec, &req, NULL, rs, nrs, &up, &err)) != 0)
+        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     /* From here on a conversation log is written for this request. */
     pe_completion_note_set(r, c.note);
 

@@ -9,6 +9,7 @@
 #include "pe_global.h"
 #include "pe_hooks.h"
 #include "pe_log.h"
+#include "pe_research_ap.h"
 #include "pe_store_ap.h"
 #include "pe_util.h"
 #include "pe_version.h"
@@ -184,6 +185,8 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
     if ((rc = pe_completion_post_config(pconf, ptemp, s)) != OK)
         return rc;
     /* research post_config */
+    if ((rc = pe_research_post_config(pconf, ptemp, s)) != OK)
+        return rc;
     pe_slog(s, APLOG_INFO, 0,
             PE_LOGNO(00001) "mod_promptenchanter %s initialised (jansson %s, curl %s, %s)", PE_VERSION,
             JANSSON_VERSION, curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION));
@@ -199,6 +202,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     /* completions child_init */
     pe_completion_child_init(pchild, s);
     /* research child_init */
+    pe_research_child_init(pchild, s);
 }
 
 /* optional_fn_retrieve: functions of other modules (mod_dbd). */

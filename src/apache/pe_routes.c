@@ -29,6 +29,7 @@ const pe_route_t pe_routes[] = {
     {PE_M_GET, "/v1/models", PE_G_OPENAI, pe_h_models, PE_AUTH_USER_KEY},
 
     /* batch */
+    {PE_M_POST, "/v1/batch/process", PE_G_BATCH, pe_h_batch_process, PE_AUTH_USER_KEY},
 
     /* monitoring */
 

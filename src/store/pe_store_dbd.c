@@ -26,6 +26,7 @@ typedef enum {
     Q_SESS_INSERT, Q_SESS_BY_TOKEN, Q_SESS_TOUCH, Q_SESS_ROTATE, Q_SESS_BY_REFRESHED, Q_SESS_DELETE,
     Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
     Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
+    Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_COUNT
 } pe_q_e;
 
@@ -110,6 +111,18 @@ static const struct {
     [Q_CREDITS_GET] = {"pe_credits_get", "SELECT conv_limit, conv_reset, reset_day FROM pe_users WHERE id = %s"},
     [Q_MSGLOG_COUNT] = {"pe_msglog_count", "SELECT COUNT(*) FROM pe_message_logs"},
     [Q_MSGLOG_COUNT_USER] = {"pe_msglog_count_user", "SELECT COUNT(*) FROM pe_message_logs WHERE user_id = %s"},
+    /* NB: a batch takes all its credits in one conditional write, like Q_CREDITS_TAKE: either every
+     * credit or none (the lazy daily reset folded in the same way). The count is a text parameter:
+     * CAST it, because SQLite orders any integer below any text. */
+    [Q_CREDITS_TAKE_N] = {"pe_credits_take_n",
+                          "UPDATE pe_users SET conv_limit = (CASE WHEN reset_day < %s AND conv_reset > 0 THEN "
+                          "conv_reset ELSE conv_limit END) - CAST(%s AS INTEGER), reset_day = CASE WHEN reset_day < %s "
+                          "THEN %s ELSE reset_day END, last_activity = %s WHERE id = %s AND is_active = 1 AND (CASE "
+                          "WHEN reset_day < %s AND conv_reset > 0 THEN conv_reset ELSE conv_limit END) >= "
+                          "CAST(%s AS INTEGER)"},
+    [Q_CREDITS_REFUND_N] = {"pe_credits_refund_n",
+                            "UPDATE pe_users SET conv_limit = conv_limit + CAST(%s AS INTEGER) WHERE id = %s AND "
+                            "reset_day = %s"},
 };
 
 /* Kind <-> name. */
@@ -177,7 +190,8 @@ static int is_pgsql(const pe_store_t *st)
 
 /*
  * Once per connection: SQLite waits for a busy database instead of failing at once (several
- * children write the same file), and uses write-ahead logging so readers do not block writers.
+ * children write the same file), uses write-ahead logging so readers do not block writers, and
+ * syncs at checkpoints (synchronous NORMAL) rather than at every commit.
  */
 static void conn_init(pe_store_t *st)
 {
@@ -188,6 +202,9 @@ static void conn_init(pe_store_t *st)
     if (!is_pgsql(st)) {
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA busy_timeout = 10000");
         apr_dbd_query(st->driver, st->handle, &n, "PRAGMA journal_mode = WAL");
+        /* With WAL, NORMAL syncs at checkpoints, not at every commit: the database stays
+         * consistent after a crash; a power loss may undo the last commits. */
+        apr_dbd_query(st->driver, st->handle, &n, "PRAGMA synchronous = NORMAL");
     }
     apr_hash_set(st->prepared, PE_CONN_READY, APR_HASH_KEY_STRING, (void *)1);
 }
@@ -925,4 +942,37 @@ static pe_store_status_e msglog_count_once(pe_store_t *st, const char *user_id, 
 pe_store_status_e pe_store_msglog_count(pe_store_t *st, const char *user_id, long *count)
 {
     PE_STORE_RETRY(st, msglog_count_once(st, user_id, count));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Batch credits */
+
+static pe_store_status_e credits_take_n_once(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                             apr_time_t now)
+{
+    const char *d = i64(st->pool, today), *k = i64(st->pool, n);
+    const char *a[] = {d, k, d, d, i64(st->pool, now), user_id, d, k};
+    int rows = 0;
+    pe_store_status_e rs = exec_q(st, Q_CREDITS_TAKE_N, &rows, 8, a);
+
+    if (rs != PE_STORE_OK)
+        return rs;
+    return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
+}
+
+pe_store_status_e pe_store_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                          apr_time_t now)
+{
+    if (n <= 0)
+        return PE_STORE_OK;
+    PE_STORE_RETRY(st, credits_take_n_once(st, user_id, n, today, now));
+}
+
+pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
+{
+    const char *a[] = {i64(st->pool, n), user_id, i64(st->pool, day)};
+
+    if (n <= 0)
+        return PE_STORE_OK;
+    PE_STORE_RETRY(st, update_once(st, Q_CREDITS_REFUND_N, 3, a));
 }

@@ -259,6 +259,40 @@ START_TEST(test_msglog_batch_idempotent)
 }
 END_TEST
 
+START_TEST(test_take_n_all_or_nothing)
+{
+    pe_store_t *st = store_with_user("u9", 5, 8, 300);
+    pe_user_t *u;
+
+    /* more than are left: nothing taken */
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 6, 300, 1), PE_STORE_EMPTY);
+    ck_assert_int_eq(pe_store_user_by_id(st, "u9", &u), PE_STORE_OK);
+    ck_assert_int_eq(u->conv_limit, 5);
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 3, 300, 2), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, "u9", &u), PE_STORE_OK);
+    ck_assert_int_eq(u->conv_limit, 2);
+    ck_assert_int_eq(u->last_activity, 2);
+    /* exactly what is left */
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 2, 300, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 1, 300, 4), PE_STORE_EMPTY);
+    /* exact refund of the failed tasks */
+    ck_assert_int_eq(pe_store_credits_refund_n(st, "u9", 2, 300), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, "u9", &u), PE_STORE_OK);
+    ck_assert_int_eq(u->conv_limit, 2);
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 0, 300, 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_credits_refund_n(st, "u9", 0, 300), PE_STORE_OK);
+    /* the next day: the daily value, then the batch */
+    ck_assert_int_eq(pe_store_credits_take_n(st, "u9", 8, 301, 6), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, "u9", &u), PE_STORE_OK);
+    ck_assert_int_eq(u->conv_limit, 0);
+    ck_assert_int_eq(u->reset_day, 301);
+    /* a refund for the day before the reset gives nothing */
+    ck_assert_int_eq(pe_store_credits_refund_n(st, "u9", 3, 300), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_credits_take_n(st, "nobody", 1, 301, 7), PE_STORE_EMPTY);
+    unlink(dbpath);
+}
+END_TEST
+
 Suite *pe_suite_credits(void)
 {
     Suite *s = suite_create("credits");
@@ -270,6 +304,7 @@ Suite *pe_suite_credits(void)
     tc = pe_tcase("store");
     tcase_add_test(tc, test_take_until_empty);
     tcase_add_test(tc, test_refund_exact);
+    tcase_add_test(tc, test_take_n_all_or_nothing);
     tcase_add_test(tc, test_zero_reset_never_refills);
     tcase_add_test(tc, test_take_concurrent_processes);
     tcase_add_test(tc, test_msglog_batch_idempotent);
