@@ -266,7 +266,8 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
         }
     }
     apr_pool_destroy(bp);
-    apr_thread_exit(t, APR_SUCCESS);
+    /* NB: return rather than apr_thread_exit (pthread_exit unwinds the stack, which sanitizers
+     * and some C libraries handle badly); apr_thread_join works either way. */
     return NULL;
 }
 

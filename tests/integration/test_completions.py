@@ -669,7 +669,8 @@ class MessageLogDurability(UpstreamMixin, unittest.TestCase):
         rows = self.sqlite("SELECT COUNT(*), COUNT(DISTINCT request_id), SUM(status = 200) FROM pe_message_logs",
                            httpd=h)[0]
         self.assertEqual(rows, (n + m, n + m, n + m))
-        problems = h.log_problems()
+        # AH03490: the event MPM's scoreboard is briefly full while old children finish (slow builds)
+        problems = h.log_problems(allow=("AH03490",))
         self.assertEqual(problems, [])
         print(json.dumps({"test": "T-LOG-01", "mpm": mpm, "requests": n + m, "rows": rows[0], "lost": n + m - rows[0]}))
 

@@ -40,18 +40,32 @@ END_TEST
 
 static char dbpath[64];
 
+/* Pool cleanup: close a test connection. */
+static apr_status_t close_conn(void *h)
+{
+    const apr_dbd_driver_t *drv;
+
+    if (apr_dbd_get_driver(pe_tp, "sqlite3", &drv) == APR_SUCCESS)
+        apr_dbd_close(drv, h);
+    return APR_SUCCESS;
+}
+
 /* A fresh SQLite file with the schema and one user (limit, reset, reset_day). */
 static pe_store_t *store_with_user(const char *id, apr_int64_t limit, apr_int64_t reset, apr_int64_t day)
 {
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
+    const char *err = NULL;
     pe_store_t *st;
     pe_user_t u;
     int applied;
 
+    ck_assert_int_eq(apr_dbd_init(pe_tp), APR_SUCCESS);
+    ck_assert_int_eq(apr_dbd_get_driver(pe_tp, "sqlite3", &drv), APR_SUCCESS);
     snprintf(dbpath, sizeof(dbpath), "/tmp/pe-unit-credits-%d.db", (int)getpid());
     unlink(dbpath);
-    ck_assert_ptr_nonnull(h = pe_test_dbd_open(dbpath, &drv));
+    ck_assert_int_eq(apr_dbd_open_ex(drv, pe_tp, dbpath, &h, &err), APR_SUCCESS);
+    apr_pool_cleanup_register(pe_tp, h, close_conn, apr_pool_cleanup_null);
     st = pe_store_dbd_make(pe_tp, drv, h, apr_hash_make(pe_tp), pe_tp);
     ck_assert_int_eq(pe_store_schema_apply(st, &applied), PE_STORE_OK);
     memset(&u, 0, sizeof(u));
@@ -74,14 +88,22 @@ static pe_store_t *store_with_user(const char *id, apr_int64_t limit, apr_int64_
     return st;
 }
 
-/* A second connection to the same file (another process's view). */
-static pe_store_t *reopen(void)
+/* A second connection to the same file (another process's view), closed with pool p. */
+static pe_store_t *reopen_in(apr_pool_t *p)
 {
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
+    const char *err = NULL;
 
-    ck_assert_ptr_nonnull(h = pe_test_dbd_open(dbpath, &drv));
-    return pe_store_dbd_make(pe_tp, drv, h, apr_hash_make(pe_tp), pe_tp);
+    apr_dbd_get_driver(p, "sqlite3", &drv);
+    ck_assert_int_eq(apr_dbd_open_ex(drv, p, dbpath, &h, &err), APR_SUCCESS);
+    apr_pool_cleanup_register(p, h, close_conn, apr_pool_cleanup_null);
+    return pe_store_dbd_make(p, drv, h, apr_hash_make(p), p);
+}
+
+static pe_store_t *reopen(void)
+{
+    return reopen_in(pe_tp);
 }
 
 START_TEST(test_take_until_empty)
@@ -164,12 +186,12 @@ START_TEST(test_take_concurrent_processes)
             int k, got = 0;
 
             apr_pool_create(&p, NULL);
-            pe_tp = p;
-            mine = reopen();
+            mine = reopen_in(p);
             apr_dbd_query(mine->driver, mine->handle, &k, "PRAGMA busy_timeout = 10000");
             for (k = 0; k < 5; k++)
                 if (pe_store_credits_take(mine, "u4", 400, k) == PE_STORE_OK)
                     got++;
+            apr_pool_destroy(p);
             _exit(got);
         }
     }
