@@ -211,4 +211,11 @@ pe_store_status_e pe_store_credits_take_n(pe_store_t *st, const char *user_id, a
  */
 pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day);
 
+/* System prompts (r_type custom, and overrides of the built-in styles) */
+/** The stored prompt of an r_type ("custom", "bpe"...); PE_STORE_NOTFOUND when none is set. */
+pe_store_status_e pe_store_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt);
+/** Set (insert or replace) the prompt of an r_type. */
+pe_store_status_e pe_store_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt,
+                                             const char *updated_by, apr_time_t now);
+
 #endif

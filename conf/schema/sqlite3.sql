@@ -106,3 +106,12 @@ CREATE TABLE IF NOT EXISTS pe_ip_whitelist (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL DEFAULT 0
 );
+-- @version 2
+-- System prompts set by administrators: the text of r_type custom, and overrides of the built-in
+-- styles (bpe, bcot, hcot, react, tot). Read by the completion routes.
+CREATE TABLE IF NOT EXISTS pe_system_prompts (
+    r_type VARCHAR(20) PRIMARY KEY,
+    prompt TEXT NOT NULL,
+    updated_by VARCHAR(100) NOT NULL DEFAULT '',
+    updated_at BIGINT NOT NULL
+);

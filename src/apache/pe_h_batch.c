@@ -20,6 +20,7 @@
 #include "pe_handlers.h"
 #include "pe_json.h"
 #include "pe_log.h"
+#include "pe_prompts_ap.h"
 #include "pe_research_ap.h"
 
 #include <apr_strings.h>
@@ -33,6 +34,7 @@ typedef struct pe_bx_t {
     const char *scope;      /* "user:<id>" */
     apr_interval_time_t cache_ttl;
     const char *request_id; /* for the log lines of the tasks */
+    const char *prompts[8]; /* stored system prompt by r_type, read before the tasks run */
 } pe_bx_t;
 
 /* Fail a task with a public message and code. */
@@ -75,7 +77,8 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
         if (rv != APR_ENOTIMPL)
             nres = pe_research_for_enhance(&rr, &e);
     }
-    if (pe_enhance_build(p, bx->ec, &t->req, NULL, nres ? &e : NULL, nres, &up, &err) != 0) {
+    if (pe_enhance_build(p, bx->ec, &t->req, ((unsigned)t->req.rtype < 8) ? bx->prompts[t->req.rtype] : NULL,
+                         nres ? &e : NULL, nres, &up, &err) != 0) {
         pe_bx_fail(t, "VALIDATION_ERROR", err ? err : "the task is not valid");
         return;
     }
@@ -182,6 +185,13 @@ int pe_h_batch_process(pe_ctx_t *cx)
     bx.cache_ttl = apr_time_from_msec(pe_srv_cache_ttl_ms(sc));
     bx.scope = apr_pstrcat(r->pool, "user:", u->id, NULL);
     bx.request_id = cx->rq->request_id;
+    /* NB: the tasks have no request (worker threads): their stored prompts are read here. */
+    for (i = 0; i < b.n; i++) {
+        unsigned t = (unsigned)b.tasks[i].req.rtype;
+
+        if (t < 8 && !bx.prompts[t])
+            bx.prompts[t] = pe_prompts_get(r, b.tasks[i].req.rtype);
+    }
     pe_batch_run(r->pool, &b, pe_srv_batch_parallel(sc), pe_bx_task, &bx, &bst);
 
     /* Exactly the failed tasks' credits go back. */

@@ -16,6 +16,7 @@
 #include "pe_credits.h"
 #include "pe_handlers.h"
 #include "pe_log.h"
+#include "pe_prompts_ap.h"
 #include "pe_sse.h"
 
 #include "http_protocol.h"
@@ -401,7 +402,7 @@ static int completion(pe_ctx_t *cx, int chat)
     pe_upstream_result_t res;
     cpl_t c;
     json_t *body, *up, *reply;
-    const char *err, *key = NULL, *text;
+    const char *err, *key = NULL, *text, *sysprompt;
     char *cached;
     apr_size_t len, clen;
     int rc, nrs, want_usage = 0;
@@ -436,8 +437,10 @@ static int completion(pe_ctx_t *cx, int chat)
     c.note->model = req.model;
     c.note->r_type = pe_enhance_rtype_name(req.rtype);
     c.note->messages = pe_json_dump(r->pool, req.messages, &len);
+    /* The r_type's stored prompt (custom, or an administrator's override of a built-in). */
+    sysprompt = pe_prompts_get(r, req.rtype);
     /* The request is complete without research: refuse a bad one before anything is spent. */
-    if ((rc = pe_enhance_build(r->pool, ec, &req, NULL, NULL, 0, &up, &err)) != 0)
+    if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, NULL, 0, &up, &err)) != 0)
         return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     if (!pe_srv_upstream_url(sc))
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_NOT_CONFIGURED", NULL, "no AI service is configured");
@@ -448,7 +451,7 @@ static int completion(pe_ctx_t *cx, int chat)
     /* NB: research (model calls, searches, page fetches) only after the credit is taken, so an
      * account without credits cannot make the server do it; a failed completion refunds it. */
     research(&c, &req, &rs, &nrs);
-    if (nrs > 0 && (rc = pe_enhance_build(r->pool, ec, &req, NULL, rs, nrs, &up, &err)) != 0)
+    if (nrs > 0 && (rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
         return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     /* From here on a conversation log is written for this request. */
     pe_completion_note_set(r, c.note);

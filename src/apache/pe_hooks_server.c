@@ -11,6 +11,7 @@
 #include "pe_log.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
+#include "pe_prompts_ap.h"
 #include "pe_util.h"
 #include "pe_version.h"
 
@@ -201,6 +202,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     /* access layer child_init */
     /* completions child_init */
     pe_completion_child_init(pchild, s);
+    pe_prompts_child_init(pchild, s);
     /* research child_init */
     pe_research_child_init(pchild, s);
 }

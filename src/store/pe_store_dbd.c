@@ -27,6 +27,7 @@ typedef enum {
     Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
     Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
+    Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_COUNT
 } pe_q_e;
 
@@ -123,6 +124,10 @@ static const struct {
     [Q_CREDITS_REFUND_N] = {"pe_credits_refund_n",
                             "UPDATE pe_users SET conv_limit = conv_limit + CAST(%s AS INTEGER) WHERE id = %s AND "
                             "reset_day = %s"},
+    [Q_PROMPT_GET] = {"pe_prompt_get", "SELECT prompt FROM pe_system_prompts WHERE r_type = %s"},
+    [Q_PROMPT_DEL] = {"pe_prompt_del", "DELETE FROM pe_system_prompts WHERE r_type = %s"},
+    [Q_PROMPT_INS] = {"pe_prompt_ins",
+                      "INSERT INTO pe_system_prompts (r_type, prompt, updated_by, updated_at) VALUES (%s, %s, %s, %s)"},
 };
 
 /* Kind <-> name. */
@@ -975,4 +980,43 @@ pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id,
     if (n <= 0)
         return PE_STORE_OK;
     PE_STORE_RETRY(st, update_once(st, Q_CREDITS_REFUND_N, 3, a));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* System prompts */
+
+static pe_store_status_e prompt_get_once(pe_store_t *st, const char *r_type, const char **prompt)
+{
+    const char *c[1];
+    pe_store_status_e rs = select_q(st, Q_PROMPT_GET, 1, &r_type, 1, c);
+
+    *prompt = (rs == PE_STORE_OK) ? c[0] : NULL;
+    return rs;
+}
+
+pe_store_status_e pe_store_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt)
+{
+    PE_STORE_RETRY(st, prompt_get_once(st, r_type, prompt));
+}
+
+static pe_store_status_e prompt_set_once(pe_store_t *st, const char *r_type, const char *prompt, const char *by,
+                                         apr_time_t now)
+{
+    apr_dbd_transaction_t *tx;
+    const char *a[] = {r_type, prompt, by ? by : "", i64(st->pool, now)};
+    pe_store_status_e rs;
+
+    /* NB: delete + insert in one transaction: the same on both drivers (no upsert syntax). */
+    if ((rs = tx_begin(st, &tx)) != PE_STORE_OK)
+        return rs;
+    rs = exec_q(st, Q_PROMPT_DEL, NULL, 1, a);
+    if (rs == PE_STORE_OK)
+        rs = exec_q(st, Q_PROMPT_INS, NULL, 4, a);
+    return tx_end(st, tx, rs);
+}
+
+pe_store_status_e pe_store_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt,
+                                             const char *updated_by, apr_time_t now)
+{
+    PE_STORE_RETRY(st, prompt_set_once(st, r_type, prompt, updated_by, now));
 }

@@ -24,6 +24,7 @@ PEUpstreamRetryBackoff 10ms
 PEUpstreamRetryMaxWait 3s
 PEUpstreamTimeout 1500ms
 PEMessageLogInterval 100ms
+PESystemPromptRefresh 0
 """
 
 
@@ -130,6 +131,37 @@ class Completions(UpstreamMixin, HttpdTestCase):
         self.assertEqual(r.status, 200, r)
         sent = self.upstream_since(seq)[0]["json"]
         self.assertEqual(sent["messages"], [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+
+    def test_stored_system_prompts(self):
+        # custom is 422 until an administrator stores its text; a stored override of a built-in
+        # replaces it; both are read again after PESystemPromptRefresh (0 here: every request).
+        uid, key = self.new_user()
+        self.assertEnvelope(self.prompt(key, {"level": "low", "r_type": "custom", "prompt": "x"}), 422)
+        now = int(time.time() * 1e6)
+        self.sqlite_write("INSERT INTO pe_system_prompts (r_type, prompt, updated_by, updated_at) VALUES (?, ?, ?, ?)",
+                          ("custom", "You answer as a terse pirate.", "test", now))
+        self.sqlite_write("INSERT INTO pe_system_prompts (r_type, prompt, updated_by, updated_at) VALUES (?, ?, ?, ?)",
+                          ("tot", "Stored tree-of-thoughts override.", "test", now))
+        for rt, want in (("custom", "You answer as a terse pirate."), ("tot", "Stored tree-of-thoughts override.")):
+            seq = self.last_seq()
+            r = self.prompt(key, {"level": "low", "r_type": rt, "prompt": "tides?"})
+            self.assertEqual(r.status, 200, r)
+            sent = self.upstream_since(seq)[0]["json"]
+            self.assertEqual(sent["messages"][0], {"role": "system", "content": want})
+            self.assertEqual(sent["messages"][1]["content"], "tides?")
+        self.sqlite_write("DELETE FROM pe_system_prompts", ())
+        seq = self.last_seq()
+        self.assertEqual(self.prompt(key, {"level": "low", "r_type": "tot", "prompt": "tides?"}).status, 200)
+        self.assertNotEqual(self.upstream_since(seq)[0]["json"]["messages"][0]["content"],
+                            "Stored tree-of-thoughts override.")
+
+    def sqlite_write(self, q, args):
+        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
+        try:
+            con.execute(q, args)
+            con.commit()
+        finally:
+            con.close()
 
     def test_levels_and_reasoning_models(self):
         uid, key = self.new_user()

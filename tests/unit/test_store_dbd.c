@@ -272,6 +272,24 @@ START_TEST(retry_on_new_connection)
 }
 END_TEST
 
+START_TEST(system_prompts)
+{
+    pe_store_t *st = open_store();
+    const char *p = "x";
+
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_NOTFOUND);
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a pirate.", "admin", 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Be a pirate.");
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a poet.", "admin", 6), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Be a poet.");
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_NOTFOUND);
+    close_db();
+}
+END_TEST
+
 Suite *pe_suite_store_dbd(void)
 {
     Suite *s = suite_create("store_dbd");
@@ -284,6 +302,7 @@ Suite *pe_suite_store_dbd(void)
     tcase_add_test(tc, sessions);
     tcase_add_test(tc, delete_archives);
     tcase_add_test(tc, retry_on_new_connection);
+    tcase_add_test(tc, system_prompts);
     suite_add_tcase(s, tc);
     return s;
 }
