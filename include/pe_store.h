@@ -15,6 +15,7 @@
 #include <apr_dbd.h>
 #include <apr_hash.h>
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <jansson.h>
 
 typedef enum {
@@ -217,5 +218,29 @@ pe_store_status_e pe_store_system_prompt_get(pe_store_t *st, const char *r_type,
 /** Set (insert or replace) the prompt of an r_type. */
 pe_store_status_e pe_store_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt,
                                              const char *updated_by, apr_time_t now);
+
+/* Address lists of the access layer: addresses blocked by hand, and the whitelist. Entries are
+ * an address or a CIDR network (checked by the reader, pe_access_list_add, not here). */
+typedef enum { PE_IPLIST_BLOCKED = 0, PE_IPLIST_WHITELIST = 1 } pe_iplist_e;
+
+typedef struct pe_ipentry_t {
+    apr_int64_t id;
+    const char *network;    /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32" */
+    const char *note;       /* blocked: the reason shown to the client; whitelist: a description */
+    const char *created_by;
+    apr_time_t created_at;
+    apr_time_t expires_at;  /* 0: never */
+    int is_active;
+} pe_ipentry_t;
+
+/**
+ * The active entries of a list that have not expired at now, oldest first.
+ * @param out an array of pe_ipentry_t in st->pool (empty when none)
+ */
+pe_store_status_e pe_store_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
+/** Add an entry; e->id is ignored (the store numbers entries). */
+pe_store_status_e pe_store_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
+/** Remove an entry by id; PE_STORE_NOTFOUND when there is none. */
+pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
 
 #endif

@@ -115,3 +115,10 @@ CREATE TABLE IF NOT EXISTS pe_system_prompts (
     updated_by VARCHAR(100) NOT NULL DEFAULT '',
     updated_at BIGINT NOT NULL
 );
+-- @version 3
+-- The access layer's stored lists (pe_blocked_ips, pe_ip_whitelist): an entry can be switched
+-- off without deleting it, and every process reads the active, unexpired entries periodically.
+ALTER TABLE pe_blocked_ips ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
+ALTER TABLE pe_ip_whitelist ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
+CREATE INDEX IF NOT EXISTS pe_blocked_ips_active ON pe_blocked_ips (is_active, expires_at);
+CREATE INDEX IF NOT EXISTS pe_ip_whitelist_active ON pe_ip_whitelist (is_active, expires_at);

@@ -28,6 +28,7 @@ typedef enum {
     Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
+    Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
     Q_COUNT
 } pe_q_e;
 
@@ -128,6 +129,21 @@ static const struct {
     [Q_PROMPT_DEL] = {"pe_prompt_del", "DELETE FROM pe_system_prompts WHERE r_type = %s"},
     [Q_PROMPT_INS] = {"pe_prompt_ins",
                       "INSERT INTO pe_system_prompts (r_type, prompt, updated_by, updated_at) VALUES (%s, %s, %s, %s)"},
+    /* Address lists: Q_BLOCKED_* and Q_WHITELIST_* in the same order (pe_iplist_e picks the row). */
+    [Q_BLOCKED_ACTIVE] = {"pe_blocked_active",
+                          "SELECT id, network, reason, created_by, created_at, expires_at, is_active FROM pe_blocked_ips "
+                          "WHERE is_active = 1 AND (expires_at = 0 OR expires_at > %s) ORDER BY id"},
+    [Q_BLOCKED_INS] = {"pe_blocked_ins",
+                       "INSERT INTO pe_blocked_ips (network, reason, created_by, created_at, expires_at, is_active) "
+                       "VALUES (%s, %s, %s, %s, %s, %s)"},
+    [Q_BLOCKED_DEL] = {"pe_blocked_del", "DELETE FROM pe_blocked_ips WHERE id = %s"},
+    [Q_WHITELIST_ACTIVE] = {"pe_whitelist_active",
+                            "SELECT id, network, description, created_by, created_at, expires_at, is_active FROM "
+                            "pe_ip_whitelist WHERE is_active = 1 AND (expires_at = 0 OR expires_at > %s) ORDER BY id"},
+    [Q_WHITELIST_INS] = {"pe_whitelist_ins",
+                         "INSERT INTO pe_ip_whitelist (network, description, created_by, created_at, expires_at, "
+                         "is_active) VALUES (%s, %s, %s, %s, %s, %s)"},
+    [Q_WHITELIST_DEL] = {"pe_whitelist_del", "DELETE FROM pe_ip_whitelist WHERE id = %s"},
 };
 
 /* Kind <-> name. */
@@ -301,6 +317,33 @@ static pe_store_status_e select_q(pe_store_t *st, pe_q_e q, int nargs, const cha
         }
     }
     return found ? PE_STORE_OK : PE_STORE_NOTFOUND;
+}
+
+/* Run a query and keep every row: an array of `const char *[ncols]` copies in st->pool. */
+static pe_store_status_e select_rows(pe_store_t *st, pe_q_e q, int nargs, const char **args, int ncols,
+                                     apr_array_header_t **rows)
+{
+    apr_dbd_prepared_t *stmt = stmt_get(st, q);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv, i;
+
+    *rows = apr_array_make(st->pool, 4, sizeof(const char **));
+    if (!stmt)
+        return PE_STORE_EIO;
+    rv = apr_dbd_pselect(st->driver, st->pool, st->handle, &res, stmt, 1, nargs, args);
+    if (rv != 0)
+        return fail(st, q, rv);
+    while (apr_dbd_get_row(st->driver, st->pool, res, &row, -1) == 0) {
+        const char **cols = apr_pcalloc(st->pool, (apr_size_t)ncols * sizeof(*cols));
+
+        for (i = 0; i < ncols; i++) {
+            const char *v = apr_dbd_get_entry(st->driver, row, i);
+            cols[i] = v ? apr_pstrdup(st->pool, v) : NULL;
+        }
+        APR_ARRAY_PUSH(*rows, const char **) = cols;
+    }
+    return PE_STORE_OK;
 }
 
 /*
@@ -1019,4 +1062,59 @@ pe_store_status_e pe_store_system_prompt_set(pe_store_t *st, const char *r_type,
                                              const char *updated_by, apr_time_t now)
 {
     PE_STORE_RETRY(st, prompt_set_once(st, r_type, prompt, updated_by, now));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Address lists (access layer) */
+
+/* The statement of a list: the whitelist's come three places after the blocked list's. */
+static pe_q_e iplist_q(pe_iplist_e which, pe_q_e blocked_q)
+{
+    return which == PE_IPLIST_WHITELIST ? (pe_q_e)(blocked_q + (Q_WHITELIST_ACTIVE - Q_BLOCKED_ACTIVE)) : blocked_q;
+}
+
+static pe_store_status_e iplist_active_once(pe_store_t *st, pe_iplist_e which, apr_time_t now,
+                                            apr_array_header_t **out)
+{
+    const char *a[] = {i64(st->pool, now)};
+    apr_array_header_t *rows;
+    pe_store_status_e rs = select_rows(st, iplist_q(which, Q_BLOCKED_ACTIVE), 1, a, 7, &rows);
+    int i;
+
+    *out = apr_array_make(st->pool, rows->nelts ? rows->nelts : 1, sizeof(pe_ipentry_t));
+    if (rs != PE_STORE_OK)
+        return rs;
+    for (i = 0; i < rows->nelts; i++) {
+        const char **c = APR_ARRAY_IDX(rows, i, const char **);
+        pe_ipentry_t *e = &APR_ARRAY_PUSH(*out, pe_ipentry_t);
+
+        e->id = to64(c[0]);
+        e->network = s0(c[1]);
+        e->note = s0(c[2]);
+        e->created_by = s0(c[3]);
+        e->created_at = to64(c[4]);
+        e->expires_at = to64(c[5]);
+        e->is_active = (int)to64(c[6]);
+    }
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_store_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out)
+{
+    PE_STORE_RETRY(st, iplist_active_once(st, which, now, out));
+}
+
+pe_store_status_e pe_store_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e)
+{
+    const char *a[] = {s0(e->network), s0(e->note), s0(e->created_by), i64(st->pool, e->created_at),
+                       i64(st->pool, e->expires_at > 0 ? e->expires_at : 0), e->is_active ? "1" : "0"};
+
+    PE_STORE_RETRY(st, exec_q(st, iplist_q(which, Q_BLOCKED_INS), NULL, 6, a));
+}
+
+pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id)
+{
+    const char *a[] = {i64(st->pool, id)};
+
+    PE_STORE_RETRY(st, update_once(st, iplist_q(which, Q_BLOCKED_DEL), 1, a));
 }
