@@ -9,6 +9,7 @@
 #include "mod_auth.h"
 #include "mpm_common.h"
 
+#include "pe_access_ap.h"
 #include "pe_auth.h"
 #include "pe_completion.h"
 #include "pe_config.h"
@@ -37,7 +38,9 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(pe_http_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     pe_http_register_filters();
     /* Each concern registers the hooks it needs (access, completions, research): */
-    /* access layer */
+    /* access layer: before authentication (access_checker runs ahead of check_authn) */
+    ap_hook_pre_config(pe_access_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_access_checker(pe_access_check, NULL, NULL, APR_HOOK_MIDDLE);
     /* completions, cache and conversation logs */
     ap_hook_pre_config(pe_completion_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(pe_completion_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);

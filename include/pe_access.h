@@ -183,8 +183,9 @@ void pe_access_snap_discard(pe_access_snap_t *snap);
  * Install a snapshot made by pe_access_snap_make (the cache takes it over), or NULL when the read
  * failed: the current snapshot is then kept for another refresh period. A caller asked to refresh
  * must call this once, either way.
+ * @return the current snapshot with a reference taken for the caller (NULL when there is none)
  */
-void pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t *snap, apr_time_t now);
+pe_access_snap_t *pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t *snap, apr_time_t now);
 
 /** Give back a reference from pe_access_cache_get (NULL is ignored). */
 void pe_access_cache_release(pe_access_cache_t *c, pe_access_snap_t *snap);

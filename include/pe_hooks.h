@@ -14,6 +14,8 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
 void pe_child_init(apr_pool_t *pchild, server_rec *s);
 void pe_optional_fn_retrieve(void);
 int pe_handler(request_rec *r);
+/** The path the route table sees: r->uri without PEBaseURI; NULL when outside the base. */
+const char *pe_handler_route_path(request_rec *r);
 
 /* The route table (src/apache/pe_routes.c). */
 extern const pe_route_t pe_routes[];

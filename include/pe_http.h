@@ -33,6 +33,7 @@ typedef struct pe_req_t {
     json_t *err_extra;
     int err_status; /* the status the hook meant (httpd may answer another, see the filter) */
     int body_sent; /* the handler wrote its own response */
+    struct pe_access_req_t *access; /* the access layer's decisions (rate-limit headers) */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
@@ -54,6 +55,13 @@ typedef int pe_handler_fn(pe_ctx_t *cx);
  */
 int pe_http_fail(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/**
+ * Whether this module is r's content handler: `SetHandler promptenchanter` (evaluated as core's
+ * fixups will, since before them r->handler is not set yet), or a handler set otherwise.
+ * Usable in any hook, also before fixups (access_checker).
+ */
+int pe_http_handler_is_ours(request_rec *r);
 
 /** insert_error_filter hook: httpd-made error pages of PromptEnchanter locations become JSON. */
 void pe_http_insert_error_filter(request_rec *r);

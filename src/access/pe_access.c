@@ -466,9 +466,9 @@ void pe_access_snap_discard(pe_access_snap_t *snap)
         apr_pool_destroy(snap->pool);
 }
 
-void pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t *snap, apr_time_t now)
+pe_access_snap_t *pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t *snap, apr_time_t now)
 {
-    pe_access_snap_t *old = NULL;
+    pe_access_snap_t *old = NULL, *cur;
 
     apr_thread_mutex_lock(c->lock);
     c->refreshing = 0;
@@ -479,9 +479,13 @@ void pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t *snap, apr_t
             old = c->cur;
         c->cur = snap;
     }
+    cur = c->cur;
+    if (cur)
+        cur->refs++;
     apr_thread_mutex_unlock(c->lock);
     if (old)
         apr_pool_destroy(old->pool);
+    return cur;
 }
 
 void pe_access_cache_release(pe_access_cache_t *c, pe_access_snap_t *snap)

@@ -2,6 +2,7 @@
  * pe_auth.c: bearer credentials -> principal, AuthType PromptEnchanter (check_authn), the
  * route table's credential check, and the authz providers pe-role and pe-verified.
  */
+#include "pe_access_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -52,6 +53,13 @@ static int pe_auth_unauthorized(request_rec *r, const char *code, const char *ms
     return pe_http_fail(r, HTTP_UNAUTHORIZED, code, NULL, "%s", msg);
 }
 
+/* A 401 for a credential that was given but is wrong: it counts towards PEAutoBlock. */
+static int pe_auth_rejected(request_rec *r, const char *code, const char *msg)
+{
+    pe_access_auth_failed(r, code);
+    return pe_auth_unauthorized(r, code, msg);
+}
+
 int pe_auth_principal(request_rec *r, pe_principal_t **out)
 {
     pe_req_t *rq = pe_req_get(r);
@@ -69,9 +77,9 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     tok = pe_auth_bearer(r);
     if (!tok || !*tok) {
         rq->auth_done = 1;
-        return pe_auth_unauthorized(r, "AUTH_REQUIRED",
-                                    tok ? "Invalid authorization format. Use 'Bearer <token>'"
-                                        : "Authentication credentials required");
+        if (tok)
+            return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
+        return pe_auth_unauthorized(r, "AUTH_REQUIRED", "Authentication credentials required");
     }
     if (!(st = pe_auth_store(r)))
         return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
@@ -84,7 +92,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_unauthorized(r, "INVALID_API_KEY", "Invalid API key");
+            return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key");
         }
         p->via = PE_AUTH_USER_KEY;
     }
@@ -98,13 +106,13 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_unauthorized(r, "INVALID_SESSION", "Invalid or expired session token");
+            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired session token");
         }
         p->via = PE_AUTH_USER_SESSION;
     }
     else {
         rq->auth_done = 1;
-        return pe_auth_unauthorized(r, "INVALID_CREDENTIALS", "Invalid API key or session token");
+        return pe_auth_rejected(r, "INVALID_CREDENTIALS", "Invalid API key or session token");
     }
     p->kind = PE_PRINCIPAL_USER;
     p->id = p->user->id;
@@ -116,7 +124,8 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     r->user = apr_pstrdup(r->pool, p->username);
     r->ap_auth_type = PE_AUTH_TYPE;
     *out = p;
-    return OK;
+    /* the per-principal rate limit, once per request, before any route work */
+    return pe_access_principal(r, p);
 }
 
 int pe_auth_route_check(request_rec *r, unsigned auth, pe_principal_t *p)

@@ -4,6 +4,7 @@
  * SPEC 16: keys and tokens stored as digests, sessions revoked on password change, one 401 for
  * an unknown e-mail and a wrong password, a lock that expires).
  */
+#include "pe_access_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -326,6 +327,7 @@ int pe_h_users_login(pe_ctx_t *cx)
             return users_store_down(r);
     }
     if (u && u->is_active && u->locked_until > now) {
+        pe_access_auth_failed(r, "login_failed");
         users_event(r, st, "login_failed", u, NULL, json_pack("{s:s}", "reason", "account_locked"), "info");
         return pe_http_error_ex(r, HTTP_LOCKED, "ACCOUNT_LOCKED",
                                 pe_json_bind(r->pool, json_pack("{s:o}", "locked_until",
@@ -337,6 +339,7 @@ int pe_h_users_login(pe_ctx_t *cx)
     if ((rc = users_verify(r, (u && u->is_active) ? u->password_hash : NULL, password, &match)) != OK)
         return rc;
     if (!match) {
+        pe_access_auth_failed(r, "login_failed");
         if (u && u->is_active) {
             rs = pe_store_user_login_failed(st, u->id, now, pe_srv_login_max_failures(sc),
                                             apr_time_from_msec(pe_srv_login_lockout_ms(sc)), &failed, &locked_until);

@@ -12,8 +12,9 @@
 #include <apr_strings.h>
 
 /* The path the routes see: r->uri without PEBaseURI; NULL when outside the base. */
-static const char *pe_route_path(request_rec *r, const pe_dir_conf_t *dc)
+const char *pe_handler_route_path(request_rec *r)
 {
+    const pe_dir_conf_t *dc = pe_config_dir(r);
     const char *base = pe_dir_base_uri(dc);
     apr_size_t n = strlen(base);
 
@@ -38,7 +39,7 @@ int pe_handler(request_rec *r)
     cx.r = r;
     cx.rq = pe_req_get(r);
     cx.match = &m;
-    path = pe_route_path(r, dc);
+    path = pe_handler_route_path(r);
     switch (path ? pe_route_match(r->pool, pe_routes, pe_routes_count, (unsigned)pe_dir_api_groups(dc),
                                   pe_route_method_bit(r->method), path, &m)
                  : PE_ROUTE_NOT_FOUND) {

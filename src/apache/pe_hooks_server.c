@@ -2,6 +2,7 @@
  * pe_hooks_server.c: server lifecycle hooks: pre_config (new generation), post_config
  * (start-up checks, keys, banner), child_init (per-process state).
  */
+#include "pe_access_ap.h"
 #include "pe_completion.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -182,6 +183,8 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
     if ((rc = pe_accounts_post_config(pconf, s)) != OK)
         return rc;
     /* access layer post_config */
+    if ((rc = pe_access_post_config(pconf, ptemp, s)) != OK)
+        return rc;
     /* completions post_config */
     if ((rc = pe_completion_post_config(pconf, ptemp, s)) != OK)
         return rc;
@@ -200,6 +203,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     pe_main_server = s;
     pe_store_child_init(pchild, s);
     /* access layer child_init */
+    pe_access_child_init(pchild, s);
     /* completions child_init */
     pe_completion_child_init(pchild, s);
     pe_prompts_child_init(pchild, s);

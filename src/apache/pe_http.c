@@ -258,11 +258,29 @@ static apr_status_t pe_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
+int pe_http_handler_is_ours(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *h = r->handler;
+
+    /* NB: SetHandler sets expr_handler; core's fixups evaluate it into r->handler ("none"
+     * leaves r->handler alone), so before fixups it has to be evaluated here. */
+    if (cd && cd->expr_handler) {
+        const char *err = NULL, *v = ap_expr_str_exec(r, cd->expr_handler, &err);
+
+        if (!err && v && strcmp(v, "none") != 0)
+            h = v;
+    }
+    else if (cd && cd->handler && strcmp(cd->handler, "none") != 0) {
+        h = cd->handler;
+    }
+    return h && strcmp(h, "promptenchanter") == 0;
+}
+
 /* Is r served by this module (its context exists, or the location's handler is ours)? */
 static int pe_http_is_ours(request_rec *r)
 {
     request_rec *m = r;
-    core_dir_config *cd;
 
     while (m->main)
         m = m->main;
@@ -270,8 +288,7 @@ static int pe_http_is_ours(request_rec *r)
         m = m->prev;
     if (ap_get_module_config(m->request_config, &promptenchanter_module))
         return 1;
-    cd = ap_get_core_module_config(r->per_dir_config);
-    return cd && cd->handler && strcmp(cd->handler, "promptenchanter") == 0;
+    return pe_http_handler_is_ours(r);
 }
 
 void pe_http_insert_error_filter(request_rec *r)

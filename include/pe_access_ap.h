@@ -1,0 +1,43 @@
+/*
+ * pe_access_ap.h: the access layer's httpd side: firewall (automatic and stored blocks), IP
+ * whitelist, per-address and per-principal rate limits (src/apache/pe_access_ap.c).
+ *
+ * State shared by every process (counters, strikes, automatic blocks) lives in one pe_shm table
+ * guarded by the "pe-access" global mutex; both are made once per httpd parent and kept across
+ * graceful restarts, so a restart does not hand out fresh allowances. With memcached servers
+ * (PEAccessServers, default PECacheServers) the rate-limit counters are also shared by all nodes.
+ */
+#ifndef PE_ACCESS_AP_H
+#define PE_ACCESS_AP_H
+
+#include "httpd.h"
+#include "pe_auth.h"
+
+/** pre_config: register the pe-access mutex (so `Mutex pe-access ...` works). */
+int pe_access_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+
+/** post_config (not the dry run): the shared table and its mutex, made once per httpd parent. */
+int pe_access_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+
+/** child_init: the mutex in this child, the stored-list cache, the memcached client. */
+void pe_access_child_init(apr_pool_t *pchild, server_rec *s);
+
+/**
+ * access_checker hook, before authentication, on PromptEnchanter locations: automatic and stored
+ * blocks (403), whitelist mode (403), the per-address rate limit (429).
+ */
+int pe_access_check(request_rec *r);
+
+/**
+ * The per-principal rate limit of p's plan (PEPrincipalRateLimit), once authenticated.
+ * @return OK, or HTTP_TOO_MANY_REQUESTS noted with pe_http_fail (headers set either way)
+ */
+int pe_access_principal(request_rec *r, const pe_principal_t *p);
+
+/**
+ * Count one failed authentication or login from r's client address towards PEAutoBlock.
+ * @param reason what failed (for the log and the security event), e.g. "login_failed"
+ */
+void pe_access_auth_failed(request_rec *r, const char *reason);
+
+#endif
