@@ -8,6 +8,7 @@
 #   PE_PORT (8080)  PE_MPM (event|prefork|worker)  PE_PREFORK_SERVERS (4)  PE_LOGLEVEL
 #   PE_UPSTREAM_URL PE_UPSTREAM_KEY PE_SEARCH_URL PE_SMTP_URL PE_MEMCACHED (space-separated host:port)
 #   PE_DBD_DRIVER (sqlite3|pgsql) PE_DBD_PARAMS PE_RESEARCH_ALLOW_NETWORKS
+#   PE_IP_RATE_LIMIT (PEIPRateLimit value, e.g. Off)  PE_AUTO_BLOCK (PEAutoBlock value, e.g. Off)
 #   PE_MODULE (path of mod_promptenchanter.so)  PE_EXTRA_CONF (a file copied into conf/extra/)
 #   PE_HTTPD_PRELOAD (libraries preloaded into httpd only, e.g. the ASan runtime)
 set -euo pipefail
@@ -68,6 +69,8 @@ render() {
     envdir PESMTPURL "${PE_SMTP_URL:-}"
     envdir PECacheServers "${PE_MEMCACHED:-}" raw
     envdir PEResearchAllowNetworks "${PE_RESEARCH_ALLOW_NETWORKS:-}" raw
+    envdir PEIPRateLimit "${PE_IP_RATE_LIMIT:-}" raw
+    envdir PEAutoBlock "${PE_AUTO_BLOCK:-}" raw
   } > "$inst/conf/pe-env.conf"
   chmod 600 "$inst/conf/pe-env.conf"
   rm -f "$inst"/conf/extra/*.conf

@@ -97,7 +97,10 @@ class Httpd:
     def env(self):
         e = dict(os.environ)
         e.update({"PE_INSTANCE_DIR": self.dir, "PE_PORT": str(self.port), "PE_MPM": self.mpm,
-                  "PE_LOGLEVEL": "info promptenchanter:debug"})
+                  "PE_LOGLEVEL": "info promptenchanter:debug",
+                  # The suites send many requests, and many bad credentials, from 127.0.0.1: the
+                  # per-address limit and auto-block are off unless a test sets them (test_access).
+                  "PE_IP_RATE_LIMIT": "Off", "PE_AUTO_BLOCK": "Off"})
         e.update(self.env_extra)
         if self.extra_conf:
             os.makedirs(self.dir, exist_ok=True)

@@ -290,6 +290,52 @@ START_TEST(system_prompts)
 }
 END_TEST
 
+/* The access layer's lists: add, active entries (expiry, is_active), remove; both lists apart. */
+START_TEST(ip_lists)
+{
+    pe_store_t *st = open_store();
+    pe_ipentry_t e = {0, "192.0.2.7", "abuse", "admin", 10, 0, 1};
+    apr_array_header_t *rows;
+    const pe_ipentry_t *got;
+
+    ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
+    e.network = "10.0.0.0/8"; e.note = "until 1000"; e.expires_at = 1000;
+    ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
+    e.network = "198.51.100.1"; e.note = "off"; e.expires_at = 0; e.is_active = 0;
+    ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
+    e.network = "2001:db8::/32"; e.note = "office"; e.is_active = 1;
+    ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_WHITELIST, &e), PE_STORE_OK);
+
+    ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_BLOCKED, 999, &rows), PE_STORE_OK);
+    ck_assert_int_eq(rows->nelts, 2); /* the switched-off entry is not read */
+    got = &APR_ARRAY_IDX(rows, 0, pe_ipentry_t);
+    ck_assert_str_eq(got->network, "192.0.2.7");
+    ck_assert_str_eq(got->note, "abuse");
+    ck_assert_str_eq(got->created_by, "admin");
+    ck_assert_int_eq(got->created_at, 10);
+    ck_assert_int_eq(got->expires_at, 0);
+    ck_assert_int_eq(got->is_active, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(rows, 1, pe_ipentry_t).expires_at, 1000);
+    /* at its expiry the entry is no longer active */
+    ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_BLOCKED, 1000, &rows), PE_STORE_OK);
+    ck_assert_int_eq(rows->nelts, 1);
+
+    ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_WHITELIST, 999, &rows), PE_STORE_OK);
+    ck_assert_int_eq(rows->nelts, 1);
+    got = &APR_ARRAY_IDX(rows, 0, pe_ipentry_t);
+    ck_assert_str_eq(got->network, "2001:db8::/32");
+    ck_assert_str_eq(got->note, "office");
+
+    ck_assert_int_eq(pe_store_iplist_remove(st, PE_IPLIST_WHITELIST, got->id), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_iplist_remove(st, PE_IPLIST_WHITELIST, got->id), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_WHITELIST, 999, &rows), PE_STORE_OK);
+    ck_assert_int_eq(rows->nelts, 0);
+    ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_BLOCKED, 999, &rows), PE_STORE_OK);
+    ck_assert_int_eq(rows->nelts, 2); /* removing from one list leaves the other alone */
+    close_db();
+}
+END_TEST
+
 Suite *pe_suite_store_dbd(void)
 {
     Suite *s = suite_create("store_dbd");
@@ -303,6 +349,7 @@ Suite *pe_suite_store_dbd(void)
     tcase_add_test(tc, delete_archives);
     tcase_add_test(tc, retry_on_new_connection);
     tcase_add_test(tc, system_prompts);
+    tcase_add_test(tc, ip_lists);
     suite_add_tcase(s, tc);
     return s;
 }
