@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -79,8 +80,23 @@ typedef struct script_t {
     volatile int stop;
 } script_t;
 
-/* Read one request (headers + Content-Length body); 0 on EOF. */
-static int read_request(int c)
+/* Wait until c is readable; 0 when the server is told to stop (checked every 50 ms). */
+static int wait_readable(const script_t *s, int c)
+{
+    struct pollfd pf;
+
+    pf.fd = c;
+    pf.events = POLLIN;
+    while (!s->stop) {
+        pf.revents = 0;
+        if (poll(&pf, 1, 50) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Read one request (headers + Content-Length body); 0 on EOF or stop. */
+static int read_request(const script_t *s, int c)
 {
     char buf[65536];
     size_t n = 0;
@@ -88,7 +104,7 @@ static int read_request(int c)
     long clen = 0;
 
     while (!hdr_end) {
-        ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+        ssize_t k = wait_readable(s, c) ? read(c, buf + n, sizeof(buf) - 1 - n) : 0;
         if (k <= 0)
             return 0;
         n += (size_t)k;
@@ -101,7 +117,7 @@ static int read_request(int c)
             clen = atol(cl + 15);
     }
     while ((long)(n - (size_t)(hdr_end + 4 - buf)) < clen) {
-        ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+        ssize_t k = wait_readable(s, c) ? read(c, buf + n, sizeof(buf) - 1 - n) : 0;
         if (k <= 0)
             return 0;
         n += (size_t)k;
@@ -119,7 +135,7 @@ static void *APR_THREAD_FUNC serve(apr_thread_t *t, void *data)
         if (c < 0)
             break;
         s->conns++;
-        while (read_request(c)) {
+        while (read_request(s, c)) {
             int i = s->served < s->nreplies ? s->served : s->nreplies - 1;
             const char *r = s->replies[i];
             s->served++;
@@ -152,11 +168,15 @@ static void start_server(script_t *s, apr_thread_t **t)
     ck_assert_int_eq(apr_thread_create(t, NULL, serve, s, pe_tp), APR_SUCCESS);
 }
 
-/* Stop the server thread (its accept fails once the socket is shut). */
-static void stop_server(script_t *s)
+/* Stop the server thread and wait for it (its accept fails once the socket is shut; a connection
+ * it is reading is dropped within 50 ms), so it never outlives the test's script_t. */
+static void stop_server(script_t *s, apr_thread_t *t)
 {
+    apr_status_t trv;
+
     s->stop = 1;
     shutdown(s->fd, SHUT_RDWR);
+    apr_thread_join(&trv, t);
     close(s->fd);
 }
 
@@ -216,7 +236,7 @@ START_TEST(test_reuse_and_retry)
     ck_assert_int_eq(s.conns, 1);
     ck_assert_uint_eq(pe_upstream_pool_created(hp), 1);
     ck_assert_uint_eq(pe_upstream_pool_idle(hp), 1);
-    stop_server(&s);
+    stop_server(&s, t);
 }
 END_TEST
 
@@ -250,7 +270,7 @@ START_TEST(test_no_retry_on_400_and_exhausted_429)
     ck_assert_int_eq(res.attempts, 3);
     ck_assert_int_lt(apr_time_now() - t0, apr_time_from_msec(150));
     ck_assert_int_eq(s.served, 4);
-    stop_server(&s);
+    stop_server(&s, t);
 }
 END_TEST
 
@@ -282,7 +302,7 @@ START_TEST(test_size_cap_and_timeout)
     ck_assert_int_eq(res.outcome, PE_UP_TIMEOUT);
     ck_assert_int_eq(res.attempts, 1); /* a timeout is not retried */
     ck_assert_int_lt(res.elapsed, apr_time_from_msec(600));
-    stop_server(&s);
+    stop_server(&s, t);
 }
 END_TEST
 
@@ -335,7 +355,7 @@ START_TEST(test_stream_and_abort)
     ck_assert_int_eq(pe_upstream_post(pe_tp, hp, &c, "{}", 2, sink, &k, &res), APR_EGENERAL);
     ck_assert_int_eq(res.outcome, PE_UP_ABORTED);
     ck_assert_int_eq(res.attempts, 1);
-    stop_server(&s);
+    stop_server(&s, t);
 }
 END_TEST
 
