@@ -290,35 +290,6 @@ static pe_store_status_e exec_q(pe_store_t *st, pe_q_e q, int *rows, int nargs, 
     return PE_STORE_OK;
 }
 
-/* Run a query; every row is read (so the driver can clean up) and the first is kept. */
-static pe_store_status_e select_q(pe_store_t *st, pe_q_e q, int nargs, const char **args, int ncols,
-                                  const char **cols)
-{
-    apr_dbd_prepared_t *stmt = stmt_get(st, q);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv, found = 0, i;
-
-    if (!stmt)
-        return PE_STORE_EIO;
-    /* NB: buffered (random-access) results: with sequential ones apr_dbd_pgsql reports a
-     * failure only when rows are fetched, where it looks like "no rows". */
-    rv = apr_dbd_pselect(st->driver, st->pool, st->handle, &res, stmt, 1, nargs, args);
-    if (rv != 0)
-        return fail(st, q, rv);
-    /* NB: drain to the end; breaking out early leaves the statement unfinished (mod_authn_dbd). */
-    while (apr_dbd_get_row(st->driver, st->pool, res, &row, -1) == 0) {
-        if (!found) {
-            for (i = 0; i < ncols; i++) {
-                const char *v = apr_dbd_get_entry(st->driver, row, i);
-                cols[i] = v ? apr_pstrdup(st->pool, v) : NULL;
-            }
-            found = 1;
-        }
-    }
-    return found ? PE_STORE_OK : PE_STORE_NOTFOUND;
-}
-
 /* Run a query and keep every row: an array of `const char *[ncols]` copies in st->pool. */
 static pe_store_status_e select_rows(pe_store_t *st, pe_q_e q, int nargs, const char **args, int ncols,
                                      apr_array_header_t **rows)
@@ -331,9 +302,12 @@ static pe_store_status_e select_rows(pe_store_t *st, pe_q_e q, int nargs, const 
     *rows = apr_array_make(st->pool, 4, sizeof(const char **));
     if (!stmt)
         return PE_STORE_EIO;
+    /* NB: buffered (random-access) results: with sequential ones apr_dbd_pgsql reports a
+     * failure only when rows are fetched, where it looks like "no rows". */
     rv = apr_dbd_pselect(st->driver, st->pool, st->handle, &res, stmt, 1, nargs, args);
     if (rv != 0)
         return fail(st, q, rv);
+    /* NB: drain to the end; breaking out early leaves the statement unfinished (mod_authn_dbd). */
     while (apr_dbd_get_row(st->driver, st->pool, res, &row, -1) == 0) {
         const char **cols = apr_pcalloc(st->pool, (apr_size_t)ncols * sizeof(*cols));
 
@@ -343,6 +317,21 @@ static pe_store_status_e select_rows(pe_store_t *st, pe_q_e q, int nargs, const 
         }
         APR_ARRAY_PUSH(*rows, const char **) = cols;
     }
+    return PE_STORE_OK;
+}
+
+/* Run a query and keep the first row (every row is read, so the driver can clean up). */
+static pe_store_status_e select_q(pe_store_t *st, pe_q_e q, int nargs, const char **args, int ncols,
+                                  const char **cols)
+{
+    apr_array_header_t *rows;
+    pe_store_status_e rs = select_rows(st, q, nargs, args, ncols, &rows);
+
+    if (rs != PE_STORE_OK)
+        return rs;
+    if (!rows->nelts)
+        return PE_STORE_NOTFOUND;
+    memcpy(cols, APR_ARRAY_IDX(rows, 0, const char **), (apr_size_t)ncols * sizeof(*cols));
     return PE_STORE_OK;
 }
 

@@ -76,3 +76,27 @@ class PgCluster:
         p = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "pe", "-d", "pe", "-Atc", sql],
                            capture_output=True, text=True, check=True)
         return p.stdout.strip()
+
+
+class PostgresClass:
+    """Mixin for an HttpdTestCase whose httpd stores in a private cluster (cls.pg), started before
+    the httpd and stopped after it, also when the httpd does not start."""
+
+    PG_NAME = "pg"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PgCluster(cls.PG_NAME).start()
+        cls.ENV = dict(cls.ENV, **cls.pg.env())
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.pg.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.pg.stop()

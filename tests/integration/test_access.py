@@ -89,7 +89,7 @@ def many(ports, n, src, concurrency=1, path="/health"):
 class AccessChecks:
     """Assertions shared by the suites."""
 
-    def assertLimited(self, resps, allowed, limit=60):
+    def assertLimited(self, resps, allowed, limit=60, exact_remaining=True):
         ok = [r for r in resps if r.status == 200]
         refused = [r for r in resps if r.status == 429]
         self.assertEqual(len(ok) + len(refused), len(resps), [r.status for r in resps if r.status not in (200, 429)])
@@ -108,9 +108,13 @@ class AccessChecks:
             self.assertEqual(j["details"]["scope"], "ip")
         for r in ok:
             self.assertIsNone(r.header("Retry-After"))
-        # a fresh counter: each admitted request saw one less left, down to limit - allowed
         remaining = sorted(int(r.header("X-RateLimit-Remaining")) for r in ok)
-        self.assertEqual(remaining, list(range(limit - allowed, limit)))
+        if exact_remaining:
+            # one fresh counter: each admitted request saw one less left, down to limit - allowed
+            self.assertEqual(remaining, list(range(limit - allowed, limit)))
+        else:
+            # two counters (the node's and the cluster's): the header shows the smaller of the two
+            self.assertTrue(all(0 <= x < limit for x in remaining), remaining)
 
     def assertRefused(self, r, status, code):
         self.assertEqual(r.status, status, r.body)
@@ -365,7 +369,7 @@ class AccessCluster(AccessChecks, unittest.TestCase):
         self.wait_for_window()
         ports = [n.port for n in self.nodes]
         resps = many(ports, 200, "127.0.0.31", concurrency=16)
-        self.assertLimited(resps, 60)
+        self.assertLimited(resps, 60, exact_remaining=False)
         for n in self.nodes:
             self.assertNotIn("PE45010", n.error_log())
 
@@ -391,26 +395,10 @@ class AccessCluster(AccessChecks, unittest.TestCase):
 
 
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class AccessPostgres(AccessChecks, HttpdTestCase):
+class AccessPostgres(pe_pg.PostgresClass, AccessChecks, HttpdTestCase):
     """The stored lists through PostgreSQL."""
     EXTRA_CONF = BASE_CONF
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-access").start()
-        cls.ENV = cls.pg.env()
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.pg.stop()
+    PG_NAME = "pg-access"
 
     def test_lists(self):
         port, pg = self.httpd.port, self.pg
