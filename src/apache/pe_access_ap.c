@@ -20,6 +20,7 @@
 #include "http_request.h"
 #include "util_mutex.h"
 #include <apr_atomic.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 
 #define PE_ACCESS_MUTEX "pe-access"
@@ -34,6 +35,8 @@ typedef struct {
     apr_global_mutex_t *mutex;
     pe_shm_t *shm;
     int nslots;
+    apr_shm_t *seg;        /* a small segment of its own for block_horizon */
+    apr_time_t *horizon;   /* the latest end of any automatic block (atomic; 0: none yet) */
 } pe_access_shared_t;
 
 /* This process's state. */
@@ -82,6 +85,12 @@ int pe_access_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         sh->nslots = nslots;
+        if ((rv = apr_shm_create(&sh->seg, sizeof(apr_time_t), NULL, pp)) != APR_SUCCESS) {
+            pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(45009) "cannot create the access layer's shared block horizon");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        sh->horizon = apr_shm_baseaddr_get(sh->seg);
+        __atomic_store_n(sh->horizon, 0, __ATOMIC_SEQ_CST);
         apr_pool_userdata_set(sh, PE_ACCESS_USERDATA, apr_pool_cleanup_null, pp);
         pe_slog(s, APLOG_INFO, 0, PE_LOGNO(45004) "access layer: shared table of %d entries (%" APR_SIZE_T_FMT
                 " bytes)", nslots, pe_shm_size((apr_uint32_t)nslots, PE_RL_VALUE_SIZE));
@@ -428,7 +437,10 @@ int pe_access_check(request_rec *r)
 
     /* 1. firewall: automatic blocks (shared table: effective at once in every process) */
     ab = pe_srv_autoblock(sc);
-    if (ab->on) {
+    /* NB: the table is only asked while some automatic block may still run: the horizon is the
+     * latest end of any block, raised (in shared memory) before the failure that started it is
+     * answered. So with no block running no lock is taken for this check. */
+    if (ab->on && now < __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE)) {
         pe_rl_block_t b;
 
         if (pe_rl_blocked(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &b) == APR_SUCCESS && b.blocked)
@@ -511,6 +523,12 @@ void pe_access_auth_failed(request_rec *r, const char *reason)
         return;
     /* the failure that starts a block sets it to now + block_for exactly; later ones leave it */
     if (b.blocked && b.blocked_until == now + ab->rule.block_for) {
+        apr_time_t h = __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE);
+
+        while (h < b.blocked_until &&
+               !__atomic_compare_exchange_n(pe_acc.shared->horizon, &h, b.blocked_until, 0, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_ACQUIRE))
+            ;
         pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(45030) "address %s blocked for %" APR_TIME_T_FMT " s after %u failed "
                 "authentications (last: %s)", ip, apr_time_sec(ab->rule.block_for), ab->rule.max_strikes, reason);
         access_event(r, "ip_temporarily_blocked", NULL, ip,
