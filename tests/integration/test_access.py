@@ -10,14 +10,14 @@ import concurrent.futures
 import http.client
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import time
 import unittest
 
 import pe_pg
-from pe_harness import RUN_ROOT, Httpd, HttpdTestCase, free_port
+from pe_harness import Httpd, HttpdTestCase
+from test_completions import Memcached
 
 MODDIR = subprocess.run(["apxs", "-q", "LIBEXECDIR"], capture_output=True, text=True).stdout.strip() or \
     "/usr/lib/apache2/modules"
@@ -302,34 +302,6 @@ PEAccessExempt health
         self.assertEqual([r.status for r in rs], [200] * 30)
         rs = [call(self.httpd.port, "/", "127.0.0.65") for _ in range(25)]
         self.assertEqual(len([r for r in rs if r.status == 200]), 20)
-
-
-class Memcached:
-    """A private memcached on a free loopback port, stopped by pid."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.proc = None
-
-    def start(self):
-        cmd = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
-        if os.geteuid() == 0:
-            cmd += ["-u", "root"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                import socket
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("memcached did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        self.proc = None
 
 
 class AccessCluster(AccessChecks, unittest.TestCase):

@@ -639,27 +639,12 @@ class CreditsRaceSqlite(CreditsRaceMixin, HttpdTestCase):
 
 
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class CreditsRacePostgres(CreditsRaceMixin, HttpdTestCase):
+class CreditsRacePostgres(pe_pg.PostgresClass, CreditsRaceMixin, HttpdTestCase):
     DRIVER = "pgsql"
     EXTRA_CONF = BASE_CONF + "KeepAlive Off\nDBDMin 1\nDBDKeep 2\nDBDMax 4\n"
     ENV = {"PE_PREFORK_SERVERS": "6"}
 
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-credits").start()
-        cls.ENV = dict(cls.ENV, **cls.pg.env())
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.pg.stop()
+    PG_NAME = "pg-credits"
 
     def set_credits(self, uid, n):
         self.pg.query("UPDATE pe_users SET conv_limit = %d, conv_reset = %d, reset_day = %d WHERE id = '%s'"

@@ -440,27 +440,12 @@ class BatchLimits(UpstreamMixin, HttpdTestCase):
 
 
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class BatchPostgres(UpstreamMixin, HttpdTestCase):
+class BatchPostgres(pe_pg.PostgresClass, UpstreamMixin, HttpdTestCase):
     """The batch credit statements on PostgreSQL: all or nothing, exact refund."""
 
     EXTRA_CONF = BASE_CONF + "PECache Off\n"
 
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-batch").start()
-        cls.ENV = dict(cls.ENV, **cls.pg.env())
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.pg.stop()
+    PG_NAME = "pg-batch"
 
     def credits(self, uid):
         return int(self.pg.query("SELECT conv_limit FROM pe_users WHERE id = '%s'" % uid))

@@ -322,25 +322,10 @@ class UsersDefaultArgon2(HttpdTestCase):
 
 
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class UsersPostgres(UsersMixin, HttpdTestCase):
+class UsersPostgres(pe_pg.PostgresClass, UsersMixin, HttpdTestCase):
     EXTRA_CONF = AUTH_CONF + "DBDMin 1\nDBDKeep 4\nDBDMax 16\n"
 
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-users").start()
-        cls.ENV = cls.pg.env()
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.pg.stop()
+    PG_NAME = "pg-users"
 
     # While PostgreSQL restarts, mod_dbd logs its failed connection attempts (AH00629, AH00633),
     # and the first statement on each stale pooled connection fails (PE30002) before the
