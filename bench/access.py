@@ -42,7 +42,7 @@ def wrk(url):
 
 
 def run(mpm):
-    h = Httpd("bench-access-" + mpm, mpm=mpm, extra_conf=CONF)
+    h = Httpd("bench-access-" + mpm, mpm=mpm, extra_conf=CONF + os.environ.get("BENCH_ACCESS_EXTRA_CONF", ""))
     h.start()
     try:
         base = "http://127.0.0.1:%d" % h.port
