@@ -4,7 +4,6 @@ Prints req/s, p50, p99 per target, the ratios to mod_proxy, and each child's RSS
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -76,11 +75,8 @@ def main():
                                           "email": "bench@example.com", "password": "Zebra-Lamp-42"})
         assert r.status == 201, r
         key, uid = r.json["api_key"], r.json["user_id"]
-        con = sqlite3.connect(os.path.join(h.dir, "data", "pe.db"), timeout=10)
-        con.execute("UPDATE pe_users SET conv_limit = 1000000000, conv_reset = 1000000000, reset_day = ? "
-                    "WHERE id = ?", (int(time.time() // 86400), uid))
-        con.commit()
-        con.close()
+        h.sqlite("UPDATE pe_users SET conv_limit = 1000000000, conv_reset = 1000000000, reset_day = ? WHERE id = ?",
+                 (int(time.time() // 86400), uid))
         base = "http://127.0.0.1:%d" % h.port
         chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Benchmark question %d"}]}
         proxy_body = json.dumps(chat)

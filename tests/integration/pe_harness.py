@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import signal
 import socket
 import subprocess
@@ -151,6 +152,16 @@ class Httpd:
 
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body, **kw)
+
+    def sqlite(self, q, args=()):
+        """Run one statement on the instance's SQLite store (committed); its rows."""
+        con = sqlite3.connect(os.path.join(self.dir, "data", "pe.db"), timeout=10)
+        try:
+            rows = [tuple(r) for r in con.execute(q, args).fetchall()]
+            con.commit()
+            return rows
+        finally:
+            con.close()
 
     def error_log(self):
         try:

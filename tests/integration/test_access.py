@@ -9,8 +9,6 @@ its counters start from zero whatever ran before in the same httpd.
 import concurrent.futures
 import http.client
 import json
-import os
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -130,12 +128,7 @@ class SqliteLists:
     """Write the stored lists straight into the instance's SQLite file."""
 
     def sql(self, q, *args):
-        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
-        try:
-            con.execute(q, args)
-            con.commit()
-        finally:
-            con.close()
+        self.httpd.sqlite(q, args)
 
     def add_block(self, network, reason, expires=0):
         self.sql("INSERT INTO pe_blocked_ips (network, reason, created_at, expires_at) VALUES (?, ?, 0, ?)",
@@ -277,10 +270,7 @@ PEAccessExempt health
         r = call(self.httpd.port, "/v1/users/register", "127.0.0.60", "POST", body)
         self.assertEqual(r.status, 201, r.body)
         if plan:
-            con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
-            con.execute("UPDATE pe_users SET subscription_plan = ? WHERE username = ?", (plan, name))
-            con.commit()
-            con.close()
+            self.httpd.sqlite("UPDATE pe_users SET subscription_plan = ? WHERE username = ?", (plan, name))
         return {"Authorization": "Bearer " + r.json["api_key"]}
 
     def test_plan_limit_per_user(self):

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import socket
-import sqlite3
 import time
 import unittest
 
@@ -69,13 +68,7 @@ class UpstreamMixin:
         return r.json["user_id"], r.json["api_key"]
 
     def sqlite(self, q, args=(), httpd=None):
-        con = sqlite3.connect(os.path.join((httpd or self.httpd).dir, "data", "pe.db"), timeout=10)
-        try:
-            rows = con.execute(q, args).fetchall()
-            con.commit()
-            return rows
-        finally:
-            con.close()
+        return (httpd or self.httpd).sqlite(q, args)
 
     def prompt(self, key, body, headers=None, timeout=30):
         return self.httpd.post("/v1/prompt/completions", body, headers=dict(bearer(key), **(headers or {})),
@@ -156,12 +149,7 @@ class Completions(UpstreamMixin, HttpdTestCase):
                             "Stored tree-of-thoughts override.")
 
     def sqlite_write(self, q, args):
-        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
-        try:
-            con.execute(q, args)
-            con.commit()
-        finally:
-            con.close()
+        self.httpd.sqlite(q, args)
 
     def test_levels_and_reasoning_models(self):
         uid, key = self.new_user()

@@ -4,7 +4,6 @@ parallel registration, a PostgreSQL restart, and no secret in clear at rest or i
 import base64
 import concurrent.futures
 import os
-import sqlite3
 import time
 import unittest
 
@@ -210,11 +209,7 @@ class UsersSqlite(UsersMixin, HttpdTestCase):
     ALLOWED_LOG_IDS = ("AH01631",)  # mod_authz_core logs the 403s these tests provoke
 
     def sql(self, q):
-        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
-        try:
-            return [tuple(r) for r in con.execute(q).fetchall()]
-        finally:
-            con.close()
+        return self.httpd.sqlite(q)
 
     def test_lockout_and_expiry(self):
         reg, _, email = self.new_user()
@@ -261,12 +256,7 @@ class UsersSqlite(UsersMixin, HttpdTestCase):
         self.assertEnvelope(h.get("/private/health", headers=bearer(reg["api_key"])), 403, "FORBIDDEN")
 
     def sql_write(self, q):
-        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"), timeout=10)
-        try:
-            con.execute(q)
-            con.commit()
-        finally:
-            con.close()
+        self.httpd.sqlite(q)
 
     def test_no_secret_in_clear(self):
         h = self.httpd
@@ -313,9 +303,7 @@ class UsersDefaultArgon2(HttpdTestCase):
         r = self.httpd.post("/v1/users/register", {"username": "argon_default", "name": "Argon",
                                                    "email": "argon@example.com", "password": PASSWORD})
         self.assertEqual(r.status, 201, r)
-        con = sqlite3.connect(os.path.join(self.httpd.dir, "data", "pe.db"))
-        (hsh,) = con.execute("SELECT password_hash FROM pe_users").fetchone()
-        con.close()
+        ((hsh,),) = self.httpd.sqlite("SELECT password_hash FROM pe_users")
         self.assertTrue(hsh.startswith("$argon2id$v=19$m=65536,t=3,p=1$"), hsh)
         self.assertEqual(self.httpd.post("/v1/users/login", {"email": "argon@example.com", "password": PASSWORD}).status,
                          200)
