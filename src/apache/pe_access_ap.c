@@ -16,6 +16,7 @@
 #include "pe_http.h"
 #include "pe_log.h"
 #include "pe_memcache.h"
+#include "pe_persist.h"
 
 #include "http_request.h"
 #include "util_mutex.h"
@@ -24,15 +25,13 @@
 #include <apr_strings.h>
 
 #define PE_ACCESS_MUTEX "pe-access"
-#define PE_ACCESS_USERDATA "pe_access_shared"
 /* The shared flag saying memcached is down (one process logs each change). */
 #define PE_ACCESS_MC_FLAG "st:memcached-down"
 /* Refusals of blocked or non-whitelisted addresses are recorded at most this often per address. */
 #define PE_ACCESS_EVENT_EVERY apr_time_from_sec(60)
 
-/* Made once per httpd parent and kept across generations (s->process->pool userdata). */
+/* Made once per httpd parent and kept across generations (pe_persist.h). */
 typedef struct {
-    apr_global_mutex_t *mutex;
     pe_shm_t *shm;
     int nslots;
     apr_shm_t *seg;        /* a small segment of its own for block_horizon */
@@ -41,6 +40,7 @@ typedef struct {
 
 /* This process's state. */
 static struct {
+    pe_persist_t *ps;           /* the shared state and its mutex */
     pe_access_shared_t *shared;
     pe_shm_t *shm;              /* NULL: the layer is off in this process (logged) */
     pe_access_cache_t *cache;   /* stored blocks and whitelist (children only) */
@@ -59,48 +59,49 @@ int pe_access_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     pe_acc.shm = NULL;
     pe_acc.shared = NULL;
+    pe_acc.ps = NULL;
     return ap_mutex_register(pconf, PE_ACCESS_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+/* The shared table and the block horizon, made once per httpd parent (pe_persist.h). */
+static apr_status_t access_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void *baton, void **obj)
+{
+    pe_access_shared_t *sh = apr_pcalloc(pp, sizeof(*sh));
+    apr_status_t rv;
+
+    sh->nslots = *(const int *)baton;
+    if ((rv = pe_shm_create(pp, (apr_uint32_t)sh->nslots, PE_RL_VALUE_SIZE, mutex, &sh->shm)) != APR_SUCCESS ||
+        (rv = apr_shm_create(&sh->seg, sizeof(apr_time_t), NULL, pp)) != APR_SUCCESS)
+        return rv;
+    sh->horizon = apr_shm_baseaddr_get(sh->seg);
+    __atomic_store_n(sh->horizon, 0, __ATOMIC_SEQ_CST);
+    *obj = sh;
+    return APR_SUCCESS;
 }
 
 int pe_access_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    apr_pool_t *pp = s->process->pool;
-    pe_access_shared_t *sh = NULL;
     int nslots = pe_srv_access_table_size(pe_config_srv(s));
+    pe_persist_state_e state;
     apr_status_t rv;
 
-    apr_pool_userdata_get((void **)&sh, PE_ACCESS_USERDATA, pp);
-    if (!sh) {
-        sh = apr_pcalloc(pp, sizeof(*sh));
-        /* NB: on the process pool, not pconf: the lock must be the same one for the children
-         * of the old generation (still finishing requests after a graceful restart) and of the
-         * new one, since both use the same table. So a `Mutex pe-access` change needs a stop. */
-        if ((rv = ap_global_mutex_create(&sh->mutex, NULL, PE_ACCESS_MUTEX, NULL, s, pp, 0)) != APR_SUCCESS) {
-            pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(45001) "cannot create the %s mutex", PE_ACCESS_MUTEX);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        if ((rv = pe_shm_create(pp, (apr_uint32_t)nslots, PE_RL_VALUE_SIZE, sh->mutex, &sh->shm)) != APR_SUCCESS) {
-            pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(45002) "cannot create the access layer's shared table (%d entries)",
-                    nslots);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        sh->nslots = nslots;
-        if ((rv = apr_shm_create(&sh->seg, sizeof(apr_time_t), NULL, pp)) != APR_SUCCESS) {
-            pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(45009) "cannot create the access layer's shared block horizon");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        sh->horizon = apr_shm_baseaddr_get(sh->seg);
-        __atomic_store_n(sh->horizon, 0, __ATOMIC_SEQ_CST);
-        apr_pool_userdata_set(sh, PE_ACCESS_USERDATA, apr_pool_cleanup_null, pp);
+    /* NB: kept across generations: a graceful restart must not hand out fresh allowances, and
+     * the old generation's children use the same lock as the new one's. */
+    if ((rv = pe_persist_get(s, "access", PE_ACCESS_MUTEX, (apr_uint64_t)nslots, access_make, &nslots, &pe_acc.ps,
+                             &state)) != APR_SUCCESS) {
+        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(45002) "cannot create the access layer's shared table (%d entries) or "
+                "its %s mutex", nslots, PE_ACCESS_MUTEX);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    pe_acc.shared = pe_acc.ps->obj;
+    if (state == PE_PERSIST_OTHER)
+        pe_slog(s, APLOG_NOTICE, 0, PE_LOGNO(45003) "PEAccessTableSize %d takes effect when httpd is stopped and "
+                "started; the shared table keeps %d entries (and its counters) across restarts", nslots,
+                pe_acc.shared->nslots);
+    else if (state == PE_PERSIST_MADE)
         pe_slog(s, APLOG_INFO, 0, PE_LOGNO(45004) "access layer: shared table of %d entries (%" APR_SIZE_T_FMT
                 " bytes)", nslots, pe_shm_size((apr_uint32_t)nslots, PE_RL_VALUE_SIZE));
-    }
-    else if (sh->nslots != nslots) {
-        pe_slog(s, APLOG_NOTICE, 0, PE_LOGNO(45003) "PEAccessTableSize %d takes effect when httpd is stopped and "
-                "started; the shared table keeps %d entries (and its counters) across restarts", nslots, sh->nslots);
-    }
-    pe_acc.shared = sh;
-    pe_acc.shm = sh->shm;
+    pe_acc.shm = pe_acc.shared->shm;
     return OK;
 }
 
@@ -132,10 +133,9 @@ void pe_access_child_init(apr_pool_t *pchild, server_rec *s)
     apr_global_mutex_t *m;
     apr_status_t rv;
 
-    if (!pe_acc.shared)
+    if (!pe_acc.ps)
         return;
-    m = pe_acc.shared->mutex;
-    if ((rv = apr_global_mutex_child_init(&m, apr_global_mutex_lockfile(m), pchild)) != APR_SUCCESS) {
+    if ((rv = pe_persist_child_init(pe_acc.ps, pchild, &m)) != APR_SUCCESS) {
         pe_slog(s, APLOG_ERR, rv, PE_LOGNO(45005) "%s mutex unusable in this child: the access layer is off here",
                 PE_ACCESS_MUTEX);
         pe_acc.shm = NULL;

@@ -14,6 +14,7 @@
 
 #include "ap_mpm.h"
 #include "http_protocol.h"
+#include "pe_persist.h"
 #include "util_mutex.h"
 #include <apr_strings.h>
 #include <curl/curl.h>
@@ -25,6 +26,7 @@
 
 /* This process's state; reset in pre_config for every configuration generation. */
 static struct {
+    pe_persist_t *cache_ps;     /* the cache and its mutex, made once per httpd parent */
     apr_global_mutex_t *cache_mutex;
     pe_cache_t *cache;
     pe_upstream_pool_t *handles;
@@ -45,10 +47,24 @@ int pe_completion_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     return ap_mutex_register(pconf, PE_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
 }
 
-/* post_config: libcurl once per process, then the cache's segment and mutex for this generation. */
+/* The shared-memory cache, made once per httpd parent (pe_persist.h). */
+static apr_status_t cache_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void *baton, void **obj)
+{
+    const apr_int64_t *sizes = baton;
+
+    return pe_cache_create(pp, (apr_uint32_t)sizes[0], (apr_size_t)sizes[1], mutex, (pe_cache_t **)obj);
+}
+
+/* post_config: libcurl once per process, then the cache's segment and mutex (kept across
+ * generations, so a graceful restart keeps the cached answers and never destroys a lock that the
+ * old generation's children still use). */
 int pe_completion_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pe_srv_conf_t *sc = pe_config_srv(s);
+    apr_int64_t sizes[2];
+    int entries;
+    pe_persist_state_e state;
+    apr_off_t esize;
     apr_status_t rv;
 
     /* NB: curl_global_init is not thread-safe in every libcurl build; the parent calls it here,
@@ -66,17 +82,18 @@ int pe_completion_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *
     pe_cpl.s = s;
     if (!pe_srv_cache_on(sc))
         return OK;
-    if ((rv = ap_global_mutex_create(&pe_cpl.cache_mutex, NULL, PE_CACHE_MUTEX, NULL, s, pconf, 0)) != APR_SUCCESS) {
-        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(42001) "cannot create the %s mutex", PE_CACHE_MUTEX);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = pe_cache_create(pconf, (apr_uint32_t)pe_srv_cache_shm_entries(sc), (apr_size_t)pe_srv_cache_shm_entry_size(sc),
-                         pe_cpl.cache_mutex, &pe_cpl.cache);
-    if (rv != APR_SUCCESS) {
+    sizes[0] = entries = pe_srv_cache_shm_entries(sc);
+    sizes[1] = esize = pe_srv_cache_shm_entry_size(sc);
+    if ((rv = pe_persist_get(s, "cache", PE_CACHE_MUTEX, ((apr_uint64_t)entries << 32) | (apr_uint32_t)esize,
+                             cache_make, sizes, &pe_cpl.cache_ps, &state)) != APR_SUCCESS) {
         pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(42002) "cannot create the shared-memory cache (%d entries of %" APR_OFF_T_FMT
-                " bytes)", pe_srv_cache_shm_entries(sc), pe_srv_cache_shm_entry_size(sc));
+                " bytes) or its %s mutex", entries, esize, PE_CACHE_MUTEX);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (state == PE_PERSIST_OTHER)
+        pe_slog(s, APLOG_NOTICE, 0, PE_LOGNO(42006) "PECacheShmEntries/PECacheShmEntrySize take effect when httpd is "
+                "stopped and started; the shared-memory cache keeps its size (and its entries) across restarts");
+    pe_cpl.cache = pe_cpl.cache_ps->obj;
     return OK;
 }
 
@@ -179,8 +196,8 @@ void pe_completion_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     pe_cpl.s = s;
-    if (pe_cpl.cache_mutex) {
-        rv = apr_global_mutex_child_init(&pe_cpl.cache_mutex, apr_global_mutex_lockfile(pe_cpl.cache_mutex), pchild);
+    if (pe_cpl.cache_ps) {
+        rv = pe_persist_child_init(pe_cpl.cache_ps, pchild, &pe_cpl.cache_mutex);
         if (rv != APR_SUCCESS) {
             pe_slog(s, APLOG_ERR, rv, PE_LOGNO(42003) "cache mutex unusable in this child: the cache is off here");
             pe_cpl.cache = NULL;

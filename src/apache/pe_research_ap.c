@@ -12,6 +12,7 @@
 #include "pe_shm.h"
 
 #include "http_config.h"
+#include "pe_persist.h"
 #include "util_mutex.h"
 #include <apr_strings.h>
 #include <curl/curl.h>
@@ -25,6 +26,7 @@
 
 /* This generation's state (reset in pre_config). */
 static struct {
+    pe_persist_t *ps;       /* the table and its mutex, made once per httpd parent */
     apr_global_mutex_t *mutex;
     pe_shm_t *shm;
     pe_research_cache_t cache;
@@ -42,11 +44,18 @@ int pe_research_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                : HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* post_config: libraries once per process, then the shared cache. */
+/* The research cache's table, made once per httpd parent (pe_persist.h). */
+static apr_status_t research_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void *baton, void **obj)
+{
+    return pe_shm_create(pp, (apr_uint32_t) * (const int *)baton, PE_RESEARCH_CACHE_VALUE, mutex, (pe_shm_t **)obj);
+}
+
+/* post_config: libraries once per process, then the shared cache (kept across generations). */
 int pe_research_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     pe_srv_conf_t *sc = pe_config_srv(s);
     int slots = pe_srv_research_cache_slots(sc);
+    pe_persist_state_e state;
     apr_status_t rv;
 
     pe_extract_init();
@@ -63,18 +72,17 @@ int pe_research_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     }
     if (slots <= 0 || pe_rs.have_cache)
         return OK;
-    rv = ap_global_mutex_create(&pe_rs.mutex, NULL, PE_RESEARCH_MUTEX, NULL, s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(61102) "research: cannot create the research cache mutex");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = pe_shm_create(pconf, (apr_uint32_t)slots, PE_RESEARCH_CACHE_VALUE, pe_rs.mutex, &pe_rs.shm);
-    if (rv != APR_SUCCESS) {
+    if ((rv = pe_persist_get(s, "research", PE_RESEARCH_MUTEX, (apr_uint64_t)slots, research_make, &slots, &pe_rs.ps,
+                             &state)) != APR_SUCCESS) {
         pe_slog(s, APLOG_CRIT, rv,
-                PE_LOGNO(61103) "research: cannot create the shared research cache (%d entries of %d bytes)", slots,
-                PE_RESEARCH_CACHE_VALUE);
+                PE_LOGNO(61103) "research: cannot create the shared research cache (%d entries of %d bytes) or its mutex",
+                slots, PE_RESEARCH_CACHE_VALUE);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (state == PE_PERSIST_OTHER)
+        pe_slog(s, APLOG_NOTICE, 0, PE_LOGNO(61105) "research: PEResearchCacheSize takes effect when httpd is "
+                "stopped and started; the research cache keeps its size (and its entries) across restarts");
+    pe_rs.shm = pe_rs.ps->obj;
     pe_research_shm_cache(pe_rs.shm, &pe_rs.cache);
     pe_rs.have_cache = 1;
     return OK;
@@ -87,7 +95,7 @@ void pe_research_child_init(apr_pool_t *pchild, server_rec *s)
 
     if (!pe_rs.have_cache)
         return;
-    rv = apr_global_mutex_child_init(&pe_rs.mutex, apr_global_mutex_lockfile(pe_rs.mutex), pchild);
+    rv = pe_persist_child_init(pe_rs.ps, pchild, &pe_rs.mutex);
     if (rv != APR_SUCCESS) {
         pe_slog(s, APLOG_ERR, rv, PE_LOGNO(61104) "research: the cache mutex cannot be used in this process; "
                                                   "research runs without its cache");

@@ -686,5 +686,38 @@ class MessageLogDurability(UpstreamMixin, unittest.TestCase):
         self.run_case("prefork")
 
 
+class CacheAcrossGraceful(UpstreamMixin, unittest.TestCase):
+    """The shared-memory cache and its mutex are made once per httpd parent: a request that an old
+    generation's child finishes after `-k graceful` stores its answer without a lock error, and the
+    new generation serves both that answer and the ones cached before the restart."""
+
+    ENV = {}
+
+    def test_event(self):
+        h = Httpd("cache-graceful", extra_conf=BASE_CONF + "PEUpstreamTimeout 10s\n", env=self.ENV)
+        h.start()
+        try:
+            self.httpd = h
+            uid, key = self.new_user(h)
+            before = {"level": "low", "prompt": "cached before the restart %d" % time.time()}
+            slow = {"level": "low", "prompt": "in flight over the restart %d [[fake:delay_ms=2500]]" % time.time()}
+            first = self.prompt(key, before)
+            self.assertEqual((first.status, first.header("X-PE-Cache")), (200, "miss"), first)
+            self.assertEqual(self.prompt(key, before).header("X-PE-Cache"), "hit")
+            with concurrent.futures.ThreadPoolExecutor(1) as ex:
+                inflight = ex.submit(self.prompt, key, slow)
+                time.sleep(0.7)
+                h.graceful(wait=False)
+                r = inflight.result()
+            self.assertEqual((r.status, r.header("X-PE-Cache")), (200, "miss"), r)
+            time.sleep(1.0)
+            self.assertEqual(self.prompt(key, before).header("X-PE-Cache"), "hit")
+            again = self.prompt(key, slow)
+            self.assertEqual((again.status, again.header("X-PE-Cache")), (200, "hit"), again)
+        finally:
+            h.stop()
+        self.assertEqual(h.log_problems(allow=("AH03490",)), [])
+
+
 if __name__ == "__main__":
     unittest.main()
