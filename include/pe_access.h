@@ -168,7 +168,8 @@ apr_status_t pe_access_cache_create(apr_pool_t *p, apr_interval_time_t refresh, 
 /**
  * The current snapshot, with a reference taken (give it back with pe_access_cache_release).
  * @param refresh out: 1 when this caller should read the store and pe_access_cache_install the
- *                result (one caller at a time while a snapshot exists; every caller while none does)
+ *                result (one caller at a time while a snapshot exists; every caller while none
+ *                does, except within a second after a failed read)
  * @return the snapshot, or NULL when none was ever installed
  */
 pe_access_snap_t *pe_access_cache_get(pe_access_cache_t *c, apr_time_t now, int *refresh);

@@ -391,8 +391,12 @@ struct pe_access_cache_t {
     apr_interval_time_t refresh;
     pe_access_snap_t *cur; /* holds one reference of its own */
     apr_time_t fetched;    /* last install (or failed read) */
+    apr_time_t failed_at;  /* the last read failed at this time (0: it did not) */
     int refreshing;        /* a caller is reading the store */
 };
+
+/* With no snapshot yet, how long after a failed read the store is asked again. */
+#define PE_ACCESS_FIRST_RETRY apr_time_from_sec(1)
 
 /* Drop one reference; returns 1 when it was the last (the caller destroys the snapshot unlocked). */
 static int snap_unref(pe_access_snap_t *s)
@@ -438,7 +442,10 @@ pe_access_snap_t *pe_access_cache_get(pe_access_cache_t *c, apr_time_t now, int 
             c->refreshing = 1;
     }
     else {
-        *refresh = 1;
+        /* NB: no copy yet: every caller reads (start-up), but after a failed read the store is
+         * asked again only once PE_ACCESS_FIRST_RETRY has passed, not by every request while it
+         * is down. */
+        *refresh = !c->failed_at || now - c->failed_at >= PE_ACCESS_FIRST_RETRY;
     }
     apr_thread_mutex_unlock(c->lock);
     return s;
@@ -473,6 +480,7 @@ pe_access_snap_t *pe_access_cache_install(pe_access_cache_t *c, pe_access_snap_t
     apr_thread_mutex_lock(c->lock);
     c->refreshing = 0;
     c->fetched = now;
+    c->failed_at = snap ? 0 : now;
     if (snap) {
         snap->refs = 1;
         if (c->cur && snap_unref(c->cur))

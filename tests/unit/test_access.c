@@ -215,8 +215,15 @@ START_TEST(snapshot_cache)
     ck_assert_int_eq(refresh, 1);
     ck_assert_ptr_null(pe_access_cache_get(c, SEC(100), &refresh));
     ck_assert_int_eq(refresh, 1);
-    /* a failed first read leaves nothing */
+    /* a failed first read leaves nothing; the store is asked again a second later, not at once */
     ck_assert_ptr_null(pe_access_cache_install(c, NULL, SEC(100)));
+    ck_assert_ptr_null(pe_access_cache_get(c, SEC(100) + apr_time_from_msec(500), &refresh));
+    ck_assert_int_eq(refresh, 0);
+    ck_assert_ptr_null(pe_access_cache_get(c, SEC(101), &refresh));
+    ck_assert_int_eq(refresh, 1);
+    ck_assert_ptr_null(pe_access_cache_install(c, NULL, SEC(101)));
+    ck_assert_ptr_null(pe_access_cache_get(c, SEC(101) + apr_time_from_msec(999), &refresh));
+    ck_assert_int_eq(refresh, 0);
 
     ck_assert_ptr_nonnull(s1 = pe_access_snap_make());
     ck_assert_ptr_null(pe_access_list_add(s1->blocks, "192.0.2.1", "x", 0));
