@@ -89,7 +89,7 @@ apr_status_t pe_dbd_open_direct(apr_pool_t *p, const apr_dbd_driver_t **driver, 
     }
     /* NB: a connect to an address that does not answer must not hold the caller for minutes. */
     if (!strcmp(pe_dbdc.driver, "pgsql") && !strstr(params, "connect_timeout"))
-        params = apr_pstrcat(p, params, " connect_timeout=5", NULL);
+        params = apr_pstrcat(p, params, " connect_timeout=2", NULL);
     if ((rv = apr_dbd_open_ex(c->driver, p, params, &c->handle, err)) != APR_SUCCESS || !c->handle) {
         if (!*err)
             *err = "the connection could not be opened";

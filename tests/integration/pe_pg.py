@@ -52,10 +52,10 @@ class PgCluster:
                     "-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200" % (self.port, self.dir),
                     "-l", os.path.join(self.dir, "server.log"), "-w", "start")
 
-    def restart(self):
-        """Stop (fast: open connections are cut) and start again."""
+    def restart(self, down=0.5):
+        """Stop (fast: open connections are cut), stay down for `down` seconds, start again."""
         self._as_pg(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop")
-        time.sleep(0.5)
+        time.sleep(down)
         self._start()
 
     def stop(self):

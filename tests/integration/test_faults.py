@@ -81,6 +81,7 @@ class StoreRestartMixin(UpstreamMixin):
     """PostgreSQL restarted (fast: every connection cut) in the middle of the load."""
 
     MPM = "event"
+    DOWN = 0.5  # seconds the store stays down
 
     @classmethod
     def setUpClass(cls):
@@ -114,8 +115,8 @@ class StoreRestartMixin(UpstreamMixin):
             load = Load(h.port, key)
             load.start()
             time.sleep(3)
-            self.pg.restart()
-            time.sleep(5)
+            self.pg.restart(down=self.DOWN)
+            time.sleep(4)
             self.assertTrue(load.stop(), "client threads still waiting for an answer")
             # after recovery: no failure at all
             after = [self.chat_once(key, i) for i in range(20)]
@@ -127,7 +128,7 @@ class StoreRestartMixin(UpstreamMixin):
             taken = before - int(self.pg.query("SELECT conv_limit FROM pe_users WHERE id = '%s'" % uid))
             rows = int(self.pg.query("SELECT COUNT(*) FROM pe_message_logs WHERE user_id = '%s' AND status = 200"
                                      % uid))
-            figures = {"test": "T-FAULT-PG-RESTART", "mpm": self.MPM, "answered": dict(load.codes),
+            figures = {"test": "T-FAULT-PG-RESTART", "mpm": self.MPM, "down_s": self.DOWN, "answered": dict(load.codes),
                        "hangs": load.hangs, "resets": load.resets, "ok": ok, "credits_taken": taken,
                        "log_rows": rows}
             print(json.dumps(figures))
@@ -156,6 +157,18 @@ class StoreRestartEvent(StoreRestartMixin, unittest.TestCase):
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
 class StoreRestartPrefork(StoreRestartMixin, unittest.TestCase):
     MPM = "prefork"
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class StoreStoppedEvent(StoreRestartMixin, unittest.TestCase):
+    MPM = "event"
+    DOWN = 5
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class StoreStoppedPrefork(StoreRestartMixin, unittest.TestCase):
+    MPM = "prefork"
+    DOWN = 5
 
 
 if __name__ == "__main__":
