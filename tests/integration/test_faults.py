@@ -5,6 +5,7 @@ the restart, every answered 200 took exactly one credit and left exactly one log
 afterwards neither needs SIGKILL nor loses queued log rows. Each case prints its figures."""
 import http.client
 import json
+import signal
 import threading
 import time
 import unittest
@@ -12,7 +13,8 @@ import unittest
 import fakes
 import pe_pg
 from pe_harness import Httpd
-from test_completions import BASE_CONF, UpstreamMixin, bearer, credit_day
+from pe_harness import HttpdTestCase
+from test_completions import BASE_CONF, Memcached, UpstreamMixin, bearer, credit_day
 
 CLIENTS = 24
 CLIENT_TIMEOUT = 30
@@ -21,8 +23,8 @@ CLIENT_TIMEOUT = 30
 class Load:
     """CLIENTS keep-alive loops of chat completions, each prompt distinct (no cache hits)."""
 
-    def __init__(self, port, key):
-        self.port, self.key = port, key
+    def __init__(self, port, key, suffix=""):
+        self.port, self.key, self.suffix = port, key, suffix
         self.stop_at = None
         self.codes = {}
         self.hangs = 0
@@ -37,7 +39,8 @@ class Load:
         while self.running:
             n += 1
             body = json.dumps({"model": "gpt-4o-mini",
-                               "messages": [{"role": "user", "content": "fault %d-%d %f" % (i, n, time.time())}]})
+                               "messages": [{"role": "user",
+                                             "content": "fault %d-%d %f %s" % (i, n, time.time(), self.suffix)}]})
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
@@ -169,6 +172,106 @@ class StoreStoppedEvent(StoreRestartMixin, unittest.TestCase):
 class StoreStoppedPrefork(StoreRestartMixin, unittest.TestCase):
     MPM = "prefork"
     DOWN = 5
+
+
+class SqliteFaultsMixin(UpstreamMixin):
+    """Faults on the embedded store: graceful restarts, memcached killed or hung, the upstream
+    failing or hanging, each under CLIENTS keep-alive clients; SQLite is the ledger."""
+
+    EXTRA_CONF = BASE_CONF + "PECacheTimeout 200ms\n"
+    # AH00161: 24 clients against prefork's 16 workers; AH03490: event's scoreboard during graceful
+    ALLOWED_LOG_IDS = ("PE41004", "PE41012", "AH03490", "AH00161")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mc = Memcached().start()
+        cls.ENV = dict(cls.ENV, PE_MEMCACHED="127.0.0.1:%d" % cls.mc.port, PE_PREFORK_SERVERS="8")
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.mc.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.mc.stop()
+
+    def funded_user(self):
+        uid, key = self.new_user()
+        self.sqlite("UPDATE pe_users SET conv_limit = 1000000, conv_reset = 1000000, reset_day = ? WHERE id = ?",
+                    (credit_day(), uid))
+        return uid, key
+
+    def credits(self, uid):
+        return self.sqlite("SELECT conv_limit FROM pe_users WHERE id = ?", (uid,))[0][0]
+
+    def log_rows(self, uid):
+        deadline = time.time() + 10
+        while True:
+            n = self.sqlite("SELECT COUNT(*) FROM pe_message_logs WHERE user_id = ? AND status = 200", (uid,))[0][0]
+            if time.time() > deadline:
+                return n
+            time.sleep(0.5)
+            if n == self.sqlite("SELECT COUNT(*) FROM pe_message_logs WHERE user_id = ? AND status = 200",
+                                (uid,))[0][0]:
+                return n
+
+    def run_load(self, name, during, suffix="", seconds=4, codes=(200,)):
+        uid, key = self.funded_user()
+        before = self.credits(uid)
+        load = Load(self.httpd.port, key, suffix)
+        load.start()
+        time.sleep(1)
+        during()
+        time.sleep(seconds - 1)
+        self.assertTrue(load.stop(), "client threads still waiting for an answer")
+        ok = load.codes.get(200, 0)
+        taken = before - self.credits(uid)
+        rows = self.log_rows(uid)
+        figures = {"test": name, "mpm": self.MPM, "answered": dict(load.codes), "hangs": load.hangs,
+                   "resets": load.resets, "credits_taken": taken, "log_rows": rows}
+        print(json.dumps(figures))
+        self.assertEqual(load.hangs, 0, figures)
+        self.assertTrue(set(load.codes) <= set(codes), figures)
+        self.assertEqual(taken, ok, figures)
+        self.assertEqual(rows, ok, figures)
+        return load
+
+    def test_graceful_restarts(self):
+        def twice():
+            self.httpd.graceful(wait=False)
+            time.sleep(1)
+            self.httpd.graceful(wait=False)
+        self.run_load("T-FAULT-GRACEFUL", twice, seconds=5)
+
+    def test_memcached_killed_and_hung(self):
+        def kill():
+            self.mc.signal(signal.SIGSTOP)
+            time.sleep(1)
+            self.mc.stop()
+        self.run_load("T-FAULT-MEMCACHED", kill)
+        self.mc.start()
+
+    def test_upstream_failing(self):
+        load = self.run_load("T-FAULT-UPSTREAM-500", lambda: None, suffix="[[fake:status=500]]", seconds=3,
+                             codes=(502,))
+        self.assertGreater(load.codes.get(502, 0), 0)
+
+    def test_upstream_hanging(self):
+        load = self.run_load("T-FAULT-UPSTREAM-HANG", lambda: None, suffix="[[fake:fault=hang;hang_ms=20000]]",
+                             seconds=3, codes=(504,))
+        self.assertGreater(load.codes.get(504, 0), 0)
+
+
+class SqliteFaultsEvent(SqliteFaultsMixin, HttpdTestCase):
+    MPM = "event"
+
+
+class SqliteFaultsPrefork(SqliteFaultsMixin, HttpdTestCase):
+    MPM = "prefork"
 
 
 if __name__ == "__main__":
