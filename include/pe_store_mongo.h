@@ -55,4 +55,7 @@ pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m);
 /** The collection-layout version this build knows (the pe_schema_version document). */
 int pe_store_mongo_schema_version(void);
 
+/** True once this process has found (or brought) the collection layout up to date. */
+int pe_mongo_schema_ok(const pe_mongo_t *m);
+
 #endif

@@ -5,6 +5,7 @@
 #include "pe_config.h"
 #include "pe_log.h"
 #include "pe_store_ap.h"
+#include "pe_store_mongo_ap.h"
 
 #include "http_core.h"
 #include <apr_strings.h>
@@ -12,6 +13,7 @@
 /* The backends of this build; a new one is one entry (and its provider file). */
 static const pe_store_provider_t *const pe_store_providers[] = {
     &pe_store_dbd_provider,
+    &pe_store_mongo_provider,
     NULL,
 };
 

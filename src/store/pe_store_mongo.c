@@ -169,13 +169,10 @@ mongoc_collection_t *pe_mg_coll(pe_store_t *st, const char *name)
 
 pe_store_status_e pe_mg_fail(pe_store_t *st, const char *op, const bson_error_t *err)
 {
-#ifdef PE_MG_HAVE_OPS
+    pe_mgconn_t *c = pe_store_conn(st);
+
+    c->last_domain = err ? err->domain : 0;
     return pe_store_fail(st, "%s: %s", op, err ? err->message : "unexpected reply");
-#else
-    st->error = apr_psprintf(st->pool, "%s: %s", op, err ? err->message : "unexpected reply");
-    pe_clog(PE_LOG_ERR, 0, PE_LOGNO(31001) "store: %s", st->error);
-    return PE_STORE_EIO;
-#endif
 }
 
 int pe_mg_is_dup(const bson_error_t *err)
@@ -468,46 +465,56 @@ static pe_store_status_e apply_version(pe_store_t *st, const pe_mg_index_t *ix)
 }
 
 /*
- * The version document {_id: derived("schema", "layout"), version, applied_at}. Applying is
- * idempotent (createIndexes of an existing index does nothing), so several processes and nodes
- * may apply the same version at once; the version only grows ($max).
+ * The version document {_id: derived("schema", "layout"), version, applied_at}. Creating an
+ * index that exists does nothing, so processes and nodes starting together may all run a
+ * version's createIndexes; the step of the version number is one conditional write
+ * ({version < v} -> v, on a document inserted at version 0 the first time), so exactly one of
+ * them counts (and logs) each version as applied, and the number only grows.
  */
 static pe_store_status_e mg_schema_apply(pe_store_t *st, int *applied)
 {
-    bson_t filter = BSON_INITIALIZER, *up;
+    bson_t *filter, *up;
     bson_oid_t oid;
     const bson_t *doc = NULL;
     pe_store_status_e rs;
-    int cur, v;
+    int cur, v, exists;
 
     *applied = 0;
     pe_mg_derived_oid(&oid, "schema", "layout");
-    BSON_APPEND_OID(&filter, "_id", &oid);
-    rs = pe_mg_find_one(st, PE_MC_SCHEMA, &filter, NULL, &doc);
-    if (rs == PE_STORE_EIO) {
-        bson_destroy(&filter);
+    filter = BCON_NEW("_id", BCON_OID(&oid));
+    rs = pe_mg_find_one(st, PE_MC_SCHEMA, filter, NULL, &doc);
+    bson_destroy(filter);
+    if (rs == PE_STORE_EIO)
         return rs;
-    }
     cur = (int)pe_mg_i64(doc, "version");
+    exists = doc != NULL;
     for (v = cur + 1; v <= PE_MG_NVERSIONS; v++) {
-        if (apply_version(st, pe_mg_versions[v - 1]) != PE_STORE_OK) {
-            bson_destroy(&filter);
+        long matched = 0;
+
+        if (apply_version(st, pe_mg_versions[v - 1]) != PE_STORE_OK)
             return PE_STORE_EIO;
+        if (!exists) { /* the first version: the document, at 0, unless another process made it */
+            up = BCON_NEW("_id", BCON_OID(&oid), "version", BCON_INT32(0), "applied_at", BCON_INT64(0));
+            rs = pe_mg_insert(st, PE_MC_SCHEMA, up);
+            bson_destroy(up);
+            if (rs == PE_STORE_EIO)
+                return rs;
+            exists = 1;
         }
-        up = BCON_NEW("$max", "{", "version", BCON_INT32(v), "}", "$set", "{", "applied_at",
-                      BCON_INT64(apr_time_now()), "}");
-        rs = pe_mg_update_one(st, PE_MC_SCHEMA, &filter, up, 1, NULL);
+        filter = BCON_NEW("_id", BCON_OID(&oid), "version", "{", "$lt", BCON_INT32(v), "}");
+        up = BCON_NEW("$set", "{", "version", BCON_INT32(v), "applied_at", BCON_INT64(apr_time_now()), "}");
+        rs = pe_mg_update_one(st, PE_MC_SCHEMA, filter, up, 0, &matched);
+        bson_destroy(filter);
         bson_destroy(up);
-        if (rs == PE_STORE_CONFLICT) /* two first upserts at once: the other one made it */
-            rs = PE_STORE_OK;
         if (rs != PE_STORE_OK)
-            break;
-        pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(31002) "store: MongoDB collection layout version %d applied (%s)", v,
-                pe_mongo_db_name(((pe_mgconn_t *)pe_store_conn(st))->m));
-        (*applied)++;
+            return rs;
+        if (matched) {
+            pe_clog(PE_LOG_NOTICE, 0, PE_LOGNO(31002) "store: MongoDB collection layout version %d applied (%s)",
+                    v, pe_mongo_db_name(((pe_mgconn_t *)pe_store_conn(st))->m));
+            (*applied)++;
+        }
     }
-    bson_destroy(&filter);
-    return rs;
+    return PE_STORE_OK;
 }
 
 /* The first handle that reaches the server brings the layout up to date (once per process;
@@ -522,14 +529,16 @@ static void schema_ensure(pe_store_t *st, pe_mongo_t *m)
     if (!m->schema_ok && apr_time_now() >= m->schema_next_try) {
         if (mg_schema_apply(st, &applied) == PE_STORE_OK)
             m->schema_ok = 1;
-        else
+        else {
             m->schema_next_try = apr_time_now() + apr_time_from_sec(5);
+            pe_clog(PE_LOG_INFO, 0, PE_LOGNO(31003) "store: the MongoDB collection layout could not be checked "
+                    "(tried again in 5 s): %s", pe_store_error(st));
+        }
     }
     apr_thread_mutex_unlock(m->schema_lock);
 }
 
-pe_store_status_e pe_mg_schema_apply(pe_store_t *st, int *applied);
-pe_store_status_e pe_mg_schema_apply(pe_store_t *st, int *applied)
+static pe_store_status_e pe_mg_schema_apply(pe_store_t *st, int *applied)
 {
     pe_mgconn_t *c = pe_store_conn(st);
     pe_store_status_e rs = mg_schema_apply(st, applied);
@@ -542,9 +551,7 @@ pe_store_status_e pe_mg_schema_apply(pe_store_t *st, int *applied)
 /* ----------------------------------------------------------------------------------------- */
 /* The handle */
 
-#ifdef PE_MG_HAVE_OPS
 static const pe_store_ops_t pe_mongo_ops;
-#endif
 
 pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m)
 {
@@ -556,12 +563,61 @@ pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m)
     /* NB: pop waits while every client of the pool is in use (sized to the threads). */
     cf->c.client = mongoc_client_pool_pop(m->pool);
     apr_pool_cleanup_register(p, cf, conn_release, apr_pool_cleanup_null);
-#ifdef PE_MG_HAVE_OPS
     st = pe_store_make(p, &pe_mongo_ops, cf);
-#else
-    st = pe_store_dbd_make(p, NULL, NULL, NULL, NULL);
-    st->glue = cf;
-#endif
     schema_ensure(st, m);
     return st;
 }
+
+int pe_mongo_schema_ok(const pe_mongo_t *m)
+{
+    return m->schema_ok;
+}
+
+/*
+ * The front end's one retry after EIO: on the same client (libmongoc reconnects its sockets and
+ * retries a retryable read or write once itself), except after a server-selection failure: no
+ * server was found within serverSelectionTimeoutMS, and trying at once again would only double
+ * the wait of a request that gets 503.
+ */
+static pe_store_status_e mg_reset(pe_store_t *st)
+{
+    pe_mgconn_t *c = pe_store_conn(st);
+
+    return c->last_domain == MONGOC_ERROR_SERVER_SELECTION ? PE_STORE_EIO : PE_STORE_OK;
+}
+
+static const pe_store_ops_t pe_mongo_ops = {
+    .name = "mongodb",
+    .reset = mg_reset,
+    .schema_apply = pe_mg_schema_apply,
+    .user_create = pe_mg_user_create,
+    .user_by_id = pe_mg_user_by_id,
+    .user_by_email = pe_mg_user_by_email,
+    .user_by_key_digest = pe_mg_user_by_key_digest,
+    .user_update_profile = pe_mg_user_update_profile,
+    .user_set_api_key = pe_mg_user_set_api_key,
+    .user_set_email = pe_mg_user_set_email,
+    .user_set_password = pe_mg_user_set_password,
+    .user_login_failed = pe_mg_user_login_failed,
+    .user_login_ok = pe_mg_user_login_ok,
+    .user_delete = pe_mg_user_delete,
+    .session_create = pe_mg_session_create,
+    .session_by_token = pe_mg_session_by_token,
+    .session_rotate = pe_mg_session_rotate,
+    .session_delete = pe_mg_session_delete,
+    .session_delete_all = pe_mg_session_delete_all,
+    .event = pe_mg_event,
+    .event_count = pe_mg_event_count,
+    .credits_take = pe_mg_credits_take,
+    .credits_refund = pe_mg_credits_refund,
+    .credits_get = pe_mg_credits_get,
+    .credits_take_n = pe_mg_credits_take_n,
+    .credits_refund_n = pe_mg_credits_refund_n,
+    .msglog_insert = pe_mg_msglog_insert,
+    .msglog_count = pe_mg_msglog_count,
+    .system_prompt_get = pe_mg_system_prompt_get,
+    .system_prompt_set = pe_mg_system_prompt_set,
+    .iplist_active = pe_mg_iplist_active,
+    .iplist_add = pe_mg_iplist_add,
+    .iplist_remove = pe_mg_iplist_remove,
+};

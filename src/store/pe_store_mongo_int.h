@@ -14,22 +14,7 @@
 #include "pe_store.h"
 #include "pe_store_mongo.h"
 
-#if __has_include("pe_store_backend.h")
 #include "pe_store_backend.h"
-#define PE_MG_HAVE_OPS 1
-#else
-/* Until the store contract (pe_store_backend.h) is merged: the same accessors over today's
- * pe_store_t. */
-#include <apr_strings.h>
-static inline void *pe_store_conn(pe_store_t *st) { return st->glue; }
-static inline apr_pool_t *pe_store_pool(pe_store_t *st) { return st->pool; }
-static inline const char *pe_store_conflict(const pe_store_t *st) { return st->conflict; }
-static inline pe_store_status_e pe_store_set_conflict(pe_store_t *st, const char *field)
-{
-    st->conflict = field;
-    return PE_STORE_CONFLICT;
-}
-#endif
 
 /* Collections. */
 #define PE_MC_USERS "pe_users"
@@ -49,6 +34,7 @@ typedef struct pe_mgconn_t {
     pe_mongo_t *m;
     mongoc_client_t *client;
     apr_pool_t *pool;
+    uint32_t last_domain;    /* of the last failure (bson_error_t.domain) */
 } pe_mgconn_t;
 
 /* find-and-modify flags */
