@@ -35,8 +35,8 @@ void pe_mongo_global_init(apr_pool_t *p);
  * The per-process client pool on uri. Options the operator did not set get bounded defaults
  * (serverSelectionTimeoutMS, connectTimeoutMS, socketTimeoutMS, w=majority): a request never
  * waits the driver's 30 s default for a server that is down.
- * @param max_clients the pool's size (0: the driver's default, 100); at least the number of
- *        threads that use the store at once, or a thread waits for a client
+ * @param max_clients the pool's size unless the URI sets maxPoolSize (0: the driver's default,
+ *        100); at least the number of threads that use the store at once, or a thread waits
  * @return NULL with *err set when the URI is unusable
  */
 pe_mongo_t *pe_mongo_create(apr_pool_t *p, const char *uri, int max_clients, const char **err);

@@ -106,7 +106,7 @@ pe_mongo_t *pe_mongo_create(apr_pool_t *p, const char *uri, int max_clients, con
         return NULL;
     }
     mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2);
-    if (max_clients > 0)
+    if (max_clients > 0 && !mongoc_uri_has_option(m->uri, MONGOC_URI_MAXPOOLSIZE))
         mongoc_client_pool_max_size(m->pool, (uint32_t)max_clients);
     db = mongoc_uri_get_database(m->uri);
     m->db = apr_pstrdup(p, db && *db ? db : PE_MONGO_DEFAULT_DB);
