@@ -30,10 +30,22 @@ struct pe_mongo_t {
 /* ----------------------------------------------------------------------------------------- */
 /* The process's client pool */
 
+/* libmongoc's own log lines go to the module's log (they would go to stderr). */
+static void mg_log(mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+    int lv = level <= MONGOC_LOG_LEVEL_WARNING ? PE_LOG_WARNING : PE_LOG_DEBUG;
+
+    if (level == MONGOC_LOG_LEVEL_TRACE)
+        return;
+    pe_clog(lv, 0, PE_LOGNO(31004) "libmongoc (%s): %s", domain, message);
+}
+
 const char *pe_mongo_uri_check(apr_pool_t *p, const char *uri)
 {
     bson_error_t err;
     mongoc_uri_t *u;
+
+    mongoc_log_set_handler(mg_log, NULL);
 
     if (!uri || !*uri)
         return "the URI is empty";
@@ -52,6 +64,7 @@ static apr_status_t pe_mongo_cleanup_global(void *data)
 
 void pe_mongo_global_init(apr_pool_t *p)
 {
+    mongoc_log_set_handler(mg_log, NULL);
     mongoc_init();
     apr_pool_cleanup_register(p, NULL, pe_mongo_cleanup_global, apr_pool_cleanup_null);
 }
