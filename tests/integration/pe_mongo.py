@@ -4,10 +4,15 @@ The server is the stand-in of docs/development.md ("MongoDB in tests"): CongoDB,
 tests/mongo/congo-server.mjs (installed by build/install-mongo-standin.sh) and stopped by pid.
 With PE_TEST_MONGODB_URI set, the tests use that server instead (a real mongod) and start none.
 
-The client speaks the wire protocol (OP_MSG) with a minimal BSON codec from the standard library:
-enough for the tests to read and change documents as they do with SQL on the other backends.
+The client speaks the wire protocol (OP_MSG) with a minimal BSON codec from the standard library.
+MongoServer.sql() runs the few SQL statement shapes the suites use on the other backends
+(SELECT cols|COUNT(*) ... WHERE a = v AND ..., UPDATE ... SET, DELETE, INSERT ... VALUES) over the
+collections of the same names, whose fields are the SQL columns: so a suite written for SQLite
+runs on MongoDB by pointing its Httpd.sqlite at it (MongoClass does), not by being copied.
 """
+import hashlib
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -208,6 +213,151 @@ class MongoClient:
         return self.command({"delete": coll, "deletes": [{"q": flt, "limit": 0 if multi else 1}]}).get("n", 0)
 
 
+def derived_oid(kind, value):
+    """The store's _id for a natural key (pe_mg_derived_oid): SHA-256(kind NUL value)[:12]."""
+    return ObjectId(hashlib.sha256(kind.encode() + b"\0" + value.encode()).digest()[:12])
+
+
+# Tables whose "id" column is the document's _id (an ObjectId).
+_OID_TABLES = ("pe_users", "pe_sessions")
+# Column defaults of the SQL schema, for INSERTs that leave them out.
+_DEFAULTS = {
+    "pe_blocked_ips": {"reason": "", "created_by": "", "expires_at": 0, "is_active": 1},
+    "pe_ip_whitelist": {"description": "", "created_by": "", "expires_at": 0, "is_active": 1},
+    "pe_system_prompts": {"updated_by": ""},
+}
+_TOKEN = re.compile(r"\s*(?:(\d+)|'((?:[^']|'')*)'|(\?)|([A-Za-z_][A-Za-z_0-9]*)|(\(\*\))|([(),=*]))")
+
+
+class SqlOnMongo:
+    """The SQL subset of the suites over a MongoClient (see the module's comment)."""
+
+    def __init__(self, client):
+        self.c = client
+
+    def _tokens(self, q, args):
+        out, pos, args = [], 0, list(args)
+        q = q.strip().rstrip(";")
+        while pos < len(q):
+            m = _TOKEN.match(q, pos)
+            if not m or m.end() == pos:
+                raise ValueError("SQL not understood here: %r" % q[pos:])
+            pos = m.end()
+            num, text, param, ident, star, punct = m.groups()
+            if num is not None:
+                out.append(("v", int(num)))
+            elif text is not None:
+                out.append(("v", text.replace("''", "'")))
+            elif param:
+                out.append(("v", args.pop(0)))
+            elif ident:
+                out.append(("w", ident.lower()) if ident.upper() in (
+                    "SELECT", "FROM", "WHERE", "AND", "UPDATE", "SET", "DELETE", "INSERT", "INTO", "VALUES",
+                    "COUNT") else ("i", ident))
+            elif star:
+                out.append(("p", "(*)"))
+            else:
+                out.append(("p", punct))
+        return out
+
+    @staticmethod
+    def _field(table, col, value=None):
+        if col == "id" and table in _OID_TABLES:
+            return "_id", (ObjectId(value) if isinstance(value, str) else value)
+        return col, value
+
+    def _where(self, table, toks):
+        flt = {}
+        while toks:
+            kind, col = toks.pop(0)
+            if kind == "w" and col == "and":
+                continue
+            assert kind == "i" and toks.pop(0) == ("p", "="), "WHERE supports col = value [AND ...]"
+            f, v = self._field(table, col, toks.pop(0)[1])
+            flt[f] = v
+        return flt
+
+    @staticmethod
+    def _plain(v):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, ObjectId):
+            return str(v)
+        return v
+
+    def __call__(self, q, args=()):
+        t = self._tokens(q, args)
+        verb = t.pop(0)[1]
+        if verb == "select":
+            cols = []
+            while t[0] != ("w", "from"):
+                k, v = t.pop(0)
+                if (k, v) == ("w", "count"):
+                    assert t.pop(0) == ("p", "(*)")
+                    cols.append(None)
+                elif k == "i":
+                    cols.append(v)
+            t.pop(0)
+            table = t.pop(0)[1]
+            flt = self._where(table, t[1:]) if t else {}
+            docs = self.c.find(table, flt)
+            if cols == [None]:
+                return [(len(docs),)]
+            return [tuple(self._plain(d.get(self._field(table, c)[0])) for c in cols) for d in docs]
+        if verb == "update":
+            table = t.pop(0)[1]
+            assert t.pop(0) == ("w", "set")
+            sets = {}
+            while t and t[0] != ("w", "where"):
+                k, col = t.pop(0)
+                if (k, col) == ("p", ","):
+                    continue
+                assert t.pop(0) == ("p", "=")
+                sets[col] = t.pop(0)[1]
+            flt = self._where(table, t[1:]) if t else {}
+            self.c.update(table, flt, {"$set": sets}, multi=True)
+            return []
+        if verb == "delete":
+            assert t.pop(0) == ("w", "from")
+            table = t.pop(0)[1]
+            self.c.delete(table, self._where(table, t[1:]) if t else {})
+            return []
+        if verb == "insert":
+            assert t.pop(0) == ("w", "into")
+            table = t.pop(0)[1]
+            cols, rows = [], []
+            assert t.pop(0) == ("p", "(")
+            while t[0] != ("p", ")"):
+                k, v = t.pop(0)
+                if k == "i":
+                    cols.append(v)
+            t.pop(0)
+            assert t.pop(0) == ("w", "values")
+            while t:
+                k, v = t.pop(0)
+                if (k, v) == ("p", "("):
+                    rows.append([])
+                elif k == "v":
+                    rows[-1].append(v)
+            for r in rows:
+                self.c.insert(table, self._new_doc(table, dict(zip(cols, r))))
+            return []
+        raise ValueError("SQL not understood here: %r" % q)
+
+    def _new_doc(self, table, row):
+        doc = dict(_DEFAULTS.get(table, {}))
+        doc.update(row)
+        if table == "pe_system_prompts":
+            doc["_id"] = derived_oid("prompt", row["r_type"])
+        elif table in ("pe_blocked_ips", "pe_ip_whitelist"):
+            r = self.c.command({"findAndModify": "pe_counters", "query": {"_id": derived_oid("counter", table)},
+                                "update": {"$inc": {"seq": 1}, "$set": {"name": table}}, "new": True,
+                                "upsert": True})
+            doc["_id"] = ObjectId(os.urandom(12))
+            doc["id"] = int(r["value"]["seq"])
+        return doc
+
+
 class MongoServer:
     """The stand-in on a free loopback port (or the real server of PE_TEST_MONGODB_URI), with a
     database of its own per test class."""
@@ -260,10 +410,20 @@ class MongoServer:
     def client(self):
         return MongoClient(self.host, self.port, self.db)
 
+    def sql(self, q, args=()):
+        """A statement of the suites' SQL subset on this class's database (SqlOnMongo)."""
+        c = self.client()
+        try:
+            return SqlOnMongo(c)(q, args)
+        finally:
+            c.close()
+
 
 class MongoClass:
     """Mixin for an HttpdTestCase whose httpd stores in MongoDB (cls.mongo), started before the
-    httpd and stopped after it, also when the httpd does not start."""
+    httpd and stopped after it, also when the httpd does not start. The httpd's sqlite() runs
+    the suites' SQL on MongoDB (SqlOnMongo), so a suite's MongoDB class is its SQLite class with
+    this mixin in front."""
 
     MONGO_NAME = "mongo"
 
@@ -276,6 +436,8 @@ class MongoClass:
         except Exception:
             cls.mongo.stop()
             raise
+        # the suites' SQL on the instance's store goes to MongoDB
+        cls.httpd.sqlite = cls.mongo.sql
 
     @classmethod
     def tearDownClass(cls):
