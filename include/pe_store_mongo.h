@@ -47,10 +47,16 @@ const char *pe_mongo_db_name(const pe_mongo_t *m);
 /**
  * A store handle on a client of m's pool, given back when p is cleaned up. Never NULL: a server
  * that is down shows as PE_STORE_EIO from the operations (bounded by serverSelectionTimeoutMS).
- * The first handle of a process that reaches the server brings collections and indexes up to
- * date (pe_store_schema_apply), so a server that was down at start-up needs no restart.
  */
 pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m);
+
+/**
+ * Bring collections and indexes up to date once per process (pe_store_schema_apply), unless that
+ * was done already; after a failure it is tried again by a later call, at most every 5 s. The
+ * glue calls it with every handle it makes, so a server that was down at start-up needs no
+ * restart.
+ */
+void pe_store_mongo_ensure_schema(pe_store_t *st);
 
 /** The collection-layout version this build knows (the pe_schema_version document). */
 int pe_store_mongo_schema_version(void);

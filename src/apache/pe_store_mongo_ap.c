@@ -76,20 +76,26 @@ static void pe_store_mongo_child_init(apr_pool_t *pchild, server_rec *s)
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00251) "PEMongoURI: no MongoDB client pool: %s", err ? err : "unknown");
         return;
     }
-    /* Collections and indexes now when the server is up (pe_store_mongo_make brings them up to
-     * date); otherwise the first request that reaches it does. */
+    /* Collections and indexes now when the server is up; otherwise the first request that
+     * reaches it brings them up to date. */
     apr_pool_create(&p, pchild);
     st = pe_store_mongo_make(p, pe_mongo);
+    pe_store_mongo_ensure_schema(st);
     if (!pe_mongo_schema_ok(pe_mongo))
         pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(00252) "MongoDB (database %s) cannot be reached now; its "
                 "collections are checked again on first use", pe_mongo_db_name(pe_mongo));
-    (void)st;
     apr_pool_destroy(p);
 }
 
 static pe_store_t *pe_store_mongo_open(apr_pool_t *p, server_rec *s)
 {
-    return pe_mongo ? pe_store_mongo_make(p, pe_mongo) : NULL;
+    pe_store_t *st;
+
+    if (!pe_mongo)
+        return NULL;
+    st = pe_store_mongo_make(p, pe_mongo);
+    pe_store_mongo_ensure_schema(st);
+    return st;
 }
 
 static pe_store_t *pe_store_mongo_for_request(request_rec *r)

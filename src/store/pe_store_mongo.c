@@ -530,10 +530,10 @@ static pe_store_status_e mg_schema_apply(pe_store_t *st, int *applied)
     return PE_STORE_OK;
 }
 
-/* The first handle that reaches the server brings the layout up to date (once per process;
- * after a failure, tried again by a later handle, at most every 5 s). */
-static void schema_ensure(pe_store_t *st, pe_mongo_t *m)
+/* Once per process (after a failure, again at most every 5 s). */
+void pe_store_mongo_ensure_schema(pe_store_t *st)
 {
+    pe_mongo_t *m = ((pe_mgconn_t *)pe_store_conn(st))->m;
     int applied;
 
     if (m->schema_ok || apr_time_now() < m->schema_next_try)
@@ -577,7 +577,6 @@ pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m)
     cf->c.client = mongoc_client_pool_pop(m->pool);
     apr_pool_cleanup_register(p, cf, conn_release, apr_pool_cleanup_null);
     st = pe_store_make(p, &pe_mongo_ops, cf);
-    schema_ensure(st, m);
     return st;
 }
 
