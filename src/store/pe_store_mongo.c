@@ -94,6 +94,7 @@ pe_mongo_t *pe_mongo_create(apr_pool_t *p, const char *uri, int max_clients, con
     bson_error_t e;
     const char *db;
 
+    mongoc_log_set_handler(mg_log, NULL);
     m->uri = mongoc_uri_new_with_error(uri, &e);
     if (!m->uri) {
         *err = apr_pstrdup(p, e.message);
