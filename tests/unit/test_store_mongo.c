@@ -11,6 +11,7 @@
 #include "pe_store_mongo.h"
 #include "pe_store_backend.h"
 #include "pe_test.h"
+#include "pe_test_mongo.h"
 
 #include <arpa/inet.h>
 #include <mongoc/mongoc.h>
@@ -23,67 +24,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int mg_skip(const char *test)
-{
-    const char *u = getenv("PE_TEST_MONGODB_URI");
-
-    if (u && *u)
-        return 0;
-    fprintf(stderr, "%s: skipped: PE_TEST_MONGODB_URI is not set\n", test);
-    return 1;
-}
-
-/* Skips a test that needs a real server's behaviour on the stand-in. */
-static int mg_skip_standin(const char *test, const char *why)
-{
-    if (mg_skip(test))
-        return 1;
-    if (!getenv("PE_TEST_MONGODB_STANDIN"))
-        return 0;
-    fprintf(stderr, "%s: skipped: the MongoDB stand-in %s; set PE_TEST_MONGODB_URI to a real server\n", test, why);
-    return 1;
-}
-
-static char mg_db[64];
-static pe_mongo_t *mg_m;
-static pid_t mg_pid;
-
-/* The URI of this test's database: PE_TEST_MONGODB_URI with its database replaced. */
-static const char *mg_uri(apr_pool_t *p)
-{
-    const char *u = getenv("PE_TEST_MONGODB_URI"), *hosts = strstr(u, "://"), *slash, *q;
-
-    ck_assert_ptr_nonnull(hosts);
-    slash = strchr(hosts + 3, '/');
-    if (!slash)
-        return apr_pstrcat(p, u, "/", mg_db, NULL);
-    q = strchr(slash, '?');
-    return apr_pstrcat(p, apr_pstrmemdup(p, u, (apr_size_t)(slash - u + 1)), mg_db, q ? q : "", NULL);
-}
-
-/* A fresh database name for this test (in the test's process, before any handle). */
-static void mg_fresh(void)
-{
-    static int n;
-
-    snprintf(mg_db, sizeof(mg_db), "pe_unit_mongo_%d_%d", (int)getpid(), ++n);
-    mg_m = NULL;
-}
-
-/* A handle; the client pool is made once per process (a forked child makes its own). */
-static pe_store_t *mg_open(apr_pool_t *p)
-{
-    const char *err = NULL;
-
-    if (!mg_m || mg_pid != getpid()) {
-        mongoc_init();
-        mg_m = pe_mongo_create(pe_tp, mg_uri(pe_tp), 0, &err);
-        ck_assert_msg(mg_m != NULL, "pe_mongo_create: %s", err ? err : "");
-        mg_pid = getpid();
-    }
-    return pe_store_mongo_make(p, mg_m);
-}
 
 static pe_store_t *mg_store(void)
 {
