@@ -16,6 +16,7 @@
 #include "pe_http.h"
 #include "pe_hooks.h"
 #include "pe_research_ap.h"
+#include "pe_store_ap.h"
 
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 0)
 #error "mod_promptenchanter needs Apache httpd 2.4"
@@ -37,7 +38,10 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_handler(pe_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(pe_http_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     pe_http_register_filters();
-    /* Each concern registers the hooks it needs (access, completions, research): */
+    /* Each concern registers the hooks it needs (store, access, completions, research): */
+    /* store: the PEStore choice of each configuration generation, the pool size check */
+    ap_hook_pre_config(pe_store_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pe_store_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* access layer: before authentication (access_checker runs ahead of check_authn) */
     ap_hook_pre_config(pe_access_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(pe_access_check, NULL, NULL, APR_HOOK_MIDDLE);

@@ -10,7 +10,8 @@
 # conf, pid file, logs, SQLite file and secrets. Environment (all optional):
 #   PE_PORT (8080)  PE_MPM (event|prefork|worker)  PE_PREFORK_SERVERS (4)  PE_LOGLEVEL
 #   PE_UPSTREAM_URL PE_UPSTREAM_KEY PE_SEARCH_URL PE_SMTP_URL PE_MEMCACHED (space-separated host:port)
-#   PE_DBD_DRIVER (sqlite3|pgsql) PE_DBD_PARAMS PE_RESEARCH_ALLOW_NETWORKS
+#   PE_DBD_DRIVER (sqlite3|pgsql) PE_DBD_PARAMS PE_STORE (dbd|mongodb) PE_MONGO_URI
+#   PE_RESEARCH_ALLOW_NETWORKS
 #   PE_IP_RATE_LIMIT (PEIPRateLimit value, e.g. Off)  PE_AUTO_BLOCK (PEAutoBlock value, e.g. Off)
 #   PE_MODULE (path of mod_promptenchanter.so)  PE_EXTRA_CONF (a file copied into conf/extra/)
 #   PE_HTTPD_PRELOAD (libraries preloaded into httpd only, e.g. the ASan runtime)
@@ -107,6 +108,8 @@ render() {
   # whose feature this build lacks is skipped by <IfDirective>.
   {
     echo "# Rendered from the environment by build/instance.sh."
+    envdir PEStore "${PE_STORE:-}" raw
+    envdir PEMongoURI "${PE_MONGO_URI:-}"
     envdir PEUpstreamURL "${PE_UPSTREAM_URL:-}"
     envdir PEUpstreamKey "${PE_UPSTREAM_KEY:-}"
     envdir PESearchURL "${PE_SEARCH_URL:-}"

@@ -1,35 +1,48 @@
 /*
- * pe_store.h: the store, one interface of domain operations over two possible backends
- * (mod_dbd now: SQLite and PostgreSQL; MongoDB later). No SQL outside the dbd backend.
+ * pe_store.h: the store's contract: domain operations over an opaque handle, whatever the
+ * backend (mod_dbd with SQLite or PostgreSQL: pe_store_dbd.h; MongoDB). No SQL, BSON or
+ * backend header here; a backend implements pe_store_backend.h.
  *
- * A pe_store_t is a short-lived handle on one backend connection, made per request (or per
- * batch in a background thread) by the glue; it lives in the pool it was made in.
- * Every operation returns a pe_store_status_e; PE_STORE_EIO operations have already been retried
- * once on a fresh connection when the glue supplied a reconnect function (a pooled PostgreSQL
- * connection is dead after a server restart; DESIGN.md "known traps").
+ * Handles. A pe_store_t is a short-lived handle on one backend connection, made per request
+ * (or per batch of background work) by the glue, living in the pool it was made in; results are
+ * allocated in that pool. A handle is used by one thread at a time; any number of handles, in
+ * any number of threads, processes and nodes, may work on the same data at once, and every
+ * operation keeps the guarantees written below under that concurrency.
+ *
+ * Failures. Every operation returns a pe_store_status_e. PE_STORE_EIO has already been retried
+ * once: on the same connection once the backend has reset it (a pooled PostgreSQL connection is
+ * dead after a server restart; DESIGN.md "known traps"), or on another one that the handle's
+ * maker supplies after giving the broken one back (a thread never holds two connections). The
+ * failure is logged once, by the front end; pe_store_error() has the backend's message. A write
+ * that failed with EIO on a connection lost mid-statement may have been applied before the loss;
+ * the retry can then apply it a second time (a one-in-a-restart window; conversation logs are
+ * keyed by request id and never duplicated).
+ *
  * Times are apr_time_t (UTC microseconds since the epoch).
  */
 #ifndef PE_STORE_H
 #define PE_STORE_H
 
-#include <apr_dbd.h>
-#include <apr_hash.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_time.h>
 #include <jansson.h>
 
 typedef enum {
     PE_STORE_OK = 0,
     PE_STORE_NOTFOUND, /* no such row */
-    PE_STORE_CONFLICT, /* a unique field is taken; pe_store_t.conflict names it */
+    PE_STORE_CONFLICT, /* a unique field is taken; pe_store_conflict() names it */
     PE_STORE_EMPTY,    /* a guarded update found nothing to take (credits, refresh) */
-    PE_STORE_EIO       /* the backend failed; logged with its message */
+    PE_STORE_EIO       /* the backend failed (after the retry); logged, pe_store_error() has the message */
 } pe_store_status_e;
 
 /* Principal kinds; a session belongs to exactly one (SPEC 16.2 item 25). */
 typedef enum { PE_PRINCIPAL_NONE = 0, PE_PRINCIPAL_USER, PE_PRINCIPAL_ADMIN, PE_PRINCIPAL_SUPPORT } pe_principal_kind_e;
 
+/** "user", "admin", "support" ("" for none): the stored form of a kind. */
 const char *pe_principal_kind_name(pe_principal_kind_e k);
+/** The kind of a stored name; PE_PRINCIPAL_NONE for anything else (NULL too). */
+pe_principal_kind_e pe_principal_kind_parse(const char *name);
 
 typedef struct pe_user_t {
     const char *id; /* 24 lower-case hex */
@@ -54,72 +67,72 @@ typedef struct pe_session_t {
 
 typedef struct pe_store_t pe_store_t;
 
-/** Called by a backend to replace a broken connection; the glue implements it. */
-typedef apr_status_t pe_store_reconnect_fn(pe_store_t *st);
-
-struct pe_store_t {
-    apr_pool_t *pool;        /* request (or batch) pool: results are allocated here */
-    const char *conflict;    /* after PE_STORE_CONFLICT: "username", "email", "api_key", ... */
-    const char *error;       /* after PE_STORE_EIO: the backend's message */
-    /* dbd backend state */
-    const apr_dbd_driver_t *driver;
-    apr_dbd_t *handle;
-    apr_hash_t *prepared;    /* the connection's statement cache (mod_dbd's ap_dbd_t.prepared) */
-    apr_pool_t *conn_pool;   /* lives as long as the connection: prepared statements go here */
-    pe_store_reconnect_fn *reconnect;
-    void *glue;              /* the glue's baton for reconnect */
-    int retried;
-};
+/** After PE_STORE_EIO: the backend's message (NULL after success). */
+const char *pe_store_error(const pe_store_t *st);
+/** After PE_STORE_CONFLICT: the unique field that is taken ("username", "email", "api_key", "id"). */
+const char *pe_store_conflict(const pe_store_t *st);
+/** The backend of a handle: "sqlite3", "pgsql", "mongodb". */
+const char *pe_store_backend_name(const pe_store_t *st);
 
 /**
- * A dbd store handle on an open connection.
- * @param prepared the connection's statement hash (statements are prepared lazily, by label)
- */
-pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                              apr_hash_t *prepared, apr_pool_t *conn_pool);
-
-/**
- * Bring the schema up to date (idempotent; safe to run from several processes and nodes).
+ * Bring the schema (SQL tables, or MongoDB collections and indexes) up to date. Idempotent and
+ * safe to run from several processes and nodes at once: they are serialised by the backend and
+ * every version is applied exactly once.
  * @param applied set to the number of versions applied now (0 when up to date)
  */
 pe_store_status_e pe_store_schema_apply(pe_store_t *st, int *applied);
 
-/** The latest schema version this build knows. */
-int pe_store_schema_version(void);
-
-/** A new id: 24 lower-case hex characters from the CSPRNG. */
+/** A new id: 24 lower-case hex characters from the CSPRNG (NULL if it fails). */
 const char *pe_store_new_id(apr_pool_t *p);
 
 /* Users */
+/**
+ * Register a user (u->id from pe_store_new_id). The username (case-sensitive), the e-mail and the
+ * API key digest are unique: of several concurrent creates sharing one of them, in any processes
+ * and nodes, exactly one succeeds and every other gets PE_STORE_CONFLICT with
+ * pe_store_conflict() naming the field; nothing of a refused user is stored.
+ */
 pe_store_status_e pe_store_user_create(pe_store_t *st, const pe_user_t *u);
+/** Read one user; PE_STORE_NOTFOUND (and *out NULL) when there is none. Reads see committed writes. */
 pe_store_status_e pe_store_user_by_id(pe_store_t *st, const char *id, pe_user_t **out);
+/** By e-mail as stored (the caller lower-cases it); PE_STORE_NOTFOUND when none. */
 pe_store_status_e pe_store_user_by_email(pe_store_t *st, const char *email, pe_user_t **out);
+/** By API key digest; PE_STORE_NOTFOUND when none. */
 pe_store_status_e pe_store_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out);
-/** Set name/about_me/hobbies where not NULL. */
+/**
+ * The profile updates below each write one user in one atomic write (last writer wins between
+ * concurrent updates of the same fields); PE_STORE_NOTFOUND when there is no such user.
+ * Set name/about_me/hobbies where not NULL.
+ */
 pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name,
                                                const char *about_me, const char *hobbies, apr_time_t now);
+/** Replace the API key; PE_STORE_CONFLICT ("api_key") when another user has that digest. */
 pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest,
                                             const char *prefix, const char *enc, apr_time_t now);
+/** Change the e-mail; PE_STORE_CONFLICT ("email") when another user has it. */
 pe_store_status_e pe_store_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
                                           apr_time_t now);
 /** New password hash; also clears the failed-login counter and lock. */
 pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
 /**
  * Count a failed login: the counter starts again after an expired lock; reaching max sets
- * locked_until = now + lock. *failed and *locked_until get the new values.
+ * locked_until = now + lock. *failed and *locked_until get the new values. Concurrent failures
+ * are all counted (the count is an atomic increment), and the lock is set once.
  */
 pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max,
                                              apr_time_t lock, int *failed, apr_time_t *locked_until);
 /** A successful login: counter and lock cleared, last_login/last_activity set. */
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 /**
- * Archive the user in pe_deleted_users, then remove its sessions, message logs and the user,
- * in one transaction.
+ * Archive the user (deleted users), then remove its sessions, message logs and the user, all
+ * or nothing. PE_STORE_NOTFOUND when the user is already gone (of concurrent deletions one
+ * succeeds).
  */
 pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason,
                                        const char *deleted_by, apr_time_t now);
 
 /* Sessions (tokens are stored only as digests) */
+/** Store a new session; PE_STORE_CONFLICT when its id or a digest is already stored. */
 pe_store_status_e pe_store_session_create(pe_store_t *st, const pe_session_t *s);
 /** An unexpired session by token digest; last_used is updated. */
 pe_store_status_e pe_store_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out);
@@ -131,16 +144,18 @@ pe_store_status_e pe_store_session_by_token(pe_store_t *st, const char *digest, 
 pe_store_status_e pe_store_session_rotate(pe_store_t *st, const char *refresh_digest, const char *new_token_digest,
                                           const char *new_refresh_digest, apr_time_t expires_at,
                                           apr_time_t refresh_expires_at, apr_time_t now, pe_session_t **out);
+/** Remove the session of a token (logout); PE_STORE_NOTFOUND when none. */
 pe_store_status_e pe_store_session_delete(pe_store_t *st, const char *token_digest);
 /** Remove every session of a principal except keep_id (may be NULL). */
 pe_store_status_e pe_store_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
                                               const char *keep_id);
 
 /* Security events */
+/** Append one event (details: a JSON object or NULL). Appends never conflict. */
 pe_store_status_e pe_store_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
                                  const char *principal_id, const char *username, const char *ip,
                                  const json_t *details, const char *severity, apr_time_t now);
-/** Count events of a type (tests and monitoring). */
+/** Count events of a type, of one principal when principal_id is not NULL (tests and monitoring). */
 pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id,
                                        long *count);
 
@@ -166,6 +181,7 @@ pe_store_status_e pe_store_credits_refund(pe_store_t *st, const char *user_id, a
 
 /**
  * The user's credits as the next take will see them (a pending daily reset applied, not written).
+ * A read: a concurrent take may change the value right after.
  * @param limit,reset out: conversation_limit and its daily value
  */
 pe_store_status_e pe_store_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
@@ -187,8 +203,9 @@ typedef struct pe_message_log_t {
 } pe_message_log_t;
 
 /**
- * Insert n records in one transaction; a record whose request_id is already stored is skipped, so
- * the batch may be written again after a failure without duplicates.
+ * Insert n records; a record whose request_id is already stored is skipped, so the batch may be
+ * written again after a failure, or by two writers at once, without duplicates. Rows are written
+ * in chunks, each atomic; after a failure the whole batch may be written again.
  */
 pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n);
 
@@ -215,7 +232,7 @@ pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id,
 /* System prompts (r_type custom, and overrides of the built-in styles) */
 /** The stored prompt of an r_type ("custom", "bpe"...); PE_STORE_NOTFOUND when none is set. */
 pe_store_status_e pe_store_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt);
-/** Set (insert or replace) the prompt of an r_type. */
+/** Set (insert or replace) the prompt of an r_type, atomically: a reader sees the old or the new prompt. */
 pe_store_status_e pe_store_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt,
                                              const char *updated_by, apr_time_t now);
 
@@ -238,7 +255,7 @@ typedef struct pe_ipentry_t {
  * @param out an array of pe_ipentry_t in st->pool (empty when none)
  */
 pe_store_status_e pe_store_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
-/** Add an entry; e->id is ignored (the store numbers entries). */
+/** Add an entry; e->id is ignored (the store numbers entries, unique per list). */
 pe_store_status_e pe_store_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 /** Remove an entry by id; PE_STORE_NOTFOUND when there is none. */
 pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);

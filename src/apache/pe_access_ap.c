@@ -174,7 +174,7 @@ static void access_event(request_rec *r, const char *type, const pe_principal_t 
     if (!st || pe_store_event(st, type, p ? p->kind : PE_PRINCIPAL_NONE, p ? p->id : NULL, p ? p->username : NULL, ip,
                               details, severity, apr_time_now()) != PE_STORE_OK)
         pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(45041) "security event %s was not stored: %s", type,
-                st && st->error ? st->error : "store unavailable");
+                st && pe_store_error(st) ? pe_store_error(st) : "store unavailable");
 }
 
 /* An event written at most once per key until `until` (the mark lives in the shared table). */
@@ -307,7 +307,7 @@ static pe_access_snap_t *stored_refresh(request_rec *r, pe_access_snap_t *old, a
         pe_access_snap_discard(snap);
         if (!apr_atomic_xchg32(&pe_acc.store_failing, 1))
             pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(45020) "stored blocks and whitelist could not be read (%s); %s",
-                    st && st->error ? st->error : "store unavailable",
+                    st && pe_store_error(st) ? pe_store_error(st) : "store unavailable",
                     old ? "the copy read before stays in use" : "no copy is known yet");
         cur = pe_access_cache_install(pe_acc.cache, NULL, now);
         pe_access_cache_release(pe_acc.cache, old);

@@ -8,6 +8,8 @@
 #include "pe_log.h"
 #include "pe_parse.h"
 #include "pe_route.h"
+#include "pe_store_ap.h"
+#include "pe_store_mongo_ap.h"
 
 #include "http_core.h"
 #include <apr_strings.h>
@@ -301,6 +303,8 @@ const command_rec pe_cmds[] = {
     AP_INIT_RAW_ARGS("PEDefaultAccessRTypes", pe_cmd_default_rtypes, NULL, RSRC_CONF,
                     "r_types a new user may use (default bpe tot)"),
     /* Each concern's directives, from its pe_config_<concern>.h. */
+    PE_STORE_CMDS
+    PE_STORE_MONGO_CMDS
     PE_ACCESS_CMDS
     PE_COMPLETION_CMDS
     PE_RESEARCH_CMDS

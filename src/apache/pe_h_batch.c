@@ -202,7 +202,7 @@ int pe_h_batch_process(pe_ctx_t *cx)
             refunded = failed;
         else if (rs == PE_STORE_EIO)
             pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(62003) "batch: the credits of %d failed task(s) could not be given back: %s",
-                    failed, st->error ? st->error : "store error");
+                    failed, pe_store_error(st) ? pe_store_error(st) : "store error");
     }
     pe_rlog(r, APLOG_INFO, 0,
             PE_LOGNO(62004) "batch: %d task(s), %d failed, %s, %d at once at most, %" APR_TIME_T_FMT " ms", b.n, failed,

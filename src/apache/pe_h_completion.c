@@ -62,7 +62,7 @@ static void refund(cpl_t *c)
     rs = pe_store_credits_refund(c->st, c->user->id, c->day);
     if (rs == PE_STORE_EIO)
         pe_rlog(c->r, APLOG_ERR, 0, PE_LOGNO(41002) "the credit of a failed completion could not be given back: %s",
-                c->st->error ? c->st->error : "store error");
+                pe_store_error(c->st) ? pe_store_error(c->st) : "store error");
     else if (rs == PE_STORE_NOTFOUND)
         pe_rlog(c->r, APLOG_DEBUG, 0, PE_LOGNO(41003) "no credit given back: the daily reset happened meanwhile");
 }

@@ -113,7 +113,7 @@ static void users_event(request_rec *r, pe_store_t *st, const char *type, const 
     if (pe_store_event(st, type, u ? PE_PRINCIPAL_USER : PE_PRINCIPAL_NONE, u ? u->id : NULL,
                        u ? u->username : username, r->useragent_ip, details, severity, apr_time_now()) != PE_STORE_OK)
         pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(10002) "security event %s was not stored: %s", type,
-                st->error ? st->error : "store error");
+                pe_store_error(st) ? pe_store_error(st) : "store error");
 }
 
 /* The sealed copy of an API key is bound to its user: it opens only for that user id. */
@@ -235,12 +235,12 @@ int pe_h_users_register(pe_ctx_t *cx)
         if ((rc = users_new_key(r, u->id, &key, &u->api_key_digest, &u->api_key_prefix, &u->api_key_enc)) != OK)
             return rc;
         rs = pe_store_user_create(st, u);
-        if (!(rs == PE_STORE_CONFLICT && !strcmp(st->conflict, "api_key") && attempt < 3))
+        if (!(rs == PE_STORE_CONFLICT && !strcmp(pe_store_conflict(st), "api_key") && attempt < 3))
             break;
     }
-    if (rs == PE_STORE_CONFLICT && !strcmp(st->conflict, "username"))
+    if (rs == PE_STORE_CONFLICT && !strcmp(pe_store_conflict(st), "username"))
         return pe_http_error(r, HTTP_CONFLICT, "USERNAME_EXISTS", "Username already exists");
-    if (rs == PE_STORE_CONFLICT && !strcmp(st->conflict, "email"))
+    if (rs == PE_STORE_CONFLICT && !strcmp(pe_store_conflict(st), "email"))
         return pe_http_error(r, HTTP_CONFLICT, "EMAIL_EXISTS", "Email already exists");
     if (rs == PE_STORE_CONFLICT)
         return pe_http_error(r, HTTP_CONFLICT, "USER_EXISTS", "User already exists");

@@ -183,7 +183,7 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
         return OK;
     if ((rc = pe_accounts_post_config(pconf, s)) != OK)
         return rc;
-    pe_dbdconf_post_config(pconf, s);
+    pe_dbdconf_post_config(pconf);
     /* access layer post_config */
     if ((rc = pe_access_post_config(pconf, ptemp, s)) != OK)
         return rc;

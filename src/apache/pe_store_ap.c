@@ -1,142 +1,113 @@
 /*
- * pe_store_ap.c: the store's httpd side: connections from mod_dbd, a reconnect for the
- * backend's single retry, and the schema at child start.
+ * pe_store_ap.c: the store's httpd side: the providers this build has, the PEStore choice
+ * (process-wide), and the handles of requests and background work on the chosen provider.
  */
-#include "apr_dbd.h" /* NB: mod_dbd.h does not include it */
-#include "mod_dbd.h"
-
 #include "pe_config.h"
 #include "pe_dbdconf_ap.h"
+#include "pe_store_dbd.h"
 #include "pe_log.h"
 #include "pe_store_ap.h"
+#include "pe_store_mongo_ap.h"
 
-#include "http_request.h"
+#include "http_core.h"
+#include <apr_strings.h>
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *pe_dbd_acquire;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *pe_dbd_open;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *pe_dbd_close;
+/* The backends of this build; a new one is one entry (and its provider file). */
+static const pe_store_provider_t *const pe_store_providers[] = {
+    &pe_store_dbd_provider,
+    &pe_store_mongo_provider,
+    NULL,
+};
+
+/* The backends the product knows, built here or not (for the message of a missing one). */
+static const char *const pe_store_known[] = {"dbd", "mongodb", NULL};
+
+/* PEStore of this configuration generation (NULL: the default, dbd). */
+static const pe_store_provider_t *pe_store_chosen;
+
+const pe_store_provider_t *pe_store_provider_find(const char *name)
+{
+    int i;
+
+    for (i = 0; pe_store_providers[i]; i++)
+        if (!strcasecmp(pe_store_providers[i]->name, name))
+            return pe_store_providers[i];
+    return NULL;
+}
+
+static const pe_store_provider_t *pe_store_active(void)
+{
+    return pe_store_chosen ? pe_store_chosen : &pe_store_dbd_provider;
+}
+
+const char *pe_store_cmd(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const pe_store_provider_t *p;
+    int i;
+
+    if (err)
+        return apr_psprintf(cmd->pool, "%s: the store backend is process-wide (%s)", cmd->cmd->name, err);
+    if ((p = pe_store_provider_find(arg))) {
+        pe_store_chosen = p;
+        return NULL;
+    }
+    for (i = 0; pe_store_known[i]; i++)
+        if (!strcasecmp(pe_store_known[i], arg))
+            return apr_psprintf(cmd->pool, "%s: this build of mod_promptenchanter has no '%s' store backend",
+                                cmd->cmd->name, arg);
+    return apr_psprintf(cmd->pool, "%s: unknown store backend '%s' (dbd or mongodb)", cmd->cmd->name, arg);
+}
+
+int pe_store_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    pe_store_chosen = NULL;
+    return OK;
+}
+
+int pe_store_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    const pe_store_provider_t *p = pe_store_active();
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG || !p->post_config)
+        return OK;
+    return p->post_config(pconf, ptemp, s);
+}
 
 void pe_store_retrieve_fns(void)
 {
-    pe_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    pe_dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
-    pe_dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-}
+    int i;
 
-typedef struct {
-    server_rec *s;
-    ap_dbd_t *dbd;
-} pe_own_conn_t;
-
-/* Pool cleanup: give an own connection back to mod_dbd. */
-static apr_status_t pe_store_conn_release(void *data)
-{
-    pe_own_conn_t *oc = data;
-
-    if (oc->dbd)
-        pe_dbd_close(oc->s, oc->dbd);
-    oc->dbd = NULL;
-    return APR_SUCCESS;
-}
-
-/* Point st at a connection of its own (closed with st->pool). */
-static apr_status_t pe_store_attach_own(pe_store_t *st, server_rec *s)
-{
-    pe_own_conn_t *oc = apr_pcalloc(st->pool, sizeof(*oc));
-
-    oc->s = s;
-    oc->dbd = pe_dbd_open(st->pool, s);
-    if (!oc->dbd)
-        return APR_EGENERAL;
-    apr_pool_cleanup_register(st->pool, oc, pe_store_conn_release, apr_pool_cleanup_null);
-    st->driver = oc->dbd->driver;
-    st->handle = oc->dbd->handle;
-    st->prepared = oc->dbd->prepared;
-    st->conn_pool = oc->dbd->pool;
-    st->glue = s;
-    return APR_SUCCESS;
+    for (i = 0; pe_store_providers[i]; i++)
+        if (pe_store_providers[i]->retrieve_fns)
+            pe_store_providers[i]->retrieve_fns();
 }
 
 pe_store_t *pe_store_for_request(request_rec *r)
 {
-    ap_dbd_t *dbd;
-
-    if (!pe_dbd_acquire) {
-        pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00201) "mod_dbd is not loaded: the store is unavailable");
-        return NULL;
-    }
-    dbd = pe_dbd_acquire(r);
-    if (!dbd) {
-        /* A dead pooled connection is refused by mod_dbd's check; one more try gets a new one. */
-        dbd = pe_dbd_acquire(r);
-    }
-    if (!dbd) {
-        pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00202) "no database connection from mod_dbd");
-        pe_dbd_diagnose(r->server, r->pool);
-        return NULL;
-    }
-    /* NB: no reconnect function. The backend's retry revives this same connection in place
-     * (apr_dbd_check_conn: PQreset for PostgreSQL); asking mod_dbd for a second connection while
-     * holding this one is how every thread of a child came to wait for good after a PostgreSQL
-     * restart (issue 16 item 1: DBDMax connections held, each holder waiting for another). */
-    return pe_store_dbd_make(r->pool, dbd->driver, dbd->handle, dbd->prepared, dbd->pool);
+    return pe_store_active()->for_request(r);
 }
 
 pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s)
 {
-    pe_store_t *st;
-
-    if (!pe_dbd_open)
-        return NULL;
-    st = pe_store_dbd_make(p, NULL, NULL, NULL, NULL);
-    if (pe_store_attach_own(st, s) != APR_SUCCESS)
-        return NULL;
-    return st; /* NB: no reconnect function either (see pe_store_for_request) */
+    return pe_store_active()->open(p, s);
 }
 
-/*
- * child_init: apply missing schema versions. Every child tries; the store serialises them
- * (SQLite write lock, PostgreSQL advisory lock) and all but the first find nothing to do.
- * NB: runs after mod_dbd's child_init, which creates the connection pool.
- */
 void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    apr_pool_t *p;
-    pe_store_t *st = NULL;
-    int applied = 0, attempt;
-    pe_store_status_e rs = PE_STORE_EIO;
-
-    if (!pe_dbd_open)
-        return;
-    apr_pool_create(&p, pchild);
-    /* NB: siblings starting at the same moment can make SQLite report "schema has changed"
-     * or a busy database; the apply is idempotent, so try again a few times. */
-    for (attempt = 0; attempt < 20 && rs != PE_STORE_OK; attempt++) {
-        if (attempt)
-            apr_sleep(apr_time_from_msec(100));
-        apr_pool_clear(p);
-        st = pe_store_open(p, s);
-        if (st)
-            rs = pe_store_schema_apply(st, &applied);
-    }
-    if (!st) {
-        pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
-        pe_dbd_diagnose(s, p);
-    }
-    else if (rs != PE_STORE_OK)
-        pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00204) "the database schema could not be applied: %s",
-                st->error ? st->error : "unknown error");
-    apr_pool_destroy(p);
+    pe_store_active()->child_init(pchild, s);
 }
 
 /*
- * An owned connection: outside mod_dbd's pool, kept across uses, reopened after a failure.
- * The conversation-log writer uses one, so request threads holding every pooled connection can
- * never starve it (issue 16 item 1).
+ * An owned connection, kept across uses and reopened after a failure. On dbd it is opened with
+ * mod_dbd's driver and parameters but outside mod_dbd's pool: the conversation-log writer uses
+ * one, so request threads holding every pooled connection can never starve it (issue 16
+ * item 1). Other backends' pools are not bounded by the threads of a child (MongoDB's client
+ * pool), so there it is a handle from the provider's open per use.
  */
 struct pe_store_own_t {
     apr_pool_t *parent;
-    apr_pool_t *cpool; /* the open connection and its prepared statements; NULL when closed */
+    apr_pool_t *cpool; /* dbd: the open connection and its prepared statements; NULL when closed */
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_hash_t *prepared;
@@ -155,6 +126,8 @@ pe_store_own_t *pe_store_own_create(apr_pool_t *p, server_rec *s)
 
 pe_store_t *pe_store_own_get(pe_store_own_t *o, apr_pool_t *p)
 {
+    if (pe_store_active() != &pe_store_dbd_provider)
+        return pe_store_active()->open(p, o->s);
     if (!o->cpool) {
         const char *err;
         apr_status_t rv;

@@ -13,6 +13,7 @@ import subprocess
 import time
 import unittest
 
+import pe_mongo
 import pe_pg
 from pe_harness import Httpd, HttpdTestCase
 from test_completions import Memcached
@@ -356,28 +357,50 @@ class AccessCluster(AccessChecks, unittest.TestCase):
             self.assertEqual(node.error_log().count("PE45011"), 1, node.dir)
 
 
-@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class AccessPostgres(pe_pg.PostgresClass, AccessChecks, HttpdTestCase):
-    """The stored lists through PostgreSQL."""
-    EXTRA_CONF = BASE_CONF
-    PG_NAME = "pg-access"
+class StoredListsMixin(AccessChecks):
+    """The stored lists as written by another tool into the store: db(q) runs q there."""
+
+    def db(self, q):
+        raise NotImplementedError
 
     def test_lists(self):
-        port, pg = self.httpd.port, self.pg
-        pg.query("INSERT INTO pe_blocked_ips (network, reason, created_at, expires_at) VALUES "
-                 "('127.0.0.50', 'blocked in postgres', 0, 0), ('127.0.0.51', 'old', 0, %d), "
-                 "('127.0.0.52', 'switched off', 0, 0)" % usec(-10))
-        pg.query("UPDATE pe_blocked_ips SET is_active = 0 WHERE network = '127.0.0.52'")
-        pg.query("INSERT INTO pe_ip_whitelist (network, description, created_at, expires_at) VALUES "
-                 "('127.0.3.0/24', 'lab', 0, 0), ('127.0.0.53', 'gone', 0, %d)" % usec(-10))
+        port = self.httpd.port
+        self.db("INSERT INTO pe_blocked_ips (network, reason, created_at, expires_at) VALUES "
+                "('127.0.0.50', 'blocked in the store', 0, 0), ('127.0.0.51', 'old', 0, %d), "
+                "('127.0.0.52', 'switched off', 0, 0)" % usec(-10))
+        self.db("UPDATE pe_blocked_ips SET is_active = 0 WHERE network = '127.0.0.52'")
+        self.db("INSERT INTO pe_ip_whitelist (network, description, created_at, expires_at) VALUES "
+                "('127.0.3.0/24', 'lab', 0, 0), ('127.0.0.53', 'gone', 0, %d)" % usec(-10))
         time.sleep(0.5)
         j = self.assertRefused(call(port, "/health", "127.0.0.50"), 403, "IP_BLOCKED")
-        self.assertEqual(j["details"]["reason"], "blocked in postgres")
+        self.assertEqual(j["details"]["reason"], "blocked in the store")
         self.assertEqual(call(port, "/health", "127.0.0.51").status, 200)
         self.assertEqual(call(port, "/health", "127.0.0.52").status, 200)
         self.assertEqual(call(port, "/wl/health", "127.0.3.3").status, 200)
         self.assertRefused(call(port, "/wl/health", "127.0.0.53"), 403, "IP_NOT_WHITELISTED")
-        self.assertEqual(pg.query("SELECT MAX(version) FROM pe_schema_version"), "3")
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class AccessPostgres(pe_pg.PostgresClass, StoredListsMixin, HttpdTestCase):
+    """The stored lists through PostgreSQL."""
+    EXTRA_CONF = BASE_CONF
+    PG_NAME = "pg-access"
+
+    def db(self, q):
+        return self.pg.query(q)
+
+    def test_schema_version(self):
+        self.assertEqual(self.pg.query("SELECT MAX(version) FROM pe_schema_version"), "3")
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class AccessMongo(pe_mongo.MongoClass, StoredListsMixin, HttpdTestCase):
+    """The stored lists through MongoDB."""
+    EXTRA_CONF = BASE_CONF
+    MONGO_NAME = "mongo-access"
+
+    def db(self, q):
+        return self.mongo.sql(q)
 
 
 class AccessConfig(unittest.TestCase):

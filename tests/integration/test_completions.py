@@ -11,6 +11,7 @@ import unittest
 
 import fakes
 import pe_pg
+import pe_mongo
 from pe_harness import Httpd, HttpdTestCase
 
 PASSWORD = "Zebra-Lamp-42"
@@ -640,6 +641,17 @@ class CreditsRacePostgres(pe_pg.PostgresClass, CreditsRaceMixin, HttpdTestCase):
 
     def get_credits(self, uid):
         return int(self.pg.query("SELECT conv_limit FROM pe_users WHERE id = '%s'" % uid))
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class CompletionsMongo(pe_mongo.MongoClass, Completions):
+    MONGO_NAME = "mongo-completions"
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class CreditsRaceMongo(pe_mongo.MongoClass, CreditsRaceSqlite):
+    DRIVER = "mongodb"
+    MONGO_NAME = "mongo-credits"
 
 
 class MessageLogDurability(UpstreamMixin, unittest.TestCase):

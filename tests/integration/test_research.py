@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fakes  # noqa: E402
 from pe_harness import Httpd, HttpdTestCase  # noqa: E402
 import pe_pg  # noqa: E402
+import pe_mongo  # noqa: E402
 from test_completions import BASE_CONF, UpstreamMixin, bearer, credit_day  # noqa: E402
 
 
@@ -414,6 +415,11 @@ class Batch(UpstreamMixin, HttpdTestCase):
         self.assertIn("batch[1]", r.json["message"])
         r = self.httpd.post("/v1/batch/process", {"level": "low", "batch": [{"prompt": "p"}]})
         self.assertEqual(r.status, 401, r)
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class BatchMongo(pe_mongo.MongoClass, Batch):
+    MONGO_NAME = "mongo-batch"
 
 
 class BatchLimits(UpstreamMixin, HttpdTestCase):

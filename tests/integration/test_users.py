@@ -8,6 +8,7 @@ import time
 import unittest
 
 import pe_pg
+import pe_mongo
 from pe_harness import Httpd, HttpdTestCase
 
 FAST = "PEArgon2Cost 1 1M 1\n"
@@ -294,6 +295,14 @@ class UsersSqlite(UsersMixin, HttpdTestCase):
             self.assertEqual(busy.json["error_code"], "BUSY")
         finally:
             h2.stop()
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class UsersMongo(pe_mongo.MongoClass, UsersSqlite):
+    """The SQLite class's tests on MongoDB (its SQL runs on the collections: pe_mongo.SqlOnMongo)."""
+    MONGO_NAME = "mongo-users"
+    test_no_secret_in_clear = None  # reads the SQLite files
+    test_hash_gate_503 = None       # runs an httpd of its own, on SQLite
 
 
 class UsersDefaultArgon2(HttpdTestCase):

@@ -1,0 +1,23 @@
+// Starts the MongoDB stand-in (CongoDB from @push.rocks/smartmongo@2.2.0, installed by
+// build/install-mongo-standin.sh) on 127.0.0.1:PORT and prints READY; SIGTERM or SIGINT stops it.
+// Usage: node tests/mongo/congo-server.mjs PORT
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+
+const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const entry = path.join(process.env.PE_CONGODB_DIR || path.join(top, '.deps', 'congodb'),
+                        'pack', 'package', 'dist_ts', 'congodb', 'index.js');
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error('usage: congo-server.mjs PORT');
+  process.exit(2);
+}
+const { CongoServer } = await import(pathToFileURL(entry).href);
+const server = new CongoServer({ port, host: '127.0.0.1' });
+await server.start();
+console.log('READY');
+const stop = async () => {
+  try { await server.stop(); } finally { process.exit(0); }
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
