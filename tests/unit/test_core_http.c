@@ -197,6 +197,23 @@ START_TEST(parse_values)
 }
 END_TEST
 
+/* Range errors name the bounds in the directives' own units (apr_psprintf has no %lld). */
+START_TEST(parse_range_messages)
+{
+    long long ms;
+    const char *e = pe_parse_duration_ms(pe_tp, "2d", 1000, 86400000LL, &ms);
+
+    ck_assert_ptr_nonnull(e);
+    ck_assert_str_eq(e, "'2d' is out of range (1s to 1d)");
+    e = pe_parse_duration_ms(pe_tp, "10ms", 250, 90000, &ms);
+    ck_assert_str_eq(e, "'10ms' is out of range (250ms to 90s)");
+    e = pe_parse_duration_ms(pe_tp, "0", 60000, 5400000, &ms);
+    ck_assert_str_eq(e, "'0' is out of range (1m to 90m)");
+    e = pe_parse_duration_ms(pe_tp, "5h", 0, 3600000, &ms);
+    ck_assert_str_eq(e, "'5h' is out of range (0ms to 1h)");
+}
+END_TEST
+
 START_TEST(hex_and_base64url)
 {
     unsigned char k[4], b[] = {0xfb, 0xff, 0x00};
@@ -226,6 +243,7 @@ Suite *pe_suite_core_http(void)
     tcase_add_test(tc, json_error_envelope);
     tcase_add_test(tc, buf_cap);
     tcase_add_test(tc, parse_values);
+    tcase_add_test(tc, parse_range_messages);
     tcase_add_test(tc, hex_and_base64url);
     suite_add_tcase(s, tc);
     return s;
