@@ -137,6 +137,49 @@ START_TEST(json_error_envelope)
 }
 END_TEST
 
+/* OpenAI's error shape: extras kept inside "error", param null unless a field is named. */
+START_TEST(json_error_openai)
+{
+    json_t *extra = pe_json_bind(pe_tp, json_pack("{s:{s:s}}", "limits", "resets_at", "2026-11-24T00:00:00Z"));
+    json_t *o = pe_json_error_openai(pe_tp, "Insufficient conversation credits", "insufficient_quota",
+                                     "CREDITS_EXHAUSTED", NULL, "rid", extra);
+    json_t *e = json_object_get(o, "error");
+
+    ck_assert_int_eq(json_object_size(o), 1);
+    ck_assert_str_eq(pe_json_str(e, "message"), "Insufficient conversation credits");
+    ck_assert_str_eq(pe_json_str(e, "type"), "insufficient_quota");
+    ck_assert_str_eq(pe_json_str(e, "code"), "CREDITS_EXHAUSTED");
+    ck_assert(json_is_null(json_object_get(e, "param")));
+    ck_assert_str_eq(pe_json_str(e, "request_id"), "rid");
+    ck_assert_str_eq(pe_json_str(json_object_get(e, "limits"), "resets_at"), "2026-11-24T00:00:00Z");
+    o = pe_json_error_openai(pe_tp, "m", "invalid_request_error", "VALIDATION_ERROR", "temperature", "r", NULL);
+    ck_assert_str_eq(pe_json_str(json_object_get(o, "error"), "param"), "temperature");
+
+    ck_assert_str_eq(pe_json_error_openai_type(429, "CREDITS_EXHAUSTED"), "insufficient_quota");
+    ck_assert_str_eq(pe_json_error_openai_type(429, "RATE_LIMITED"), "rate_limit_error");
+    ck_assert_str_eq(pe_json_error_openai_type(401, "INVALID_API_KEY"), "authentication_error");
+    ck_assert_str_eq(pe_json_error_openai_type(403, "IP_BLOCKED"), "permission_error");
+    ck_assert_str_eq(pe_json_error_openai_type(422, "VALIDATION_ERROR"), "invalid_request_error");
+    ck_assert_str_eq(pe_json_error_openai_type(502, "UPSTREAM_ERROR"), "upstream_error");
+    ck_assert_str_eq(pe_json_error_openai_type(503, "STORE_UNAVAILABLE"), "server_error");
+
+    ck_assert_str_eq(pe_json_error_param(pe_tp, "temperature must be a number between 0 and 2"), "temperature");
+    ck_assert_str_eq(pe_json_error_param(pe_tp, "messages[0].content must be a string"), "messages[0].content");
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, "Messages cannot be empty"));
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, "unknown r_type 'x': expected one of bpe"));
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, " must x"));
+
+    ck_assert_int_eq(pe_json_error_retry(429, "CREDITS_EXHAUSTED"), 0);
+    ck_assert_int_eq(pe_json_error_retry(429, "RATE_LIMITED"), -1);
+    ck_assert_int_eq(pe_json_error_retry(422, "VALIDATION_ERROR"), 0);
+    ck_assert_int_eq(pe_json_error_retry(401, "INVALID_API_KEY"), 0);
+    ck_assert_int_eq(pe_json_error_retry(409, "CONFLICT"), 0);
+    ck_assert_int_eq(pe_json_error_retry(408, "REQUEST_TIMEOUT"), -1);
+    ck_assert_int_eq(pe_json_error_retry(503, "STORE_UNAVAILABLE"), -1);
+    ck_assert_int_eq(pe_json_error_retry(502, "UPSTREAM_ERROR"), -1);
+}
+END_TEST
+
 START_TEST(buf_cap)
 {
     pe_buf_t b;
@@ -241,6 +284,7 @@ Suite *pe_suite_core_http(void)
     tcase_add_test(tc, json_strict_parse);
     tcase_add_test(tc, json_depth_limit);
     tcase_add_test(tc, json_error_envelope);
+    tcase_add_test(tc, json_error_openai);
     tcase_add_test(tc, buf_cap);
     tcase_add_test(tc, parse_values);
     tcase_add_test(tc, parse_range_messages);
