@@ -8,6 +8,8 @@
 pe_handler_fn pe_h_root, pe_h_health;
 /* diag (pe_h_core.c) */
 pe_handler_fn pe_h_diag_echo;
+/* openapi (pe_h_openapi.c) */
+pe_handler_fn pe_h_openapi;
 /* users (pe_h_users.c) */
 pe_handler_fn pe_h_users_register, pe_h_users_login, pe_h_users_refresh, pe_h_users_logout;
 pe_handler_fn pe_h_users_profile_get, pe_h_users_profile_put, pe_h_users_apikey_get, pe_h_users_apikey_regenerate;

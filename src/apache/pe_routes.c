@@ -9,6 +9,7 @@ const pe_route_t pe_routes[] = {
     /* core */
     {PE_M_GET, "/", PE_G_CORE, pe_h_root},
     {PE_M_GET, "/health", PE_G_CORE, pe_h_health},
+    {PE_M_GET, "/openapi.json", PE_G_OPENAPI, pe_h_openapi},
 
     /* users */
     {PE_M_POST, "/v1/users/register", PE_G_USERS, pe_h_users_register, 0},

@@ -70,6 +70,9 @@ START_TEST(route_groups)
     ck_assert_uint_eq(pe_route_group_bit("admin-panel"), PE_G_ADMIN);
     ck_assert_uint_eq(pe_route_group_bit("all"), PE_G_ALL);
     ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_DIAG, 0);
+    ck_assert_uint_eq(pe_route_group_bit("openapi"), PE_G_OPENAPI);
+    ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_OPENAPI, PE_G_OPENAPI);
+    ck_assert_ptr_nonnull(strstr(pe_route_group_names(), " openapi "));
     ck_assert_uint_eq(pe_route_group_bit("admin"), 0);
     ck_assert_uint_eq(pe_route_method_bit("GET"), PE_M_GET);
     ck_assert_uint_eq(pe_route_method_bit("get"), 0);
