@@ -10,6 +10,8 @@ import os
 import subprocess
 import time
 
+import pe_openapi
+
 from pe_harness import TOP
 from test_completions import BASE_CONF, UpstreamMixin, credit_day
 from pe_harness import HttpdTestCase
@@ -39,7 +41,13 @@ class SdkNode(UpstreamMixin, HttpdTestCase):
         p = subprocess.run(["node", os.path.join(NODE_DIR, "sdk_call.mjs"), json.dumps(spec)], cwd=NODE_DIR,
                            capture_output=True, text=True, timeout=timeout)
         self.assertEqual(p.returncode, 0, p.stderr)
-        return json.loads(p.stdout.strip().splitlines()[-1])
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        # what the SDK received matches docs/openapi.json, as the harness checks its own responses
+        self.assertTrue(out["responses"])
+        for r in out["responses"]:
+            problems = pe_openapi.problems_of(r["method"], r["path"], r["status"], r["ctype"], r["body"].encode())
+            self.assertEqual(problems, [], r)
+        return out
 
     def conv_limit(self, uid):
         return self.sqlite("SELECT conv_limit FROM pe_users WHERE id = ?", (uid,))[0][0]

@@ -5,14 +5,21 @@
 // Prints one JSON line: {"ok": true, "result": ..., "http": [statuses], "ms": N} or, when the SDK
 // raised, {"ok": false, "error": {"class", "status", "code", "type", "param", "body", "message"},
 // "partial": [...chunks seen before a stream raised], "http": [...], "ms": N}.
-// "http" lists the status of every HTTP request the SDK made (its own retries included).
+// "http" lists the status of every HTTP request the SDK made (its own retries included), and
+// "responses" each one's method, path, status, content type and JSON body.
 import OpenAI from 'openai';
 
 const spec = JSON.parse(process.argv[2]);
 const http = [];
+const responses = [];
 const countingFetch = async (url, init) => {
   const res = await fetch(url, init);
   http.push(res.status);
+  // what came back, for the OpenAPI check on the Python side (event streams without their body)
+  const ctype = res.headers.get('content-type') || '';
+  const u = new URL(url);
+  responses.push({ method: (init && init.method) || 'GET', path: u.pathname, status: res.status, ctype,
+                   body: ctype.startsWith('application/json') ? await res.clone().text() : '' });
   return res;
 };
 const client = new OpenAI({ baseURL: spec.base, apiKey: spec.key, fetch: countingFetch, ...(spec.client || {}) });
@@ -57,7 +64,7 @@ function describe(err) {
 
 try {
   const result = await run();
-  process.stdout.write(JSON.stringify({ ok: true, result, http, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(JSON.stringify({ ok: true, result, http, responses, ms: Date.now() - t0 }) + '\n');
 } catch (err) {
-  process.stdout.write(JSON.stringify({ ok: false, error: describe(err), partial, http, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(JSON.stringify({ ok: false, error: describe(err), partial, http, responses, ms: Date.now() - t0 }) + '\n');
 }
