@@ -64,7 +64,8 @@ const char *pe_json_error_param(apr_pool_t *p, const char *message);
 /**
  * Whether a client should retry an error answer as it is, for the x-should-retry header:
  * 0 when retrying cannot help (a refusal that stays: 4xx but 408 and a RATE_LIMITED 429,
- * CREDITS_EXHAUSTED until the daily reset), -1 when the client's own policy applies (408,
+ * CREDITS_EXHAUSTED until the daily reset, UPSTREAM_INVALID, UPSTREAM_NOT_CONFIGURED), -1 when
+ * the client's own policy applies (408,
  * RATE_LIMITED with its Retry-After, 5xx; the upstream handlers decide those themselves).
  */
 int pe_json_error_retry(int status, const char *code);

@@ -388,8 +388,10 @@ static int run_stream(cpl_t *c, const pe_upstream_conf_t *uc, const char *body, 
             empty.error = "the stream had no event";
             return upstream_failed(c, &empty);
         }
-        if (res.outcome == PE_UP_ABORTED)
+        if (res.outcome == PE_UP_ABORTED) {
+            apr_table_setn(r->err_headers_out, "x-should-retry", "false");
             return fail(c, HTTP_BAD_GATEWAY, "UPSTREAM_ERROR", NULL, "the AI service sent an invalid event stream");
+        }
         return upstream_failed(c, &res);
     }
     return stream_broke_off(c, &s, &res, res.error);

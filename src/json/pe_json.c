@@ -179,6 +179,9 @@ const char *pe_json_error_param(apr_pool_t *p, const char *message)
 /* Retry advice for x-should-retry. */
 int pe_json_error_retry(int status, const char *code)
 {
+    /* the upstream answered 200 with something that is not a completion; no AI service configured */
+    if (code && (!strcmp(code, "UPSTREAM_INVALID") || !strcmp(code, "UPSTREAM_NOT_CONFIGURED")))
+        return 0;
     if (status < 400 || status >= 500 || status == 408)
         return -1;
     if (status == 429 && !(code && !strcmp(code, "CREDITS_EXHAUSTED")))

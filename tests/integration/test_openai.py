@@ -13,7 +13,7 @@ CHAT = "/v1/chat/completions"
 class OpenAIShape(UpstreamMixin, HttpdTestCase):
     EXTRA_CONF = BASE_CONF + "PEPrincipalRateLimit tiny 2/min burst=2\n"
     # upstream failures these tests provoke are logged as errors/warnings (PE41004, PE41008)
-    ALLOWED_LOG_IDS = ("PE41004",)
+    ALLOWED_LOG_IDS = ("PE41004", "PE41012")
 
     def conv_limit(self, uid):
         return self.sqlite("SELECT conv_limit FROM pe_users WHERE id = ?", (uid,))[0][0]
@@ -121,6 +121,17 @@ class OpenAIShape(UpstreamMixin, HttpdTestCase):
         r = self.chat(key, {"model": "low", "messages": [{"role": "user", "content": "x"}]})
         self.assertOpenAIError(r, 502, "UPSTREAM_ERROR")
         self.assertEqual(r.header("x-should-retry"), "false")
+        # an answer that is not a completion: one attempt, and no client retry either
+        self.up.fail(count=1, fault="invalid_json")
+        r = self.chat(key, {"model": "low", "messages": [{"role": "user", "content": "x"}]})
+        self.assertOpenAIError(r, 502, "UPSTREAM_INVALID", "upstream_error")
+        self.assertEqual(r.header("x-should-retry"), "false")
+        # one attempt that may pass on a second (PEUpstreamRetries would retry it; a timeout is
+        # not retried by the gateway): the client's own policy decides
+        r = self.chat(key, {"model": "low", "messages": [{"role": "user", "content": "slow [[fake:delay_ms=4000]]"}]})
+        self.assertOpenAIError(r, 504, "UPSTREAM_TIMEOUT", "upstream_error")
+        self.assertIsNone(r.header("x-should-retry"))
+        self.assertEqual(self.conv_limit(uid), before)
         self.up.clear_faults()
 
     def stream_cut(self, **steer):

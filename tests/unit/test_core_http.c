@@ -180,6 +180,8 @@ START_TEST(json_error_openai)
     ck_assert_int_eq(pe_json_error_retry(408, "REQUEST_TIMEOUT"), -1);
     ck_assert_int_eq(pe_json_error_retry(503, "STORE_UNAVAILABLE"), -1);
     ck_assert_int_eq(pe_json_error_retry(502, "UPSTREAM_ERROR"), -1);
+    ck_assert_int_eq(pe_json_error_retry(502, "UPSTREAM_INVALID"), 0);
+    ck_assert_int_eq(pe_json_error_retry(503, "UPSTREAM_NOT_CONFIGURED"), 0);
 }
 END_TEST
 
