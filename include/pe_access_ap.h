@@ -40,4 +40,12 @@ int pe_access_principal(request_rec *r, const pe_principal_t *p);
  */
 void pe_access_auth_failed(request_rec *r, const char *reason);
 
+/**
+ * Count a wrong API key (or a credential of no known format) towards PEAutoBlock once per
+ * distinct credential, address and PEAutoBlock window: a client that keeps retrying its one stale
+ * key makes one strike; trying a list of keys makes one per key.
+ * @param digest the credential's lookup digest (the credential itself is never kept)
+ */
+void pe_access_credential_failed(request_rec *r, const char *reason, const char *digest);
+
 #endif

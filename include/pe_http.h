@@ -34,6 +34,7 @@ typedef struct pe_req_t {
     int err_status; /* the status the hook meant (httpd may answer another, see the filter) */
     int body_sent; /* the handler wrote its own response */
     struct pe_access_req_t *access; /* the access layer's decisions (rate-limit headers) */
+    int shape; /* error shape of this route: 0 not known yet, 1 the envelope, 2 OpenAI's */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
@@ -62,6 +63,12 @@ int pe_http_fail(request_rec *r, int status, const char *code, const json_t *ext
  * Usable in any hook, also before fixups (access_checker).
  */
 int pe_http_handler_is_ours(request_rec *r);
+
+/**
+ * Whether r is on a route of the openai group (/v1/chat/completions, /v1/models...) that this
+ * location serves: its errors take OpenAI's shape ({"error":{message,type,code,param}}).
+ */
+int pe_http_openai_route(request_rec *r);
 
 /** insert_error_filter hook: httpd-made error pages of PromptEnchanter locations become JSON. */
 void pe_http_insert_error_filter(request_rec *r);

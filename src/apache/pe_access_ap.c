@@ -386,6 +386,14 @@ static int exempt(request_rec *r, int mask, int whitelisted)
                           pe_route_method_bit(r->method), path, &m) != PE_ROUTE_NOT_FOUND;
 }
 
+/* GET (or HEAD) /health of this location. */
+static int is_health(request_rec *r)
+{
+    const char *path = (r->method_number == M_GET) ? pe_handler_route_path(r) : NULL;
+
+    return path && !strcmp(path, "/health");
+}
+
 /* 403 for an address blocked automatically (failed authentications). */
 static int deny_auto_block(request_rec *r, const pe_rl_block_t *b)
 {
@@ -440,7 +448,10 @@ int pe_access_check(request_rec *r)
     /* NB: the table is only asked while some automatic block may still run: the horizon is the
      * latest end of any block, raised (in shared memory) before the failure that started it is
      * answered. So with no block running no lock is taken for this check. */
-    if (ab->on && now < __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE)) {
+    /* NB: GET /health is never refused by an automatic block: behind a proxy or a NAT the load
+     * balancer's checks share the address that failed, and taking the node out of service for
+     * someone's wrong passwords helps no one (stored blocks, an administrator's choice, apply). */
+    if (ab->on && now < __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE) && !is_health(r)) {
         pe_rl_block_t b;
 
         if (pe_rl_blocked(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &b) == APR_SUCCESS && b.blocked)
@@ -536,4 +547,18 @@ void pe_access_auth_failed(request_rec *r, const char *reason)
                                pe_http_time(r->pool, b.blocked_until), "last_failure", reason),
                      "warning");
     }
+}
+
+void pe_access_credential_failed(request_rec *r, const char *reason, const char *digest)
+{
+    const pe_access_strikes_t *ab;
+    pe_ipnet_addr_t a;
+    const char *ip;
+    apr_time_t now = apr_time_now();
+
+    if (!pe_acc.shm || !digest || !pe_dir_access_on(pe_config_dir(r)) ||
+        !(ab = pe_srv_autoblock(pe_config_srv(r->server)))->on || !(ip = client_ip(r, &a)))
+        return;
+    if (access_once(r, apr_pstrcat(r->pool, "fw:cred:", ip, ":", digest, NULL), now, now + ab->rule.window))
+        pe_access_auth_failed(r, reason);
 }

@@ -53,10 +53,17 @@ static int pe_auth_unauthorized(request_rec *r, const char *code, const char *ms
     return pe_http_fail(r, HTTP_UNAUTHORIZED, code, NULL, "%s", msg);
 }
 
-/* A 401 for a credential that was given but is wrong: it counts towards PEAutoBlock. */
-static int pe_auth_rejected(request_rec *r, const char *code, const char *msg)
+/*
+ * A 401 for a credential that was given but is wrong. What counts towards PEAutoBlock
+ * (docs/configuration.md, "What counts as a failed authentication"): a wrong API key or a
+ * credential of no known format, once per distinct value (digest); never a session token, which
+ * only login or refresh hands out and which a client replays once it expired or was revoked.
+ * Wrong passwords count at /v1/users/login, every time.
+ */
+static int pe_auth_rejected(request_rec *r, const char *code, const char *msg, const char *digest)
 {
-    pe_access_auth_failed(r, code);
+    if (digest)
+        pe_access_credential_failed(r, code, digest);
     return pe_auth_unauthorized(r, code, msg);
 }
 
@@ -78,7 +85,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     if (!tok || !*tok) {
         rq->auth_done = 1;
         if (tok)
-            return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
+            return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'", NULL);
         return pe_auth_unauthorized(r, "AUTH_REQUIRED", "Authentication credentials required");
     }
     if (!(st = pe_auth_store(r)))
@@ -92,7 +99,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key");
+            return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key", digest);
         }
         p->via = PE_AUTH_USER_KEY;
     }
@@ -106,13 +113,13 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired session token");
+            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired session token", NULL);
         }
         p->via = PE_AUTH_USER_SESSION;
     }
     else {
         rq->auth_done = 1;
-        return pe_auth_rejected(r, "INVALID_CREDENTIALS", "Invalid API key or session token");
+        return pe_auth_rejected(r, "INVALID_CREDENTIALS", "Invalid API key or session token", digest);
     }
     p->kind = PE_PRINCIPAL_USER;
     p->id = p->user->id;

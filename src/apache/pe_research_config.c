@@ -54,7 +54,8 @@ const char *pe_research_cmd_int(cmd_parms *cmd, void *dconf, const char *arg)
 
         if (!(err = pe_parse_size(cmd->pool, arg, (apr_off_t)rg->max, &sz))) {
             if (sz < rg->min)
-                err = apr_psprintf(cmd->pool, "'%s' is below the minimum of %lld bytes", arg, rg->min);
+                err = apr_psprintf(cmd->pool, "'%s' is below the minimum of %" APR_INT64_T_FMT " bytes", arg,
+                                   (apr_int64_t)rg->min);
             else
                 *(long long *)(base + rg->offset) = (long long)sz;
         }

@@ -106,7 +106,8 @@ int pe_valid_int(pe_valid_t *v, const char *key, int required, long long min, lo
     }
     x = json_integer_value(j);
     if (x < min || x > max) {
-        pe_valid_fail(v, "field '%s' must be between %lld and %lld", key, min, max);
+        pe_valid_fail(v, "field '%s' must be between %" APR_INT64_T_FMT " and %" APR_INT64_T_FMT, key,
+                      (apr_int64_t)min, (apr_int64_t)max);
         return 0;
     }
     *out = x;
