@@ -144,14 +144,13 @@ static int dbd_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         threads = 1;
     dbd_max_scan(ap_conftree, 0, &main_max, &vhost_min);
     least = (vhost_min >= 0 && vhost_min < main_max) ? vhost_min : main_max;
-    if (least < threads)
-        pe_slog(
-            s, APLOG_WARNING, 0,
-            PE_LOGNO(
-                00205) "DBDMax %d is below the %d threads of a child: under load "
-                       "requests wait for a database connection (set DBDMax %d; with PostgreSQL keep DBDMax times the "
-                       "number of children below max_connections)",
-            least, threads, threads);
+    if (least < threads) {
+        const char *advice = "set DBDMax to ThreadsPerChild; with PostgreSQL keep DBDMax times the number of "
+                             "children below max_connections";
+
+        pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(00205) "DBDMax %d is below the %d threads of a child: under load "
+                "requests wait for a database connection (%s)", least, threads, advice);
+    }
     return OK;
 }
 
