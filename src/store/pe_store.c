@@ -144,10 +144,8 @@ static pe_store_status_e call_begin(pe_store_t *st, int has_op, const char *op)
     st->error = NULL;
     st->conflict = NULL;
     st->retried = 0;
-    if (!has_op) {
-        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(30001) "store: the %s backend has no %s operation", st->ops->name, op);
+    if (!has_op)
         return pe_store_fail(st, "the %s backend has no %s operation", st->ops->name, op);
-    }
     if (!st->conn)
         return pe_store_fail(st, "no connection to the %s store", st->ops->name);
     return PE_STORE_OK;
