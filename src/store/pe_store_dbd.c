@@ -496,20 +496,21 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
 
 #define PE_DBD_OPS(nm)                                                                                                 \
     {                                                                                                                  \
-        .name = nm, .reset = dbd_reset, .schema_apply = dbd_schema_apply, .user_create = dbd_user_create,              \
-        .user_by_id = dbd_user_by_id, .user_by_email = dbd_user_by_email,                                              \
-        .user_by_key_digest = dbd_user_by_key_digest, .user_update_profile = dbd_user_update_profile,                  \
-        .user_set_api_key = dbd_user_set_api_key, .user_set_email = dbd_user_set_email,                                \
-        .user_set_password = dbd_user_set_password, .user_login_failed = dbd_user_login_failed,                        \
-        .user_login_ok = dbd_user_login_ok, .user_delete = dbd_user_delete, .session_create = dbd_session_create,      \
-        .session_by_token = dbd_session_by_token, .session_rotate = dbd_session_rotate,                                \
-        .session_delete = dbd_session_delete, .session_delete_all = dbd_session_delete_all, .event = dbd_event,        \
-        .event_count = dbd_event_count, .credits_take = dbd_credits_take, .credits_refund = dbd_credits_refund,        \
-        .credits_get = dbd_credits_get, .credits_take_n = dbd_credits_take_n,                                          \
-        .credits_refund_n = dbd_credits_refund_n, .msglog_insert = dbd_msglog_insert,                                  \
-        .msglog_count = dbd_msglog_count, .system_prompt_get = dbd_system_prompt_get,                                  \
-        .system_prompt_set = dbd_system_prompt_set, .iplist_active = dbd_iplist_active, .iplist_add = dbd_iplist_add,  \
-        .iplist_remove = dbd_iplist_remove,                                                                            \
+        .name = nm, .reset = dbd_reset, .schema_apply = dbd_schema_apply, .user_create = pe_dbd_user_create,           \
+        .user_by_id = pe_dbd_user_by_id, .user_by_email = pe_dbd_user_by_email,                                        \
+        .user_by_key_digest = pe_dbd_user_by_key_digest, .user_update_profile = pe_dbd_user_update_profile,            \
+        .user_set_api_key = pe_dbd_user_set_api_key, .user_set_email = pe_dbd_user_set_email,                          \
+        .user_set_password = pe_dbd_user_set_password, .user_login_failed = pe_dbd_user_login_failed,                  \
+        .user_login_ok = pe_dbd_user_login_ok, .user_delete = pe_dbd_user_delete,                                      \
+        .session_create = pe_dbd_session_create, .session_by_token = pe_dbd_session_by_token,                          \
+        .session_rotate = pe_dbd_session_rotate, .session_delete = pe_dbd_session_delete,                              \
+        .session_delete_all = pe_dbd_session_delete_all, .event = pe_dbd_event, .event_count = pe_dbd_event_count,     \
+        .credits_take = pe_dbd_credits_take, .credits_refund = pe_dbd_credits_refund,                                  \
+        .credits_get = pe_dbd_credits_get, .credits_take_n = pe_dbd_credits_take_n,                                    \
+        .credits_refund_n = pe_dbd_credits_refund_n, .msglog_insert = pe_dbd_msglog_insert,                            \
+        .msglog_count = pe_dbd_msglog_count, .system_prompt_get = pe_dbd_system_prompt_get,                            \
+        .system_prompt_set = pe_dbd_system_prompt_set, .iplist_active = pe_dbd_iplist_active,                          \
+        .iplist_add = pe_dbd_iplist_add, .iplist_remove = pe_dbd_iplist_remove,                                        \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

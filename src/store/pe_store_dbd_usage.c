@@ -9,7 +9,7 @@
 
 /* Completion credits */
 
-pe_store_status_e dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+pe_store_status_e pe_dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
 {
     const char *d = pe_dbd_i64(pe_store_pool(st), today);
     const char *a[] = {d, d, d, pe_dbd_i64(pe_store_pool(st), now), user_id, d};
@@ -21,14 +21,14 @@ pe_store_status_e dbd_credits_take(pe_store_t *st, const char *user_id, apr_int6
     return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
 }
 
-pe_store_status_e dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
+pe_store_status_e pe_dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
 {
     const char *a[] = {user_id, pe_dbd_i64(pe_store_pool(st), day)};
     return pe_dbd_update(st, Q_CREDITS_REFUND, 2, a);
 }
 
-pe_store_status_e dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
-                                  apr_int64_t *reset)
+pe_store_status_e pe_dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                     apr_int64_t *reset)
 {
     const char *c[3];
     pe_store_status_e rs = pe_dbd_select(st, Q_CREDITS_GET, 1, &user_id, 3, c);
@@ -86,7 +86,7 @@ static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
  * busy timeout. Each multi-row INSERT is atomic on its own, and a batch written twice after a
  * failure skips the rows it already has (ON CONFLICT), so no transaction is needed.
  */
-pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
+pe_store_status_e pe_dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
 {
     int done = 0;
 
@@ -124,7 +124,7 @@ pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs
     return PE_STORE_OK;
 }
 
-pe_store_status_e dbd_msglog_count(pe_store_t *st, const char *user_id, long *count)
+pe_store_status_e pe_dbd_msglog_count(pe_store_t *st, const char *user_id, long *count)
 {
     const char *c[1];
     pe_store_status_e rs = user_id ? pe_dbd_select(st, Q_MSGLOG_COUNT_USER, 1, &user_id, 1, c)
@@ -137,8 +137,8 @@ pe_store_status_e dbd_msglog_count(pe_store_t *st, const char *user_id, long *co
 /* ----------------------------------------------------------------------------------------- */
 /* Batch credits */
 
-pe_store_status_e dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
-                                     apr_time_t now)
+pe_store_status_e pe_dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                        apr_time_t now)
 {
     const char *d = pe_dbd_i64(pe_store_pool(st), today), *k = pe_dbd_i64(pe_store_pool(st), n);
     const char *a[] = {d, k, d, d, pe_dbd_i64(pe_store_pool(st), now), user_id, d, k};
@@ -150,7 +150,7 @@ pe_store_status_e dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_in
     return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
 }
 
-pe_store_status_e dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
+pe_store_status_e pe_dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), n), user_id, pe_dbd_i64(pe_store_pool(st), day)};
 
@@ -162,7 +162,7 @@ pe_store_status_e dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_
 /* ----------------------------------------------------------------------------------------- */
 /* System prompts */
 
-pe_store_status_e dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt)
+pe_store_status_e pe_dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt)
 {
     const char *c[1];
     pe_store_status_e rs = pe_dbd_select(st, Q_PROMPT_GET, 1, &r_type, 1, c);
@@ -171,8 +171,8 @@ pe_store_status_e dbd_system_prompt_get(pe_store_t *st, const char *r_type, cons
     return rs;
 }
 
-pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt, const char *by,
-                                        apr_time_t now)
+pe_store_status_e pe_dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt, const char *by,
+                                           apr_time_t now)
 {
     apr_dbd_transaction_t *tx;
     const char *a[] = {r_type, prompt, by ? by : "", pe_dbd_i64(pe_store_pool(st), now)};
@@ -196,7 +196,7 @@ static pe_q_e iplist_q(pe_iplist_e which, pe_q_e blocked_q)
     return which == PE_IPLIST_WHITELIST ? (pe_q_e)(blocked_q + (Q_WHITELIST_ACTIVE - Q_BLOCKED_ACTIVE)) : blocked_q;
 }
 
-pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out)
+pe_store_status_e pe_dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), now)};
     apr_array_header_t *rows;
@@ -221,7 +221,7 @@ pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_
     return PE_STORE_OK;
 }
 
-pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e)
+pe_store_status_e pe_dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e)
 {
     const char *a[] = {pe_dbd_s0(e->network),
                        pe_dbd_s0(e->note),
@@ -233,7 +233,7 @@ pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipe
     return pe_dbd_exec(st, iplist_q(which, Q_BLOCKED_INS), NULL, 6, a);
 }
 
-pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id)
+pe_store_status_e pe_dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), id)};
 

@@ -45,7 +45,7 @@ static pe_user_t *user_from_cols(apr_pool_t *p, const char **c)
     return u;
 }
 
-pe_store_status_e dbd_user_create(pe_store_t *st, const pe_user_t *u)
+pe_store_status_e pe_dbd_user_create(pe_store_t *st, const pe_user_t *u)
 {
     apr_pool_t *p = pe_store_pool(st);
     const char *a[USER_NCOLS] = {u->id,
@@ -89,49 +89,50 @@ static pe_store_status_e user_by(pe_store_t *st, pe_q_e q, const char *key, pe_u
     return rs;
 }
 
-pe_store_status_e dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_ID, id, out);
 }
 
-pe_store_status_e dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_EMAIL, email, out);
 }
 
-pe_store_status_e dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_KEY, digest, out);
 }
 
-pe_store_status_e dbd_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
-                                          const char *hobbies, apr_time_t now)
+pe_store_status_e pe_dbd_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
+                                             const char *hobbies, apr_time_t now)
 {
     const char *a[] = {name, about_me, hobbies, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_PROFILE, 5, a);
 }
 
-pe_store_status_e dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
-                                       const char *enc, apr_time_t now)
+pe_store_status_e pe_dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
+                                          const char *enc, apr_time_t now)
 {
     const char *a[] = {digest, prefix, enc, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_KEY, 5, a);
 }
 
-pe_store_status_e dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified, apr_time_t now)
+pe_store_status_e pe_dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
+                                        apr_time_t now)
 {
     const char *a[] = {email, is_verified ? "1" : "0", pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_EMAIL, 4, a);
 }
 
-pe_store_status_e dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now)
+pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now)
 {
     const char *a[] = {hash, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_PASSWORD, 3, a);
 }
 
-pe_store_status_e dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                        int *failed, apr_time_t *locked_until)
+pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                           int *failed, apr_time_t *locked_until)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
     const char *a1[] = {snow, snow, id};
@@ -150,15 +151,15 @@ pe_store_status_e dbd_user_login_failed(pe_store_t *st, const char *id, apr_time
     return PE_STORE_OK;
 }
 
-pe_store_status_e dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
+pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
     const char *a[] = {snow, snow, id};
     return pe_dbd_update(st, Q_USER_LOGIN_OK, 3, a);
 }
 
-pe_store_status_e dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
-                                  apr_time_t now)
+pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
+                                     apr_time_t now)
 {
     apr_dbd_transaction_t *tx;
     pe_store_status_e rs;
@@ -210,7 +211,7 @@ static pe_session_t *sess_from_cols(apr_pool_t *p, const char **c)
     return s;
 }
 
-pe_store_status_e dbd_session_create(pe_store_t *st, const pe_session_t *s)
+pe_store_status_e pe_dbd_session_create(pe_store_t *st, const pe_session_t *s)
 {
     apr_pool_t *p = pe_store_pool(st);
     const char *a[SESS_NCOLS] = {s->id,
@@ -228,7 +229,7 @@ pe_store_status_e dbd_session_create(pe_store_t *st, const pe_session_t *s)
     return pe_dbd_exec(st, Q_SESS_INSERT, NULL, SESS_NCOLS, a);
 }
 
-pe_store_status_e dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out)
+pe_store_status_e pe_dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out)
 {
     const char *c[SESS_NCOLS];
     const char *a[] = {digest, pe_dbd_i64(pe_store_pool(st), now)};
@@ -245,8 +246,8 @@ pe_store_status_e dbd_session_by_token(pe_store_t *st, const char *digest, apr_t
     }
 }
 
-pe_store_status_e dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *ntd, const char *nrd,
-                                     apr_time_t exp, apr_time_t rexp, apr_time_t now, pe_session_t **out)
+pe_store_status_e pe_dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *ntd, const char *nrd,
+                                        apr_time_t exp, apr_time_t rexp, apr_time_t now, pe_session_t **out)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
     const char *a[] = {
@@ -264,13 +265,13 @@ pe_store_status_e dbd_session_rotate(pe_store_t *st, const char *refresh_digest,
     return PE_STORE_OK;
 }
 
-pe_store_status_e dbd_session_delete(pe_store_t *st, const char *token_digest)
+pe_store_status_e pe_dbd_session_delete(pe_store_t *st, const char *token_digest)
 {
     return pe_dbd_update(st, Q_SESS_DELETE, 1, &token_digest);
 }
 
-pe_store_status_e dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
-                                         const char *keep_id)
+pe_store_status_e pe_dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
+                                            const char *keep_id)
 {
     const char *a[] = {pe_principal_kind_name(kind), principal_id, keep_id};
 
@@ -287,9 +288,9 @@ static pe_store_status_e event_insert(pe_store_t *st, const char **a)
     return pe_dbd_exec(st, Q_EVENT_INSERT, NULL, 8, a);
 }
 
-pe_store_status_e dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind, const char *principal_id,
-                            const char *username, const char *ip, const json_t *details, const char *severity,
-                            apr_time_t now)
+pe_store_status_e pe_dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
+                               const char *principal_id, const char *username, const char *ip, const json_t *details,
+                               const char *severity, apr_time_t now)
 {
     char *d = details ? json_dumps(details, JSON_COMPACT) : NULL;
     const char *a[] = {event_type,
@@ -305,7 +306,7 @@ pe_store_status_e dbd_event(pe_store_t *st, const char *event_type, pe_principal
     return event_insert(st, a);
 }
 
-pe_store_status_e dbd_event_count(pe_store_t *st, const char *type, const char *pid, long *count)
+pe_store_status_e pe_dbd_event_count(pe_store_t *st, const char *type, const char *pid, long *count)
 {
     const char *a[] = {type, pid};
     const char *c[1];
