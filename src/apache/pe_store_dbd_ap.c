@@ -22,9 +22,9 @@
 #include "http_request.h"
 #include <apr_strings.h>
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *pe_dbd_acquire;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *pe_dbd_open;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *pe_dbd_close;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * pe_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * pe_dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * pe_dbd_close;
 
 static void dbd_retrieve_fns(void)
 {
@@ -127,8 +127,7 @@ static void dbd_max_scan(const ap_directive_t *d, int in_vhost, int *main_max, i
                 *vhost_min = (*vhost_min < 0 || v < *vhost_min) ? v : *vhost_min;
             else
                 *main_max = v;
-        }
-        else if (d->first_child) {
+        } else if (d->first_child) {
             dbd_max_scan(d->first_child, in_vhost || !strcasecmp(d->directive, "<VirtualHost"), main_max, vhost_min);
         }
     }
@@ -147,10 +146,13 @@ static int dbd_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         threads = 1;
     dbd_max_scan(ap_conftree, 0, &main_max, &vhost_min);
     least = (vhost_min >= 0 && vhost_min < main_max) ? vhost_min : main_max;
-    if (least < threads)
+    if (least < threads) {
+        const char *advice = "set DBDMax to ThreadsPerChild; with PostgreSQL keep DBDMax times the number of "
+                             "children below max_connections";
+
         pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(00205) "DBDMax %d is below the %d threads of a child: under load "
-                "requests wait for a database connection (set DBDMax %d; with PostgreSQL keep DBDMax times the "
-                "number of children below max_connections)", least, threads, threads);
+                "requests wait for a database connection (%s)", least, threads, advice);
+    }
     return OK;
 }
 
