@@ -68,6 +68,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     pe_principal_t *p;
     pe_store_t *st;
     pe_store_status_e rs;
+    int rc;
 
     *out = rq->principal;
     if (rq->auth_done)
@@ -75,11 +76,18 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
                                                           rq->err_msg ? rq->err_msg
                                                                       : "Authentication credentials required");
     tok = pe_auth_bearer(r);
-    if (!tok || !*tok) {
+    if (!tok) {
         rq->auth_done = 1;
-        if (tok)
-            return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
         return pe_auth_unauthorized(r, "AUTH_REQUIRED", "Authentication credentials required");
+    }
+    /* count first, then check: the attempt is reserved in PEAutoBlock's counters before it is verified */
+    if ((rc = pe_access_attempt_begin(r)) != OK) {
+        rq->auth_done = 1;
+        return rc;
+    }
+    if (!*tok) {
+        rq->auth_done = 1;
+        return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
     }
     if (!(st = pe_auth_store(r)))
         return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
@@ -123,6 +131,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     rq->err_code = rq->err_msg = NULL;
     r->user = apr_pstrdup(r->pool, p->username);
     r->ap_auth_type = PE_AUTH_TYPE;
+    pe_access_attempt_end(r, 0, NULL);
     *out = p;
     /* the per-principal rate limit, once per request, before any route work */
     return pe_access_principal(r, p);

@@ -29,6 +29,7 @@ typedef enum {
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
+    Q_USER_LOGIN_RESERVE,
     Q_COUNT
 } pe_q_e;
 
@@ -71,6 +72,14 @@ static const struct {
                           "UPDATE pe_users SET locked_until = %s WHERE id = %s AND failed_logins >= %s "
                           "AND locked_until = 0"},
     [Q_USER_FAIL_READ] = {"pe_user_fail_read", "SELECT failed_logins, locked_until FROM pe_users WHERE id = %s"},
+    /* One guarded statement: only an unlocked account (no lock, or an expired one, after which the
+     * counter starts again) gets the attempt, and the attempt that reaches the maximum locks at once. */
+    [Q_USER_LOGIN_RESERVE] = {"pe_user_login_reserve",
+                              "UPDATE pe_users SET failed_logins = CASE WHEN locked_until > 0 THEN 1 ELSE "
+                              "failed_logins + 1 END, locked_until = CASE WHEN (CASE WHEN locked_until > 0 THEN 1 "
+                              "ELSE failed_logins + 1 END) >= CAST(%s AS INTEGER) THEN CAST(%s AS BIGINT) ELSE 0 END "
+                              "WHERE id = %s AND locked_until <= CAST(%s AS BIGINT) "
+                              "RETURNING failed_logins, locked_until"},
     [Q_USER_LOGIN_OK] = {"pe_user_login_ok",
                          "UPDATE pe_users SET failed_logins = 0, locked_until = 0, last_login = %s, "
                          "last_activity = %s WHERE id = %s"},
@@ -663,6 +672,35 @@ pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr
                                              apr_time_t lock, int *failed, apr_time_t *locked_until)
 {
     PE_STORE_RETRY(st, login_failed_once(st, id, now, max, lock, failed, locked_until));
+}
+
+static pe_store_status_e login_reserve_once(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                            apr_time_t lock, int *attempt, apr_time_t *locked_until)
+{
+    const char *snow = i64(st->pool, now);
+    const char *a[] = {i64(st->pool, max), i64(st->pool, now + lock), id, snow};
+    const char *c[2];
+    pe_store_status_e rs = select_q(st, Q_USER_LOGIN_RESERVE, 4, a, 2, c);
+
+    if (rs == PE_STORE_NOTFOUND) {
+        /* no row taken: locked, or no such user */
+        if ((rs = select_q(st, Q_USER_FAIL_READ, 1, &id, 2, c)) != PE_STORE_OK)
+            return rs;
+        *attempt = 0;
+        *locked_until = to64(c[1]);
+        return PE_STORE_EMPTY;
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    *attempt = (int)to64(c[0]);
+    *locked_until = to64(c[1]);
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                              apr_time_t lock, int *attempt, apr_time_t *locked_until)
+{
+    PE_STORE_RETRY(st, login_reserve_once(st, id, now, max, lock, attempt, locked_until));
 }
 
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
