@@ -301,7 +301,14 @@ class AutoBlockBurstEvent(AutoBlockBurstMixin, HttpdTestCase):
 
 class AutoBlockBurstPrefork(AutoBlockBurstMixin, HttpdTestCase):
     MPM = "prefork"
-    EXTRA_CONF = BURST_CONF + PREFORK_CONF
+    EXTRA_CONF = BURST_CONF + """<IfModule mpm_prefork_module>
+    StartServers 12
+    MinSpareServers 12
+    MaxSpareServers 12
+    ServerLimit 12
+    MaxRequestWorkers 12
+</IfModule>
+"""
     ALLOWED_LOG_IDS = ("AH00161",)
 
 
