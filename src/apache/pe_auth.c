@@ -28,11 +28,12 @@ pe_store_t *pe_auth_store(request_rec *r)
     return rq->store;
 }
 
-/* The credential: "Authorization: Bearer x" (scheme in any case) or "X-API-Key: x". */
-static const char *pe_auth_bearer(request_rec *r)
+/* The credential: "Authorization: Bearer x" (scheme in any case) or "X-API-Key: x" (*xkey = 1). */
+static const char *pe_auth_bearer(request_rec *r, int *xkey)
 {
     const char *h = apr_table_get(r->headers_in, "Authorization");
 
+    *xkey = 0;
     if (h) {
         while (apr_isspace(*h))
             h++;
@@ -43,7 +44,9 @@ static const char *pe_auth_bearer(request_rec *r)
             h++;
         return h;
     }
-    return apr_table_get(r->headers_in, "X-API-Key");
+    h = apr_table_get(r->headers_in, "X-API-Key");
+    *xkey = h != NULL;
+    return h;
 }
 
 /* A 401 with WWW-Authenticate, remembered for the rest of the request. */
@@ -68,14 +71,14 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     pe_principal_t *p;
     pe_store_t *st;
     pe_store_status_e rs;
-    int rc;
+    int rc, xkey;
 
     *out = rq->principal;
     if (rq->auth_done)
         return rq->principal ? OK : pe_auth_unauthorized(r, rq->err_code ? rq->err_code : "AUTH_REQUIRED",
                                                           rq->err_msg ? rq->err_msg
                                                                       : "Authentication credentials required");
-    tok = pe_auth_bearer(r);
+    tok = pe_auth_bearer(r, &xkey);
     if (!tok) {
         rq->auth_done = 1;
         return pe_auth_unauthorized(r, "AUTH_REQUIRED", "Authentication credentials required");
@@ -88,6 +91,11 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     if (!*tok) {
         rq->auth_done = 1;
         return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
+    }
+    if (xkey && !pe_apikey_format_ok(tok)) {
+        rq->auth_done = 1;
+        return pe_auth_rejected(r, "INVALID_API_KEY",
+                                "X-API-Key takes an API key (pe-...); send a session token as Authorization: Bearer");
     }
     if (!(st = pe_auth_store(r)))
         return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");

@@ -443,6 +443,16 @@ class Batch(UpstreamMixin, HttpdTestCase):
         self.assertIn("batch[1]", r.json["message"])
         r = self.httpd.post("/v1/batch/process", {"level": "low", "batch": [{"prompt": "p"}]})
         self.assertEqual(r.status, 401, r)
+        # unknown fields, in a task or in the request, are named; nothing runs, no credit is taken
+        uid, key = self.new_user()
+        before = self.conv_limit(uid)
+        r = self.batch(key, [{"prompt": "p"}, {"prompt": "q", "temprature": 0.1}])
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        self.assertIn("batch[1]: unknown field 'temprature'", r.json["message"])
+        r = self.batch(key, [{"prompt": "p"}], paralel=False)
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        self.assertIn("unknown field 'paralel'", r.json["message"])
+        self.assertEqual(self.conv_limit(uid), before)
 
 
 class BatchLimits(UpstreamMixin, HttpdTestCase):
