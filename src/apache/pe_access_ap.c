@@ -73,6 +73,8 @@ static apr_status_t access_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void 
     if ((rv = pe_shm_create(pp, (apr_uint32_t)sh->nslots, PE_RL_VALUE_SIZE, mutex, &sh->shm)) != APR_SUCCESS ||
         (rv = apr_shm_create(&sh->seg, sizeof(apr_time_t), NULL, pp)) != APR_SUCCESS)
         return rv;
+    pe_shm_set_name(sh->shm, "access table",
+                    "rate limits and automatic blocks may under-count; raise PEAccessTableSize");
     sh->horizon = apr_shm_baseaddr_get(sh->seg);
     __atomic_store_n(sh->horizon, 0, __ATOMIC_SEQ_CST);
     *obj = sh;

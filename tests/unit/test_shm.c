@@ -351,6 +351,32 @@ START_TEST(shm_eviction_lru)
 }
 END_TEST
 
+START_TEST(shm_eviction_message_names_the_table)
+{
+    pe_shm_t *shm = make_table(2, 8), *named = make_table(2, 8);
+
+    capture_start();
+    put(shm, "a", T0, 0, 1);
+    put(shm, "b", T0, 0, 2);
+    put(shm, "c", T0, 0, 3);
+    ck_assert_ptr_nonnull(strstr(logged, "shm: shared table full (2 slots)"));
+    ck_assert_ptr_nonnull(strstr(logged, "raise the slot count"));
+    ck_assert_ptr_null(strstr(logged, "under-count"));
+    /* a cache holds no limits: its message says what a full cache costs */
+    capture_start();
+    pe_shm_set_name(named, "response cache", "fewer answers are served from it; raise PECacheShmEntries");
+    put(named, "a", T0, 0, 1);
+    put(named, "b", T0, 0, 2);
+    put(named, "c", T0, 0, 3);
+    ck_assert_int_eq(logged_count("PE50004"), 1);
+    ck_assert_ptr_nonnull(strstr(logged, "shm: response cache full (2 slots)"));
+    ck_assert_ptr_nonnull(strstr(logged, "raise PECacheShmEntries"));
+    ck_assert_ptr_null(strstr(logged, "under-count"));
+    pe_shm_set_name(NULL, "x", "y");
+    pe_log_set(NULL);
+}
+END_TEST
+
 START_TEST(shm_eviction_expired_first)
 {
     pe_shm_t *shm = make_table(8, 8);
@@ -1185,6 +1211,7 @@ Suite *pe_suite_shm(void)
     tcase_add_test(tc, shm_basics);
     tcase_add_test(tc, shm_expiry);
     tcase_add_test(tc, shm_eviction_lru);
+    tcase_add_test(tc, shm_eviction_message_names_the_table);
     tcase_add_test(tc, shm_eviction_expired_first);
     tcase_add_test(tc, shm_eviction_bounded_scan);
     tcase_add_test(tc, shm_eviction_sweep);
