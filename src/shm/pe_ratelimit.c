@@ -46,7 +46,7 @@ typedef struct strike_baton_t {
     apr_interval_time_t duration; /* pe_rl_block */
     pe_rl_block_t *out;
     int failed;                   /* pe_rl_strike_settle */
-    apr_status_t status;          /* pe_rl_strike_reserve: APR_SUCCESS or APR_EAGAIN */
+    apr_status_t status;          /* APR_SUCCESS, or APR_EAGAIN from reserve_cb */
 } strike_baton_t;
 
 /* ceil(a / b) for b > 0. */
@@ -359,24 +359,9 @@ static int settle_cb(void *baton, void *value, apr_size_t value_size, int create
     return strike_keep(st, sb->rule, now, expires);
 }
 
-/* Record one failure for key. */
-apr_status_t pe_rl_strike(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
-                          pe_rl_block_t *out)
-{
-    strike_baton_t sb;
-    pe_rl_block_t dummy;
-
-    if (!shm || !key || pe_rl_strike_rule_check(rule) || pe_shm_value_size(shm) < PE_RL_VALUE_SIZE)
-        return APR_EINVAL;
-    memset(&sb, 0, sizeof(sb));
-    sb.rule = rule;
-    sb.out = out ? out : &dummy;
-    return pe_shm_update(shm, key, -1, now, rule->window, 0, strike_cb, &sb);
-}
-
-/* Reserve one attempt for key. */
-apr_status_t pe_rl_strike_reserve(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
-                                  pe_rl_block_t *out)
+/* Run a strike callback on key's state; *status gets the callback's verdict. */
+static apr_status_t strike_update(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                  pe_shm_update_fn *cb, int failed, pe_rl_block_t *out)
 {
     strike_baton_t sb;
     pe_rl_block_t dummy;
@@ -386,26 +371,32 @@ apr_status_t pe_rl_strike_reserve(pe_shm_t *shm, const char *key, apr_time_t now
         return APR_EINVAL;
     memset(&sb, 0, sizeof(sb));
     sb.rule = rule;
+    sb.failed = failed;
     sb.out = out ? out : &dummy;
-    if ((rv = pe_shm_update(shm, key, -1, now, rule->window, 0, reserve_cb, &sb)) != APR_SUCCESS)
+    if ((rv = pe_shm_update(shm, key, -1, now, rule->window, 0, cb, &sb)) != APR_SUCCESS)
         return rv;
     return sb.status;
+}
+
+/* Record one failure for key. */
+apr_status_t pe_rl_strike(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                          pe_rl_block_t *out)
+{
+    return strike_update(shm, key, now, rule, strike_cb, 1, out);
+}
+
+/* Reserve one attempt for key. */
+apr_status_t pe_rl_strike_reserve(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                  pe_rl_block_t *out)
+{
+    return strike_update(shm, key, now, rule, reserve_cb, 0, out);
 }
 
 /* Settle a reservation of key. */
 apr_status_t pe_rl_strike_settle(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
                                  int failed, pe_rl_block_t *out)
 {
-    strike_baton_t sb;
-    pe_rl_block_t dummy;
-
-    if (!shm || !key || pe_rl_strike_rule_check(rule) || pe_shm_value_size(shm) < PE_RL_VALUE_SIZE)
-        return APR_EINVAL;
-    memset(&sb, 0, sizeof(sb));
-    sb.rule = rule;
-    sb.failed = failed;
-    sb.out = out ? out : &dummy;
-    return pe_shm_update(shm, key, -1, now, rule->window, 0, settle_cb, &sb);
+    return strike_update(shm, key, now, rule, settle_cb, failed, out);
 }
 
 /* Is key blocked now? */

@@ -2,11 +2,10 @@
 "/../" above the root, TRACE, a bad Host...) get the JSON error envelope when their path lies in
 a PromptEnchanter section, and httpd's own page elsewhere; a request whose request line cannot be
 read (too long) cannot be placed and keeps httpd's page (docs/api.md, "Errors httpd answers")."""
-import json
 import socket
 import unittest
 
-from pe_harness import HttpdTestCase
+from pe_harness import HttpdTestCase, Response
 
 EXTRA = """<Location /plain/>
     SetHandler none
@@ -14,27 +13,12 @@ EXTRA = """<Location /plain/>
 """
 
 
-class Raw:
-    """A response read off a raw socket."""
-
-    def __init__(self, data):
-        head, _, self.body = data.partition(b"\r\n\r\n")
-        lines = head.decode("iso-8859-1").split("\r\n")
-        self.status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
-        self.headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:] if ":" in l]
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    @property
-    def json(self):
-        return json.loads(self.body.decode("utf-8"))
-
-    def __repr__(self):
-        return "%d %r %r" % (self.status, self.headers, self.body[:200])
+def parse(data):
+    """A response read off a raw socket, as the harness's Response."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("iso-8859-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+    return Response(status, [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:] if ":" in l], body)
 
 
 class Malformed(HttpdTestCase):
@@ -58,7 +42,7 @@ class Malformed(HttpdTestCase):
                         break
         finally:
             s.close()
-        return Raw(out)
+        return parse(out)
 
     CASES = [
         (b"GET /v1/users/profile HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
