@@ -121,6 +121,22 @@ pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, con
  */
 pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
                                              int *failed, apr_time_t *locked_until);
+/**
+ * Reserve one password check for a login BEFORE the password is verified (count first, then
+ * check). In one atomic write, unless the account is locked: the failed-login counter goes up
+ * by one (starting again at 1 after an expired lock), and the attempt that brings it to max locks
+ * the account until now + lock at once, whatever its password check then gives. So however many
+ * logins run at once, on any number of processes and nodes, at most max passwords are checked
+ * per lock. A failed check needs no further call (it is counted already; an attempt whose request
+ * dies counts as failed); a successful one clears counter and lock with pe_store_user_login_ok.
+ * @param attempt      out: with PE_STORE_OK, this attempt's number (1..max)
+ * @param locked_until out: with PE_STORE_OK, the lock this attempt set (0: none); with
+ *                     PE_STORE_EMPTY, the end of the running lock
+ * @return PE_STORE_OK: check the password; PE_STORE_EMPTY: locked, do not check it;
+ *         PE_STORE_NOTFOUND: no such user; PE_STORE_EIO
+ */
+pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                              apr_time_t lock, int *attempt, apr_time_t *locked_until);
 /** A successful login: counter and lock cleared, last_login/last_activity set. */
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 /**

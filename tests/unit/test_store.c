@@ -255,6 +255,56 @@ START_TEST(login_failures_lock_and_expiry)
 }
 END_TEST
 
+START_TEST(login_reserve_counts_first)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("fay", "fay@example.com", "f1");
+    apr_time_t hour = apr_time_from_sec(3600), lu = -1;
+    int attempt = -1, i;
+
+    pe_store_user_create(st, u);
+    /* attempts 1..4 are granted without a lock */
+    for (i = 1; i <= 4; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1000, 5, hour, &attempt, &lu), PE_STORE_OK);
+        ck_assert_int_eq(attempt, i);
+        ck_assert_int_eq(lu, 0);
+    }
+    /* the 5th is granted and locks at once, before its password is checked */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 5);
+    ck_assert_int_eq(lu, 1001 + hour);
+    /* every later one is refused while locked, and does not extend the lock */
+    for (i = 0; i < 6; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 2000, 5, hour, &attempt, &lu), PE_STORE_EMPTY);
+        ck_assert_int_eq(lu, 1001 + hour);
+    }
+    pe_store_user_by_id(st, u->id, &u);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_eq(u->locked_until, 1001 + hour);
+    /* after expiry the counter starts again at 1, with no lock */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001 + hour, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 0);
+    /* a success clears the reservations; a max of 1 locks on the first attempt */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3000, 1, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 3000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3001, 1, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* a lowered maximum below the counter: one more attempt, which locks */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    for (i = 1; i <= 3; i++)
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 10, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 4);
+    ck_assert_int_eq(lu, 4000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* no such user */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, "000000000000000000000000", 4000, 5, hour, &attempt, &lu),
+                     PE_STORE_NOTFOUND);
+}
+END_TEST
+
 static pe_session_t *mksess(const char *uid, const char *td, const char *rd, apr_time_t exp)
 {
     pe_session_t *s = apr_pcalloc(pe_tp, sizeof(*s));
@@ -718,6 +768,31 @@ START_TEST(race_login_failures_counted)
 }
 END_TEST
 
+static int racer_login_reserve(pe_store_t *st, int k, const void *arg)
+{
+    int attempt = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_user_login_reserve(st, (const char *)arg, 1000 + k, 5, 3600, &attempt, &until));
+}
+
+/* 29 logins at once with a maximum of 5: exactly 5 get to check their password (count first). */
+START_TEST(race_login_reserve_exact)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("lena", "lena@example.com", dg("l1"));
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 29, racer_login_reserve, u->id, counts);
+    ck_assert_int_eq(counts[RACE_OK], 5);
+    ck_assert_int_eq(counts[RACE_OK] + counts[RACE_EMPTY], 29);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_ne(u->locked_until, 0);
+}
+END_TEST
+
 static int racer_delete(pe_store_t *st, int k, const void *arg)
 {
     return outcome(pe_store_user_delete(st, (const pe_user_t *)arg, "race", "test", k + 1));
@@ -1007,6 +1082,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, user_create_find_conflicts, 0, n);
     tcase_add_loop_test(tc, user_updates, 0, n);
     tcase_add_loop_test(tc, login_failures_lock_and_expiry, 0, n);
+    tcase_add_loop_test(tc, login_reserve_counts_first, 0, n);
     tcase_add_loop_test(tc, sessions, 0, n);
     tcase_add_loop_test(tc, delete_archives, 0, n);
     tcase_add_loop_test(tc, system_prompts, 0, n);
@@ -1022,6 +1098,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, race_deletions_once, 0, n);
     tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
+    tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
