@@ -1,6 +1,7 @@
 /*
  * fuzz_extract.c: readable text from fetched pages (pe_extract_html through libxml2's HTML parser,
- * and pe_extract_plain). The first byte picks the Content-Type charset and the text cap; the rest
+ * and pe_extract_plain). The first byte picks the Content-Type charset (low 3 bits: a space means
+ * none, '"' ISO-8859-1) and the text cap (bits 3-4: a space means 64 KiB, '0' 7 bytes); the rest
  * is the page.
  *
  * Properties (pe_extract.h): text_len is strlen(text) and at most the cap; the title is at most

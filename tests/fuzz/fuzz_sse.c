@@ -1,7 +1,8 @@
 /*
  * fuzz_sse.c: the Server-Sent Events reader of streamed upstream answers (pe_sse_*) and the usage
- * reader of its chunks (pe_sse_chunk_usage). The first byte picks the event cap and the chunk
- * sizes; the rest is the stream.
+ * reader of its chunks (pe_sse_chunk_usage). The first byte's low 3 bits pick the event cap (0,
+ * e.g. a space: the default 1 MiB; '#': 8 bytes), its other bits seed the chunk sizes; the rest
+ * is the stream.
  *
  * Properties (pe_sse.h): the stream fed in one piece and fed in chunks split anywhere gives the same
  * events, in the same order, with the same feed and finish results; every event has a name, data
