@@ -93,3 +93,11 @@ format:
 
 clean:
 	rm -rf .libs
+
+# Fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (build rules in tests/fuzz/fuzz.mk), each run for
+# FUZZ_SECONDS (default 10) over its corpus; fails on any crash (docs/development.md "Fuzzing").
+include tests/fuzz/fuzz.mk
+.PHONY: fuzz
+fuzz:
+	@bash build/install-deps.sh
+	@FUZZ_KEEP=$${FUZZ_KEEP:-1} bash tests/fuzz/run.sh

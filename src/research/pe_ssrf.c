@@ -504,8 +504,14 @@ const char *pe_ssrf_url_vet(apr_pool_t *p, const char *url, const pe_ssrf_policy
 
     /* host: lower case (ASCII only), brackets off an IPv6 literal */
     h = apr_pstrdup(p, host);
-    for (name = h; *name; name++)
+    for (name = h; *name; name++) {
+        /* NB: curl decodes %7f in a host name and hands back a URL its own parser then refuses */
+        if (apr_iscntrl((unsigned char)*name)) {
+            err = "control character in host name";
+            goto end;
+        }
         *name = (char)apr_tolower((unsigned char)*name);
+    }
     hl = strlen(h);
     if (h[0] == '[') {
         if (hl < 3 || h[hl - 1] != ']') {

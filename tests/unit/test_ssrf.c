@@ -528,6 +528,8 @@ START_TEST(url_schemes_userinfo_ports_names)
     vet("http://a b.com/", NULL, "malformed URL");
     vet("http://ex\\ample.com/", NULL, "malformed URL");
     vet("http://example.com/\r\nX: y", NULL, "malformed URL");
+    vet("http://a%7f.com/", NULL, "control character in host name"); /* found by tests/fuzz/fuzz_ssrf */
+    vet("http:/.%7f", NULL, "control character in host name");
 
     /* ports */
     vet("http://example.com:0/", NULL, "port out of range");
