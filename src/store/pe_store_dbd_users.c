@@ -202,13 +202,15 @@ pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const c
 
     if ((rs = pe_dbd_tx_begin(st, &tx)) != PE_STORE_OK)
         return rs;
-    rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
+    /* NB: the user row goes first, then its logs: a conversation-log insert in flight holds the
+     * row FOR SHARE (PostgreSQL), so this waits for it and the next statement sees its rows. */
+    rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
+    if (rs == PE_STORE_OK)
+        rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_SESS_DELETE_ALL, NULL, 2, sess);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_MSGLOG_DELETE_USER, NULL, 1, &uid);
-    if (rs == PE_STORE_OK)
-        rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
     return pe_dbd_tx_end(st, tx, rs);
 }
 

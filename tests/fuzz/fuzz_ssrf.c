@@ -8,7 +8,8 @@
  * are also read as raw addresses for the table.
  *
  * Properties (pe_ssrf.h): an accepted URL is http or https with a lower-case host and a port in
- * range; without an allow list the port is 80 or 443 (unless any port) and a name host has a dot;
+ * range; the port is 80 or 443 unless any port is allowed or an allow entry names it; a name host
+ * has a dot (the host-name checks apply whatever the allow list says);
  * an IP host is permitted by the policy; the normalised URL, vetted again, is accepted with the
  * same host, port and text (what is fetched is what was checked). IPv4 inside NAT64 and 6to4 is
  * judged as that IPv4 address and IPv4-compatible IPv6 is always blocked; a blocked address names
@@ -37,11 +38,12 @@ static void fuzz_accepted(apr_pool_t *p, const pe_ssrf_policy_t *pol, int has_al
     PE_FUZZ_CHECK(u->port >= 1 && u->port <= 65535);
     for (c = u->host; *c; c++)
         PE_FUZZ_CHECK(!(*c >= 'A' && *c <= 'Z'));
-    if (!has_allow && !pol->any_port)
-        PE_FUZZ_CHECK(u->port == 80 || u->port == 443);
+    /* a port other than the web ports only where the policy allows any, or an entry names it */
+    if (!pol->any_port)
+        PE_FUZZ_CHECK(u->port == 80 || u->port == 443 || (has_allow && pe_ssrf_allow_names_port(pol->allow, u->port)));
     if (u->host_is_ip)
         PE_FUZZ_CHECK(pe_ssrf_dest_permitted(pol, &u->addr, u->port, NULL));
-    else if (!has_allow)
+    else /* the host-name checks apply whatever the allow list says */
         PE_FUZZ_CHECK(strchr(u->host, '.') != NULL);
 
     PE_FUZZ_CHECK(pe_ssrf_url_vet(p, u->url, pol, &again) == NULL);
@@ -110,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pe_ssrf_policy_t pol;
     pe_ssrf_guard_t g;
     pe_ssrf_url_t u;
-    pe_ipnet_list_t *allow = NULL;
+    pe_ssrf_allow_list_t *allow = NULL;
     const char *rest, *err;
     char *url;
     size_t rest_len;
@@ -122,10 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *spec = pe_fuzz_cstr(p, (const uint8_t *)rest, rest_len);
 
         pol.any_port = *spec == '*';
-        if (pe_ipnet_list_parse(p, spec + pol.any_port, &allow) == NULL)
+        if (pe_ssrf_allow_parse(p, spec + pol.any_port, &allow) == NULL)
             pol.allow = allow;
     }
-    has_allow = pe_ipnet_list_count(pol.allow) > 0;
+    has_allow = pe_ssrf_allow_count(pol.allow) > 0;
 
     err = pe_ssrf_url_vet(p, url, &pol, &u);
     if (err)

@@ -822,10 +822,16 @@ END_TEST
 START_TEST(msglog_batch_idempotent)
 {
     pe_store_t *st = open_store(_i);
-    const char *uid = pe_store_new_id(pe_tp), *u6 = pe_store_new_id(pe_tp);
+    pe_user_t *ua = mkuser("mia", "mia@example.com", dg("m1")), *ub = mkuser("ned", "ned@example.com", dg("n1"));
+    pe_user_t *gone = mkuser("olga", "olga@example.com", dg("o1"));
+    const char *uid = ua->id, *u6 = ub->id;
     pe_message_log_t recs[3];
     long n;
     int i;
+
+    ck_assert_int_eq(pe_store_user_create(st, ua), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, ub), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, gone), PE_STORE_OK);
 
     memset(recs, 0, sizeof(recs));
     for (i = 0; i < 3; i++) {
@@ -868,6 +874,19 @@ START_TEST(msglog_batch_idempotent)
         ck_assert_int_eq(pe_store_msglog_count(st, u6, &n), PE_STORE_OK);
         ck_assert_int_eq(n, 130);
     }
+    /* rows of an account deleted while they were queued are not stored (SPEC 6.7), the others are */
+    ck_assert_int_eq(pe_store_user_delete(st, gone, "test", "test", 5), PE_STORE_OK);
+    recs[0].request_id = "req-gone-0";
+    recs[0].user_id = gone->id;
+    recs[1].request_id = "req-kept";
+    recs[1].user_id = uid;
+    recs[2].request_id = "req-gone-1";
+    recs[2].user_id = gone->id;
+    ck_assert_int_eq(pe_store_msglog_insert(st, recs, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_count(st, gone->id, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(pe_store_msglog_count(st, uid, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 5);
 }
 END_TEST
 
