@@ -80,7 +80,7 @@ class PostgresOutageSmallPool(pe_pg.PostgresClass, HttpdTestCase):
 
     def test_outage_under_load(self):
         h = self.httpd
-        self.assertIn("PE00205", h.error_log())  # DBDMax 2 is below ThreadsPerChild 32
+        self.assertIn("PE00206", h.error_log())  # DBDMax 2 is below ThreadsPerChild 32
         r = h.post("/v1/users/register", {"username": "outage_user", "name": "Outage", "email": "outage@example.com",
                                           "password": "Zebra-Lamp-42"})
         self.assertEqual(r.status, 201, r)
