@@ -4,8 +4,10 @@
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
  *    test starts a private cluster: tests/unit/with-pg.py);
- * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
- * a connection of its own (the concurrency tests open one per process).
+ * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
+ * and how to open a handle on a connection of its own (the concurrency tests open one per
+ * process). MongoDB's entry (PE_TEST_MONGODB_URI) comes with its backend.
+ * The backend's name must be what pe_store_backend_name() says of its handles.
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
@@ -94,6 +96,7 @@ static void pg_fresh(void)
 static const pe_backend_t pe_backends[] = {
     {"sqlite3", sqlite_skip, sqlite_fresh, sqlite_open},
     {"pgsql", pg_skip, pg_fresh, pg_open},
+    /* {"mongodb", mongo_skip, mongo_fresh, mongo_open}: PE_TEST_MONGODB_URI */
 };
 #define PE_NBACKENDS ((int)(sizeof(pe_backends) / sizeof(pe_backends[0])))
 
