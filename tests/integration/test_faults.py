@@ -301,11 +301,11 @@ class DeletionMixin(UpstreamMixin):
 
         def slow(i):
             results.append(self.chat(key, {"model": "gpt-4o-mini", "messages": [
-                {"role": "user", "content": "in flight %d [[fake:delay_ms=1500]]" % i}]}).status)
+                {"role": "user", "content": "in flight %d [[fake:delay_ms=900]]" % i}]}).status)
         threads = [threading.Thread(target=slow, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.7)
+        time.sleep(0.4)
         d = h.request("DELETE", "/v1/users/account", {"password": PASSWORD, "reason": "testing"},
                       headers=bearer(token))
         self.assertEqual(d.status, 200, d)
