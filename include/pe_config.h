@@ -82,6 +82,13 @@ void *pe_config_dir_merge(apr_pool_t *p, void *base, void *add);
 void *pe_config_srv_create(apr_pool_t *p, server_rec *s);
 void *pe_config_srv_merge(apr_pool_t *p, void *base, void *add);
 
+/**
+ * For a directive handler: the error for a process-wide directive (made once per process from the
+ * main server's value: table sizes, cache servers, the message-log writer...) found in a
+ * <VirtualHost>, where it would be silently ignored; NULL for any other directive or context.
+ */
+const char *pe_config_global_only(cmd_parms *cmd);
+
 /** Cross-field and file checks run once in post_config; non-OK makes httpd refuse to start. */
 int pe_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 

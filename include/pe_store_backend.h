@@ -115,10 +115,11 @@ pe_store_status_e pe_store_set_conflict(pe_store_t *st, const char *field);
 
 /**
  * The maker's hook for the single retry: when the backend's reset cannot repair the connection,
- * the front end calls it. It MUST give the broken connection back (and pe_store_set_conn(st,
- * NULL)) BEFORE it acquires another, so that a thread never holds two connections of one pool:
- * with every thread holding one and waiting for a second, the pool would wait forever.
- * APR_SUCCESS: the handle has a new connection.
+ * the front end detaches the handle from it (pe_store_conn(st) is NULL) and calls the hook. The
+ * hook MUST give the broken connection back BEFORE it acquires another (so it keeps its own
+ * reference to it, in baton), so that a thread never holds two connections of one pool: with
+ * every thread holding one and waiting for a second, the pool would wait forever. It attaches
+ * the new one with pe_store_set_conn() (or the backend's own attach) and returns APR_SUCCESS.
  */
 typedef apr_status_t pe_store_reconnect_fn(pe_store_t *st, void *baton);
 

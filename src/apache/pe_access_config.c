@@ -93,7 +93,11 @@ const char *pe_access_cmd_autoblock(cmd_parms *cmd, void *dconf, const char *lin
 const char *pe_access_cmd_refresh(cmd_parms *cmd, void *dconf, const char *arg)
 {
     long long v;
-    const char *err = pe_parse_duration_ms(cmd->temp_pool, arg, 0, 3600000LL, &v);
+    const char *err;
+
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    err = pe_parse_duration_ms(cmd->temp_pool, arg, 0, 3600000LL, &v);
 
     if (err)
         return cmd_err(cmd, err);
@@ -107,6 +111,8 @@ const char *pe_access_cmd_servers(cmd_parms *cmd, void *dconf, const char *line)
     pe_memcache_conf_t *mc;
     const char *err;
 
+    if ((err = pe_config_global_only(cmd)))
+        return err;
     if (!strcasecmp(line, "none")) {
         pe_config_srv(cmd->server)->access_servers = "";
         return NULL;
@@ -120,7 +126,11 @@ const char *pe_access_cmd_servers(cmd_parms *cmd, void *dconf, const char *line)
 const char *pe_access_cmd_table_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     long v;
-    const char *err = pe_parse_int(cmd->temp_pool, arg, 64, 4194304L, &v);
+    const char *err;
+
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    err = pe_parse_int(cmd->temp_pool, arg, 64, 4194304L, &v);
 
     if (err)
         return cmd_err(cmd, err);

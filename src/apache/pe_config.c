@@ -151,6 +151,30 @@ static const char *pe_cmd_enc_key(cmd_parms *cmd, void *dconf, const char *arg, 
     return NULL;
 }
 
+/*
+ * The process-wide directives: each is read once per process from the main server (a table
+ * size, the memcached clients, the message-log writer, the hash gate), so in a <VirtualHost>
+ * it would be ignored; httpd refuses it there instead (ap_check_cmd_context, GLOBAL_ONLY).
+ * PEStore refuses it itself.
+ */
+static const char *const pe_global_only[] = {
+    "PEPasswordHashMax", "PECacheServers", "PECacheTimeout", "PECacheShmEntries", "PECacheShmEntrySize",
+    "PEMessageLog", "PEMessageLogBatch", "PEMessageLogInterval", "PEMessageLogQueue", "PEAccessRefresh",
+    "PEAccessServers", "PEAccessTableSize", "PEResearchCacheSize", NULL};
+
+const char *pe_config_global_only(cmd_parms *cmd)
+{
+    const char *err;
+    int i;
+
+    for (i = 0; pe_global_only[i]; i++)
+        if (!strcasecmp(pe_global_only[i], cmd->cmd->name))
+            break;
+    if (!pe_global_only[i] || !(err = ap_check_cmd_context(cmd, GLOBAL_ONLY)))
+        return NULL;
+    return apr_pstrcat(cmd->pool, err, " (a process-wide setting: set it in the main server configuration)", NULL);
+}
+
 /* "PECommonPasswordFile path". */
 static const char *pe_cmd_common_pw(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -162,9 +186,11 @@ static const char *pe_cmd_srv_int(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const struct pe_int_range *rg = cmd->info;
     long v;
-    const char *err = pe_parse_int(cmd->pool, arg, rg->min, rg->max, &v);
+    const char *err = pe_config_global_only(cmd);
 
     if (err)
+        return err;
+    if ((err = pe_parse_int(cmd->pool, arg, rg->min, rg->max, &v)))
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     *(int *)((char *)pe_config_srv(cmd->server) + rg->offset) = (int)v;
     return NULL;

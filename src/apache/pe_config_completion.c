@@ -80,8 +80,11 @@ const char *pe_cmd_cpl_int(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const struct pe_cpl_arg *a = cmd->info;
     long v;
-    const char *err = pe_parse_int(cmd->pool, arg, (long)a->min, (long)a->max, &v);
+    const char *err;
 
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    err = pe_parse_int(cmd->pool, arg, (long)a->min, (long)a->max, &v);
     if (err)
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     *(int *)member(cmd) = (int)v;
@@ -93,8 +96,11 @@ const char *pe_cmd_cpl_duration(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const struct pe_cpl_arg *a = cmd->info;
     long long v;
-    const char *err = pe_parse_duration_ms(cmd->pool, arg, a->min, a->max, &v);
+    const char *err;
 
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    err = pe_parse_duration_ms(cmd->pool, arg, a->min, a->max, &v);
     if (err)
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     *(long long *)member(cmd) = v;
@@ -106,8 +112,11 @@ const char *pe_cmd_cpl_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const struct pe_cpl_arg *a = cmd->info;
     apr_off_t v;
-    const char *err = pe_parse_size(cmd->pool, arg, (apr_off_t)a->max, &v);
+    const char *err;
 
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    err = pe_parse_size(cmd->pool, arg, (apr_off_t)a->max, &v);
     if (!err && v < (apr_off_t)a->min)
         err = apr_psprintf(cmd->pool, "'%s' is below the smallest value, %lld bytes", arg, a->min);
     if (err)
@@ -119,6 +128,10 @@ const char *pe_cmd_cpl_size(cmd_parms *cmd, void *dconf, const char *arg)
 /* On|Off into an int member. */
 const char *pe_cmd_cpl_flag(cmd_parms *cmd, void *dconf, int on)
 {
+    const char *err;
+
+    if ((err = pe_config_global_only(cmd)))
+        return err;
     *(int *)member(cmd) = on;
     return NULL;
 }
@@ -182,9 +195,11 @@ const char *pe_cmd_cpl_reasoning(cmd_parms *cmd, void *dconf, const char *line)
 const char *pe_cmd_cpl_servers(cmd_parms *cmd, void *dconf, const char *line)
 {
     pe_memcache_conf_t *mc;
-    const char *err = pe_memcache_conf_make(cmd->temp_pool, line, NULL, &mc);
+    const char *err;
 
-    if (err)
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+    if ((err = pe_memcache_conf_make(cmd->temp_pool, line, NULL, &mc)))
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     pe_config_srv(cmd->server)->cache_servers = apr_pstrdup(cmd->pool, line);
     return NULL;

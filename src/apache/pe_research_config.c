@@ -40,6 +40,9 @@ const char *pe_research_cmd_int(cmd_parms *cmd, void *dconf, const char *arg)
     const char *err = NULL;
     long long v = 0;
 
+    if ((err = pe_config_global_only(cmd)))
+        return err;
+
     if (rg->kind == RR_INT) {
         long l;
 

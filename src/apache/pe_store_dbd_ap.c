@@ -60,7 +60,6 @@ static apr_status_t own_conn_reconnect(pe_store_t *st, void *baton)
 {
     pe_own_conn_t *oc = baton;
 
-    pe_store_set_conn(st, NULL);
     own_conn_release(oc);
     if (!(oc->dbd = pe_dbd_open(oc->p, oc->s)))
         return APR_EGENERAL;

@@ -160,12 +160,15 @@ static int call_recover(pe_store_t *st, const char *op)
     const char *why = st->error ? st->error : "error";
     int ok;
 
-    if (st->retried || !st->conn)
+    if (st->retried)
         return 0;
     st->retried = 1;
     ok = !st->ops->reset || st->ops->reset(st) == PE_STORE_OK;
-    if (!ok && st->reconnect)
+    if (!ok && st->reconnect) {
+        /* NB: detached first: nothing uses the broken connection while the hook gives it back */
+        st->conn = NULL;
         ok = st->reconnect(st, st->baton) == APR_SUCCESS && st->conn;
+    }
     if (ok) {
         pe_clog(PE_LOG_WARNING, 0, PE_LOGNO(30003) "store: %s retried (%s) after: %s", op, st->ops->name, why);
         st->error = NULL;
