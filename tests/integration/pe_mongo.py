@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import time
+import unittest
 import urllib.parse
 
 from pe_harness import TOP, free_port
@@ -426,10 +427,18 @@ class MongoClass:
     this mixin in front."""
 
     MONGO_NAME = "mongo"
+    # False: the server is not started (its port is chosen and free); the test starts it.
+    MONGO_START = True
 
     @classmethod
     def setUpClass(cls):
-        cls.mongo = MongoServer(cls.MONGO_NAME).start()
+        cls.mongo = MongoServer(cls.MONGO_NAME)
+        if cls.MONGO_START:
+            cls.mongo.start()
+        elif cls.mongo.real:
+            raise unittest.SkipTest("needs a server the test can start and stop (not PE_TEST_MONGODB_URI)")
+        else:
+            cls.mongo.port = free_port()
         cls.ENV = dict(cls.ENV, **cls.mongo.env())
         try:
             super().setUpClass()
