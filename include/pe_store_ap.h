@@ -35,8 +35,8 @@ const pe_store_provider_t *pe_store_provider_find(const char *name);
 
 /** "PEStore dbd|mongodb" (server config only: the backend is process-wide). */
 const char *pe_store_cmd(cmd_parms *cmd, void *dconf, const char *arg);
-#define PE_STORE_CMDS                                                                              \
-    AP_INIT_TAKE1("PEStore", pe_store_cmd, NULL, RSRC_CONF,                                        \
+#define PE_STORE_CMDS                                                                                                  \
+    AP_INIT_TAKE1("PEStore", pe_store_cmd, NULL, RSRC_CONF,                                                            \
                   "The store backend: dbd (mod_dbd: SQLite or PostgreSQL, the default) or mongodb"),
 
 /** Hooks (mod_promptenchanter.c registers them). */

@@ -21,9 +21,9 @@
 #include "http_request.h"
 #include <apr_strings.h>
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *pe_dbd_acquire;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *pe_dbd_open;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *pe_dbd_close;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * pe_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * pe_dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * pe_dbd_close;
 
 static void dbd_retrieve_fns(void)
 {
@@ -125,8 +125,7 @@ static void dbd_max_scan(const ap_directive_t *d, int in_vhost, int *main_max, i
                 *vhost_min = (*vhost_min < 0 || v < *vhost_min) ? v : *vhost_min;
             else
                 *main_max = v;
-        }
-        else if (d->first_child) {
+        } else if (d->first_child) {
             dbd_max_scan(d->first_child, in_vhost || !strcasecmp(d->directive, "<VirtualHost"), main_max, vhost_min);
         }
     }
@@ -145,10 +144,13 @@ static int dbd_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         threads = 1;
     dbd_max_scan(ap_conftree, 0, &main_max, &vhost_min);
     least = (vhost_min >= 0 && vhost_min < main_max) ? vhost_min : main_max;
-    if (least < threads)
+    if (least < threads) {
+        const char *advice = "set DBDMax to ThreadsPerChild; with PostgreSQL keep DBDMax times the number of "
+                             "children below max_connections";
+
         pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(00205) "DBDMax %d is below the %d threads of a child: under load "
-                "requests wait for a database connection (set DBDMax %d; with PostgreSQL keep DBDMax times the "
-                "number of children below max_connections)", least, threads, threads);
+                "requests wait for a database connection (%s)", least, threads, advice);
+    }
     return OK;
 }
 
@@ -178,7 +180,8 @@ static void dbd_child_init(apr_pool_t *pchild, server_rec *s)
             rs = pe_store_schema_apply(st, &applied);
     }
     if (!st)
-        pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
+        pe_slog(s, APLOG_ERR, 0,
+                PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
     else if (rs != PE_STORE_OK)
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00204) "the database schema could not be applied: %s",
                 pe_store_error(st) ? pe_store_error(st) : "unknown error");
