@@ -433,7 +433,8 @@ static bson_t *archive_doc(const pe_user_t *u, const char *reason, const char *d
                     BCON_UTF8(s0(u->username)), "name", BCON_UTF8(s0(u->name)), "email", BCON_UTF8(s0(u->email)),
                     "user_type", BCON_UTF8(s0(u->user_type)), "time_created", BCON_INT64(u->created_at),
                     "subscription_plan", BCON_UTF8(s0(u->subscription_plan)), "deletion_reason",
-                    BCON_UTF8(s0(reason)), "deleted_at", BCON_INT64(now), "deleted_by", BCON_UTF8(s0(deleted_by)));
+                    BCON_UTF8(s0(reason)), "deleted_at", BCON_INT64(now), "deleted_by", BCON_UTF8(s0(deleted_by)),
+                    "archived_at", BCON_INT64(apr_time_now()));
 }
 
 /*
@@ -452,7 +453,8 @@ static pe_store_status_e archived_before(pe_store_t *st, const pe_user_t *u)
     af = BCON_NEW("_id", BCON_OID(&aid));
     rs = pe_mg_find_one(st, PE_MC_DELETED, af, NULL, &arch);
     bson_destroy(af);
-    if (rs == PE_STORE_OK && apr_time_now() - pe_mg_i64(arch, "deleted_at") >= PE_MG_CLAIM_STALE)
+    /* NB: the clock of the store's processes (archived_at), not the caller's deleted_at */
+    if (rs == PE_STORE_OK && apr_time_now() - pe_mg_i64(arch, "archived_at") >= PE_MG_CLAIM_STALE)
         rs = find_user(st, by_id(u->id), NULL, &user);
     else if (rs == PE_STORE_OK)
         rs = PE_STORE_NOTFOUND;
