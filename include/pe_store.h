@@ -51,7 +51,7 @@ typedef struct pe_user_t {
     apr_int64_t credits_main, credits_reset, conv_limit, conv_reset, reset_day;
     const char *access_rtype; /* comma-separated r_types */
     const char *level, *additional_notes;
-    const char *api_key_digest, *api_key_prefix, *api_key_enc;
+    const char *api_key_digest, *api_key_prefix, *api_key_enc; /* digest: 64 lower-case hex */
     int is_active, is_verified, failed_logins;
     apr_time_t locked_until, created_at, updated_at, last_login, last_activity;
 } pe_user_t;
@@ -60,7 +60,7 @@ typedef struct pe_session_t {
     const char *id;
     pe_principal_kind_e kind;
     const char *principal_id;
-    const char *token_digest, *refresh_digest;
+    const char *token_digest, *refresh_digest; /* 64 lower-case hex (SHA-256), as stored */
     apr_time_t expires_at, refresh_expires_at, created_at, last_used;
     const char *ip_address, *user_agent;
 } pe_session_t;

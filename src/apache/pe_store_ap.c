@@ -95,3 +95,28 @@ void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_store_active()->child_init(pchild, s);
 }
+
+/* An owned connection of the selected provider (see pe_store_ap.h). */
+struct pe_store_own_t {
+    const pe_store_provider_t *prov;
+    void *impl;
+};
+
+pe_store_own_t *pe_store_own_create(apr_pool_t *p, server_rec *s)
+{
+    pe_store_own_t *o = apr_pcalloc(p, sizeof(*o));
+
+    o->prov = pe_store_active();
+    o->impl = o->prov->own_create(p, s);
+    return o;
+}
+
+pe_store_t *pe_store_own_get(pe_store_own_t *o, apr_pool_t *p)
+{
+    return o->prov->own_get(o->impl, p);
+}
+
+void pe_store_own_close(pe_store_own_t *o)
+{
+    o->prov->own_close(o->impl);
+}

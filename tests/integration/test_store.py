@@ -9,14 +9,17 @@ import time
 import unittest
 
 import pe_pg
-from pe_harness import Httpd, HttpdTestCase
+from pe_harness import TOP, Httpd, HttpdTestCase
 
 FAST = "PEArgon2Cost 1 1M 1\n"
 
 # Directives made once per process from the main server's value (docs/configuration.md), with a
 # valid value each.
 PROCESS_WIDE = [
-    "PEStore dbd", "PEPasswordHashMax 4", "PECacheServers 127.0.0.1:11211", "PECacheTimeout 250ms",
+    "PEStore dbd", "PESecretKeyFile @INSTANCE@/secrets/server.key",
+    "PEEncryptionKeyFile @INSTANCE@/secrets/encryption.key k1", "PEEncryptionKeyFileOld @INSTANCE@/secrets/encryption.key k0",
+    "PECommonPasswordFile %s/conf/common-passwords.txt" % TOP,
+    "PEPasswordHashMax 4", "PECacheServers 127.0.0.1:11211", "PECacheTimeout 250ms",
     "PECacheShmEntries 64", "PECacheShmEntrySize 4K", "PEMessageLog On", "PEMessageLogBatch 10",
     "PEMessageLogInterval 1s", "PEMessageLogQueue 100", "PEAccessRefresh 10s", "PEAccessServers none",
     "PEAccessTableSize 1024", "PEResearchCacheSize 16", "PEMongoURI mongodb://127.0.0.1:27017/pe",
@@ -76,7 +79,7 @@ class PostgresOutageSmallPool(pe_pg.PostgresClass, HttpdTestCase):
 
     def test_outage_under_load(self):
         h = self.httpd
-        self.assertIn("PE00205", h.error_log())  # DBDMax 2 is below ThreadsPerChild 32
+        self.assertIn("PE00206", h.error_log())  # DBDMax 2 is below ThreadsPerChild 32
         r = h.post("/v1/users/register", {"username": "outage_user", "name": "Outage", "email": "outage@example.com",
                                           "password": "Zebra-Lamp-42"})
         self.assertEqual(r.status, 201, r)

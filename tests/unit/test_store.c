@@ -698,6 +698,30 @@ START_TEST(race_refresh_rotation_once)
 }
 END_TEST
 
+static int racer_login_failed(pe_store_t *st, int k, const void *arg)
+{
+    int failed = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_user_login_failed(st, (const char *)arg, 1000 + k, 100, 3600, &failed, &until));
+}
+
+/* 16 failed logins at once (the lock at 100): every one is counted. */
+START_TEST(race_login_failures_counted)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("kate", "kate@example.com", dg("k1"));
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 16, racer_login_failed, u->id, counts);
+    ck_assert_int_eq(counts[RACE_OK], 16);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->failed_logins, 16);
+    ck_assert_int_eq(u->locked_until, 0);
+}
+END_TEST
+
 static int racer_delete(pe_store_t *st, int k, const void *arg)
 {
     return outcome(pe_store_user_delete(st, (const pe_user_t *)arg, "race", "test", k + 1));
@@ -1001,6 +1025,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_registrations_one_email, 0, n);
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, race_deletions_once, 0, n);
+    tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
