@@ -411,6 +411,11 @@ class MongoServer:
     def client(self):
         return MongoClient(self.host, self.port, self.db)
 
+    def new_database(self):
+        """Use a database of its own from now on (for the next httpd); returns env()."""
+        self.db = "pe_%s_%d_%d" % (self.name.replace("-", "_"), os.getpid(), int(time.time() * 1000) % 100000000)
+        return self.env()
+
     def sql(self, q, args=()):
         """A statement of the suites' SQL subset on this class's database (SqlOnMongo)."""
         c = self.client()
@@ -446,7 +451,8 @@ class MongoClass:
             cls.mongo.stop()
             raise
         # the suites' SQL on the instance's store goes to MongoDB
-        cls.httpd.sqlite = cls.mongo.sql
+        if getattr(cls, "httpd", None):
+            cls.httpd.sqlite = cls.mongo.sql
 
     @classmethod
     def tearDownClass(cls):
