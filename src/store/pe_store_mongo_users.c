@@ -110,9 +110,16 @@ static bson_t *claim_filter(const char *field, const char *value)
     return f;
 }
 
+/* The user document's field holding a claimed value. */
+static const char *claim_doc_field(const char *field)
+{
+    return strcmp(field, "api_key") ? field : "api_key_digest";
+}
+
 /*
- * Take over a claim whose user does not exist and that is older than PE_MG_CLAIM_STALE: the
- * delete is guarded by the claim's user_id and time, so it removes only what was looked at.
+ * Take over a claim older than PE_MG_CLAIM_STALE whose user does not hold the value (the user
+ * does not exist, or a change of the value stopped before it gave the old claim back): the delete
+ * is guarded by the claim's user_id and time, so it removes only what was looked at.
  * @return 1 when the claim was removed (the caller inserts again)
  */
 static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *value)
@@ -132,7 +139,10 @@ static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *va
     if (!owner || apr_time_now() - at < PE_MG_CLAIM_STALE)
         goto out;
     if ((uf = by_id(owner))) {
-        pe_store_status_e rs = pe_mg_find_one(st, PE_MC_USERS, uf, NULL, &user);
+        pe_store_status_e rs;
+
+        BSON_APPEND_UTF8(uf, claim_doc_field(field), value);
+        rs = pe_mg_find_one(st, PE_MC_USERS, uf, NULL, &user);
 
         bson_destroy(uf);
         if (rs != PE_STORE_NOTFOUND)
