@@ -167,9 +167,14 @@ static void dbd_child_init(apr_pool_t *pchild, server_rec *s)
 /*
  * Outside mod_dbd's pool, kept across uses, reopened after a failure: request threads holding
  * every pooled connection can never starve its user (issue 16 item 1).
+ * NB: its pool is unmanaged, with an allocator of its own: the writer thread opens and closes
+ * it while the request thread allocates, and under prefork pchild's allocator (shared by the
+ * request's pools) has no mutex, so a subpool of pchild made and destroyed by the writer thread
+ * races with the request thread (a prefork child died of SIGSEGV in the fault suite while the
+ * writer kept reopening its connection during a PostgreSQL stop). pchild's cleanup closes it at
+ * child exit, after the writer has been stopped by its pre-cleanup.
  */
 typedef struct {
-    apr_pool_t *parent;
     apr_pool_t *cpool; /* the open connection and its prepared statements; NULL when closed */
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
@@ -178,12 +183,20 @@ typedef struct {
     apr_time_t last_log;
 } dbd_own_t;
 
+static void dbd_own_close(void *own);
+
+static apr_status_t dbd_own_cleanup(void *own)
+{
+    dbd_own_close(own);
+    return APR_SUCCESS;
+}
+
 static void *dbd_own_create(apr_pool_t *p, server_rec *s)
 {
     dbd_own_t *o = apr_pcalloc(p, sizeof(*o));
 
-    o->parent = p;
     o->s = s;
+    apr_pool_cleanup_register(p, o, dbd_own_cleanup, apr_pool_cleanup_null);
     return o;
 }
 
@@ -195,7 +208,10 @@ static pe_store_t *dbd_own_get(void *own, apr_pool_t *p)
         const char *err;
         apr_status_t rv;
 
-        apr_pool_create(&o->cpool, o->parent);
+        if (apr_pool_create_unmanaged_ex(&o->cpool, NULL, NULL) != APR_SUCCESS) {
+            o->cpool = NULL;
+            return NULL;
+        }
         if ((rv = pe_dbd_open_direct(o->cpool, &o->driver, &o->handle, &err)) != APR_SUCCESS) {
             apr_time_t now = apr_time_now();
 
