@@ -2,8 +2,6 @@
 DBDMax warning, and a PostgreSQL outage under load with a connection pool smaller than the threads
 of a child (issue 16 item 1: no thread may hold a connection while it waits for another)."""
 import concurrent.futures
-import os
-import subprocess
 import threading
 import time
 import unittest
@@ -102,10 +100,7 @@ class PostgresOutageSmallPool(pe_pg.PostgresClass, HttpdTestCase):
         with concurrent.futures.ThreadPoolExecutor(self.CLIENTS) as ex:
             futs = [ex.submit(client, i) for i in range(self.CLIENTS)]
             time.sleep(1.5)
-            bindir = self.pg.bin
-            self.pg._as_pg(os.path.join(bindir, "pg_ctl"), "-D", self.pg.data, "-m", "fast", "-w", "stop")
-            time.sleep(2.0)
-            self.pg._start()
+            self.pg.restart(down=2.0)
             time.sleep(3.0)
             stop.set()
             for f in futs:

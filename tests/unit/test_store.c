@@ -6,8 +6,9 @@
  *    test starts a private cluster: tests/unit/with-pg.py);
  *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
  *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
- * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
- * a connection of its own (the concurrency tests open one per process).
+ * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
+ * and how to open a handle on a connection of its own (the concurrency tests open one per
+ * process). The backend's name must be what pe_store_backend_name() says of its handles.
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
