@@ -4,14 +4,16 @@
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
  *    test starts a private cluster: tests/unit/with-pg.py);
+ *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
+ *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
  * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
  * and how to open a handle on a connection of its own (the concurrency tests open one per
- * process). MongoDB's entry (PE_TEST_MONGODB_URI) comes with its backend.
- * The backend's name must be what pe_store_backend_name() says of its handles.
+ * process). The backend's name must be what pe_store_backend_name() says of its handles.
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
+#include "pe_test_mongo.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -96,7 +98,7 @@ static void pg_fresh(void)
 static const pe_backend_t pe_backends[] = {
     {"sqlite3", sqlite_skip, sqlite_fresh, sqlite_open},
     {"pgsql", pg_skip, pg_fresh, pg_open},
-    /* {"mongodb", mongo_skip, mongo_fresh, mongo_open}: PE_TEST_MONGODB_URI */
+    {"mongodb", mg_why_not, mg_fresh, mg_open},
 };
 #define PE_NBACKENDS ((int)(sizeof(pe_backends) / sizeof(pe_backends[0])))
 
