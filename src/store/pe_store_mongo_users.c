@@ -509,7 +509,7 @@ static bson_t *archive_doc(const pe_user_t *u, const char *reason, const char *d
 /*
  * After the archive insert found an archive: CONFLICT, unless that delete stopped half way long
  * ago (its user still exists PE_MG_CLAIM_STALE after it was archived): then this one finishes it.
- * @return PE_STORE_OK (finish the delete), PE_STORE_CONFLICT, PE_STORE_EIO
+ * @return PE_STORE_OK (finish the delete), PE_STORE_NOTFOUND (deleted already), PE_STORE_EIO
  */
 static pe_store_status_e archived_before(pe_store_t *st, const pe_user_t *u)
 {
@@ -529,14 +529,15 @@ static pe_store_status_e archived_before(pe_store_t *st, const pe_user_t *u)
         rs = PE_STORE_NOTFOUND;
     if (rs == PE_STORE_EIO)
         return rs;
-    return rs == PE_STORE_OK ? PE_STORE_OK : pe_store_set_conflict(st, "id");
+    /* NB: deleted already: no such user (as the contract says; the archive stays as it was) */
+    return rs == PE_STORE_OK ? PE_STORE_OK : PE_STORE_NOTFOUND;
 }
 
 /*
  * Delete: the archive is inserted first, and its _id (derived from the user's) is the arbiter:
- * of concurrent deletions one inserts it, the others get CONFLICT ("id") and change nothing; a
- * user that does not exist has its archive taken back (NOTFOUND). Then the sessions, the logs,
- * the user, and last its claims (a claim without its user is taken over after
+ * of concurrent deletions one inserts it, the others get NOTFOUND and change nothing; a
+ * user that does not exist has its archive taken back (NOTFOUND). Then the sessions, the user,
+ * its logs, and last its claims (a claim without its user is taken over after
  * PE_MG_CLAIM_STALE; a user without its claims could lose its uniqueness).
  * NB: not one transaction (multi-document transactions need a replica set): a delete that stops
  * half way leaves a user with fewer sessions and logs, which a delete finishes once the archive is
@@ -573,9 +574,11 @@ pe_store_status_e pe_mg_user_delete(pe_store_t *st, const pe_user_t *u, const ch
     if (rs == PE_STORE_OK) {
         bson_t *lf = BCON_NEW("user_id", BCON_UTF8(u->id));
 
-        rs = pe_mg_delete(st, PE_MC_MSGLOGS, lf, 1, NULL);
+        /* NB: the user before its logs: a conversation-log batch checks after its insert that its
+         * users exist (msglog_sweep_deleted), so no order of the two leaves a row behind */
+        rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
         if (rs == PE_STORE_OK)
-            rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
+            rs = pe_mg_delete(st, PE_MC_MSGLOGS, lf, 1, NULL);
         if (rs == PE_STORE_OK)
             rs = pe_mg_delete(st, PE_MC_CLAIMS, lf, 1, NULL);
         bson_destroy(lf);
