@@ -260,4 +260,39 @@ pe_store_status_e pe_store_iplist_add(pe_store_t *st, pe_iplist_e which, const p
 /** Remove an entry by id; PE_STORE_NOTFOUND when there is none. */
 pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
 
+/* Operators (SPEC 10): administrators and support staff, principals of their own kinds. */
+typedef struct pe_staff_t {
+    const char *id;           /* 24 lower-case hex */
+    pe_principal_kind_e kind; /* PE_PRINCIPAL_ADMIN or PE_PRINCIPAL_SUPPORT */
+    const char *username, *name, *email, *password_hash;
+    int is_super;             /* admins: a super-administrator */
+    const char *staff_level;  /* support staff: "new", "support", "advanced" ("" for admins) */
+    const char *created_by;   /* the operator who made the account ("" for the command-line tool) */
+    int is_active, failed_logins;
+    apr_time_t locked_until, created_at, updated_at, last_login;
+} pe_staff_t;
+
+/**
+ * Create an operator (s->id from pe_store_new_id). Username and e-mail are unique within the
+ * kind: of concurrent creates sharing one, exactly one succeeds and the others get
+ * PE_STORE_CONFLICT naming "username" or "email"; nothing of a refused account is stored.
+ */
+pe_store_status_e pe_store_staff_create(pe_store_t *st, const pe_staff_t *s);
+/** One operator of a kind by id; PE_STORE_NOTFOUND when none (an id of another kind is none). */
+pe_store_status_e pe_store_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+/** By username (case-sensitive) within a kind; PE_STORE_NOTFOUND when none. */
+pe_store_status_e pe_store_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                             pe_staff_t **out);
+/** Every operator of a kind, oldest first: an array of pe_staff_t * (empty when none). */
+pe_store_status_e pe_store_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+/** New password hash; also clears the failed-login counter and lock. */
+pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              const char *hash, apr_time_t now);
+/** Count a failed login, as pe_store_user_login_failed does for users. */
+pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              apr_time_t now, int max, apr_time_t lock, int *failed,
+                                              apr_time_t *locked_until);
+/** A successful login: counter and lock cleared, last_login set. */
+pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+
 #endif

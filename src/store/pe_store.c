@@ -392,3 +392,47 @@ pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_
 {
     PE_STORE_CALL(st, iplist_remove, which, id);
 }
+
+pe_store_status_e pe_store_staff_create(pe_store_t *st, const pe_staff_t *s)
+{
+    PE_STORE_CALL(st, staff_create, s);
+}
+
+pe_store_status_e pe_store_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out)
+{
+    *out = NULL;
+    PE_STORE_CALL(st, staff_by_id, kind, id, out);
+}
+
+pe_store_status_e pe_store_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                             pe_staff_t **out)
+{
+    *out = NULL;
+    PE_STORE_CALL(st, staff_by_username, kind, username, out);
+}
+
+pe_store_status_e pe_store_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out)
+{
+    *out = apr_array_make(st->pool, 4, sizeof(pe_staff_t *));
+    PE_STORE_CALL(st, staff_list, kind, out);
+}
+
+pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              const char *hash, apr_time_t now)
+{
+    PE_STORE_CALL(st, staff_set_password, kind, id, hash, now);
+}
+
+pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              apr_time_t now, int max, apr_time_t lock, int *failed,
+                                              apr_time_t *locked_until)
+{
+    *failed = 0;
+    *locked_until = 0;
+    PE_STORE_CALL(st, staff_login_failed, kind, id, now, max, lock, failed, locked_until);
+}
+
+pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
+{
+    PE_STORE_CALL(st, staff_login_ok, kind, id, now);
+}

@@ -121,6 +121,29 @@ static const struct {
                          "INSERT INTO pe_ip_whitelist (network, description, created_by, created_at, expires_at, "
                          "is_active) VALUES (%s, %s, %s, %s, %s, %s)"},
     [Q_WHITELIST_DEL] = {"pe_whitelist_del", "DELETE FROM pe_ip_whitelist WHERE id = %s"},
+    /* Operators: every statement names the kind, so an id of one kind never finds the other. */
+    [Q_STAFF_INSERT] = {"pe_staff_insert",
+                        "INSERT INTO pe_staff (" STAFF_COLS ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                        "%s, %s, %s, %s)"},
+    [Q_STAFF_BY_ID] = {"pe_staff_by_id", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s AND id = %s"},
+    [Q_STAFF_BY_NAME] = {"pe_staff_by_name", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s AND username = %s"},
+    [Q_STAFF_LIST] = {"pe_staff_list", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s ORDER BY created_at, id"},
+    [Q_STAFF_SET_PASSWORD] = {"pe_staff_set_password",
+                              "UPDATE pe_staff SET password_hash = %s, failed_logins = 0, locked_until = 0, "
+                              "updated_at = %s WHERE kind = %s AND id = %s"},
+    /* The counter starts again after an expired lock, as for users (Q_USER_FAIL_COUNT). */
+    [Q_STAFF_FAIL_COUNT] = {"pe_staff_fail_count",
+                            "UPDATE pe_staff SET failed_logins = CASE WHEN locked_until > 0 AND locked_until <= %s "
+                            "THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN locked_until > 0 AND "
+                            "locked_until <= %s THEN 0 ELSE locked_until END WHERE kind = %s AND id = %s"},
+    [Q_STAFF_FAIL_LOCK] = {"pe_staff_fail_lock",
+                           "UPDATE pe_staff SET locked_until = %s WHERE kind = %s AND id = %s AND failed_logins >= "
+                           "CAST(%s AS INTEGER) AND locked_until = 0"},
+    [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
+                           "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
+    [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
+                          "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
+                          "AND id = %s"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -535,6 +558,13 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .iplist_active = dbd_iplist_active,                                                        \
         .iplist_add = dbd_iplist_add,                                                              \
         .iplist_remove = dbd_iplist_remove,                                                        \
+        .staff_create = dbd_staff_create,                                                          \
+        .staff_by_id = dbd_staff_by_id,                                                            \
+        .staff_by_username = dbd_staff_by_username,                                                \
+        .staff_list = dbd_staff_list,                                                              \
+        .staff_set_password = dbd_staff_set_password,                                              \
+        .staff_login_failed = dbd_staff_login_failed,                                              \
+        .staff_login_ok = dbd_staff_login_ok,                                                      \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -18,6 +18,8 @@ typedef enum {
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
+    Q_STAFF_INSERT, Q_STAFF_BY_ID, Q_STAFF_BY_NAME, Q_STAFF_LIST, Q_STAFF_SET_PASSWORD, Q_STAFF_FAIL_COUNT,
+    Q_STAFF_FAIL_LOCK, Q_STAFF_FAIL_READ, Q_STAFF_LOGIN_OK,
     Q_COUNT
 } pe_q_e;
 
@@ -30,6 +32,10 @@ typedef enum {
 #define SESS_COLS                                                                                  \
     "id, principal_kind, principal_id, token_digest, refresh_digest, expires_at, refresh_expires_at, " \
     "ip_address, user_agent, created_at, last_used"
+#define STAFF_COLS                                                                                 \
+    "id, kind, username, name, email, password_hash, is_super, staff_level, created_by, is_active, "   \
+    "failed_logins, locked_until, created_at, updated_at, last_login"
+#define STAFF_NCOLS 15
 #define USER_NCOLS 28
 #define SESS_NCOLS 11
 
@@ -99,5 +105,12 @@ pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, cons
 pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e dbd_staff_create(pe_store_t *st, const pe_staff_t *s);
+pe_store_status_e dbd_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+pe_store_status_e dbd_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username, pe_staff_t **out);
+pe_store_status_e dbd_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+pe_store_status_e dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id, const char *hash, apr_time_t now);
+pe_store_status_e dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

@@ -28,6 +28,7 @@
 #define PE_MC_PROMPTS "pe_system_prompts"
 #define PE_MC_COUNTERS "pe_counters"
 #define PE_MC_SCHEMA "pe_schema_version"
+#define PE_MC_STAFF "pe_staff"
 
 /** One store handle's connection: a client borrowed from the process's pool. */
 typedef struct pe_mgconn_t {
@@ -138,5 +139,15 @@ pe_store_status_e pe_mg_system_prompt_set(pe_store_t *st, const char *r_type, co
 pe_store_status_e pe_mg_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e pe_mg_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e pe_mg_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e pe_mg_staff_create(pe_store_t *st, const pe_staff_t *s);
+pe_store_status_e pe_mg_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+pe_store_status_e pe_mg_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                          pe_staff_t **out);
+pe_store_status_e pe_mg_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                           const char *hash, apr_time_t now);
+pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                           int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

@@ -951,6 +951,160 @@ START_TEST(pgsql_retry_after_connection_ended)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------------------------- */
+/* Operators (administrators and support staff) */
+
+static pe_staff_t *mkstaff(pe_principal_kind_e kind, const char *username, const char *email, apr_time_t at)
+{
+    pe_staff_t *s = apr_pcalloc(pe_tp, sizeof(*s));
+
+    s->id = pe_store_new_id(pe_tp);
+    s->kind = kind;
+    s->username = username;
+    s->name = "Operator";
+    s->email = email;
+    s->password_hash = "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+    s->staff_level = kind == PE_PRINCIPAL_SUPPORT ? "support" : "";
+    s->created_by = "root";
+    s->is_active = 1;
+    s->created_at = s->updated_at = at;
+    return s;
+}
+
+START_TEST(staff_create_find_conflicts)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *root = mkstaff(PE_PRINCIPAL_ADMIN, "root", "root@example.com", 10), *got;
+    pe_staff_t *sup = mkstaff(PE_PRINCIPAL_SUPPORT, "root", "root@example.com", 20);
+    pe_user_t *u = mkuser("root", "root@example.com", "sk1");
+    apr_array_header_t *list;
+
+    root->is_super = 1;
+    root->created_by = "";
+    ck_assert_int_eq(pe_store_staff_create(st, root), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_ADMIN, "root", &got), PE_STORE_OK);
+    ck_assert_str_eq(got->id, root->id);
+    ck_assert_int_eq(got->kind, PE_PRINCIPAL_ADMIN);
+    ck_assert_int_eq(got->is_super, 1);
+    ck_assert_str_eq(got->email, "root@example.com");
+    ck_assert_str_eq(got->password_hash, root->password_hash);
+    ck_assert_str_eq(got->created_by, "");
+    ck_assert_int_eq(got->created_at, 10);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, root->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->username, "root");
+
+    /* unique within a kind: username, then e-mail, each named */
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root", "other@example.com", 11)),
+                     PE_STORE_CONFLICT);
+    ck_assert_str_eq(pe_store_conflict(st), "username");
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root2", "root@example.com", 12)),
+                     PE_STORE_CONFLICT);
+    ck_assert_str_eq(pe_store_conflict(st), "email");
+    /* nothing of a refused account is stored: its other value is still free */
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root2", "r2@example.com", 13)),
+                     PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root3", "other@example.com", 14)),
+                     PE_STORE_OK);
+
+    /* the kinds never meet: the same names are free for support staff and users */
+    ck_assert_int_eq(pe_store_staff_create(st, sup), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_SUPPORT, root->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_ptr_null(got);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, sup->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, u->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, "not-an-id", &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_SUPPORT, "root", &got), PE_STORE_OK);
+    ck_assert_str_eq(got->id, sup->id);
+    ck_assert_str_eq(got->staff_level, "support");
+    ck_assert_int_eq(got->is_super, 0);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_SUPPORT, "Root", &got), PE_STORE_NOTFOUND);
+
+    /* lists: one kind, oldest first */
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_ADMIN, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 0, pe_staff_t *)->username, "root");
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 1, pe_staff_t *)->username, "root2");
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 2, pe_staff_t *)->username, "root3");
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_SUPPORT, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 1);
+}
+END_TEST
+
+START_TEST(staff_login_failures_lock_and_password)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *a = mkstaff(PE_PRINCIPAL_ADMIN, "ann", "ann@example.com", 1), *got;
+    apr_time_t lock = apr_time_from_sec(7200), lu = 0;
+    int failed = 0, i;
+
+    ck_assert_int_eq(pe_store_staff_create(st, a), PE_STORE_OK);
+    for (i = 1; i <= 2; i++) {
+        ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+                         PE_STORE_OK);
+        ck_assert_int_eq(failed, i);
+        ck_assert_int_eq(lu, 0);
+    }
+    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+                     PE_STORE_OK);
+    ck_assert_int_eq(failed, 3);
+    ck_assert_int_eq(lu, 1000 + lock);
+    /* a failure during the lock does not extend it; after expiry the counter starts again */
+    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 2000, 3, lock, &failed, &lu);
+    ck_assert_int_eq(lu, 1000 + lock);
+    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000 + lock + 1, 3, lock, &failed, &lu);
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(lu, 0);
+    /* the other kind's operation does not find it */
+    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_SUPPORT, a->id, 1, 3, lock, &failed, &lu),
+                     PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_SUPPORT, a->id, 9), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_ADMIN, a->id, 9), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->failed_logins, 0);
+    ck_assert_int_eq(got->last_login, 9);
+    /* a new password clears a lock */
+    for (i = 0; i < 3; i++)
+        pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 3000, 3, lock, &failed, &lu);
+    ck_assert_int_eq(lu, 3000 + lock);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, a->id, "$argon2id$new", 3001), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->password_hash, "$argon2id$new");
+    ck_assert_int_eq(got->failed_logins, 0);
+    ck_assert_int_eq(got->locked_until, 0);
+    ck_assert_int_eq(got->updated_at, 3001);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_SUPPORT, a->id, "x", 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, pe_store_new_id(pe_tp), "x", 1),
+                     PE_STORE_NOTFOUND);
+}
+END_TEST
+
+static int racer_staff(pe_store_t *st, int k, const void *arg)
+{
+    pe_staff_t *s = mkstaff(PE_PRINCIPAL_ADMIN, (const char *)arg, apr_psprintf(pe_tp, "op%d@example.com", k), k);
+    pe_store_status_e rs = pe_store_staff_create(st, s);
+
+    if (rs == PE_STORE_CONFLICT && strcmp(pe_store_conflict(st), "username"))
+        return RACE_OTHER;
+    return outcome(rs);
+}
+
+/* 16 creates of one administrator's username at once: exactly one account. */
+START_TEST(race_staff_one_username)
+{
+    pe_store_t *st = open_store(_i);
+    apr_array_header_t *list;
+    int counts[100];
+
+    race(_i, 16, racer_staff, "first", counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 1);
+    ck_assert_int_eq(counts[RACE_CONFLICT], 15);
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_ADMIN, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 1);
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -987,6 +1141,9 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_registrations_one_email, 0, n);
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
+    tcase_add_loop_test(tc, staff_create_find_conflicts, 0, n);
+    tcase_add_loop_test(tc, staff_login_failures_lock_and_password, 0, n);
+    tcase_add_loop_test(tc, race_staff_one_username, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);

@@ -1,0 +1,297 @@
+/*
+ * pe_store_mongo_staff.c: operators (administrators and support staff) on MongoDB: the
+ * pe_staff collection, one document per account with its kind in a field that every filter
+ * names.
+ *
+ * Uniqueness of username and e-mail within a kind is held by claim documents in pe_claims, as
+ * for users (pe_store_mongo_users.c; holds on a sharded cluster): the claim's _id is derived
+ * from ("<kind>_username", value), so operators' claims never meet users' claims. Claims go in
+ * before the account; a claim left behind by a create that stopped half way (its account does
+ * not exist) is taken over after PE_MG_STAFF_CLAIM_STALE.
+ */
+#include "pe_store_mongo_int.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+#define PE_MG_STAFF_CLAIM_STALE apr_time_from_sec(60)
+
+static const char *s0(const char *s)
+{
+    return s ? s : "";
+}
+
+/* {_id: ObjectId(id), kind}; NULL when id is not 24 hex (no such document can exist). */
+static bson_t *staff_filter(pe_principal_kind_e kind, const char *id)
+{
+    bson_t *b = bson_new();
+
+    if (!pe_mg_append_oid(b, "_id", id)) {
+        bson_destroy(b);
+        return NULL;
+    }
+    BSON_APPEND_UTF8(b, "kind", pe_principal_kind_name(kind));
+    return b;
+}
+
+static pe_staff_t *staff_from_doc(apr_pool_t *p, const bson_t *d)
+{
+    pe_staff_t *s = apr_pcalloc(p, sizeof(*s));
+
+    s->id = pe_mg_id(p, d);
+    s->kind = pe_principal_kind_parse(pe_mg_str(p, d, "kind"));
+    s->username = pe_mg_str(p, d, "username");
+    s->name = pe_mg_str(p, d, "name");
+    s->email = pe_mg_str(p, d, "email");
+    s->password_hash = pe_mg_str(p, d, "password_hash");
+    s->is_super = (int)pe_mg_i64(d, "is_super");
+    s->staff_level = s0(pe_mg_str(p, d, "staff_level"));
+    s->created_by = s0(pe_mg_str(p, d, "created_by"));
+    s->is_active = (int)pe_mg_i64(d, "is_active");
+    s->failed_logins = (int)pe_mg_i64(d, "failed_logins");
+    s->locked_until = pe_mg_i64(d, "locked_until");
+    s->created_at = pe_mg_i64(d, "created_at");
+    s->updated_at = pe_mg_i64(d, "updated_at");
+    s->last_login = pe_mg_i64(d, "last_login");
+    return s;
+}
+
+/* Claims ------------------------------------------------------------------------------------ */
+
+/* The claim kind of a unique field of an operator: "admin_username", "support_email"... */
+static const char *claim_kind(apr_pool_t *p, pe_principal_kind_e kind, const char *field)
+{
+    return apr_pstrcat(p, pe_principal_kind_name(kind), "_", field, NULL);
+}
+
+static bson_t *claim_filter(const char *ckind, const char *value)
+{
+    bson_oid_t oid;
+
+    pe_mg_derived_oid(&oid, ckind, value);
+    return BCON_NEW("_id", BCON_OID(&oid));
+}
+
+/* Remove a claim whose account does not exist and that is older than the stale bound; 1 if removed. */
+static int claim_reclaim_stale(pe_store_t *st, pe_principal_kind_e kind, const char *ckind, const char *value)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    bson_t *f = claim_filter(ckind, value), *of;
+    const bson_t *claim = NULL, *owner_doc = NULL;
+    const char *owner;
+    apr_int64_t at;
+    long n = 0;
+    int done = 0;
+
+    if (pe_mg_find_one(st, PE_MC_CLAIMS, f, NULL, &claim) != PE_STORE_OK)
+        goto out;
+    owner = pe_mg_str(p, claim, "user_id");
+    at = pe_mg_i64(claim, "created_at");
+    if (!owner || apr_time_now() - at < PE_MG_STAFF_CLAIM_STALE)
+        goto out;
+    if ((of = staff_filter(kind, owner))) {
+        pe_store_status_e rs = pe_mg_find_one(st, PE_MC_STAFF, of, NULL, &owner_doc);
+
+        bson_destroy(of);
+        if (rs != PE_STORE_NOTFOUND)
+            goto out;
+    }
+    BCON_APPEND(f, "user_id", BCON_UTF8(owner), "created_at", BCON_INT64(at));
+    done = pe_mg_delete(st, PE_MC_CLAIMS, f, 0, &n) == PE_STORE_OK && n == 1;
+out:
+    bson_destroy(f);
+    return done;
+}
+
+/* Claim (field, value) of kind for the account id: OK, CONFLICT naming field, or EIO. */
+static pe_store_status_e claim_take(pe_store_t *st, pe_principal_kind_e kind, const char *field, const char *value,
+                                    const char *id)
+{
+    const char *ckind = claim_kind(pe_store_pool(st), kind, field);
+    pe_store_status_e rs = PE_STORE_CONFLICT;
+    int attempt;
+
+    for (attempt = 0; attempt < 2 && rs == PE_STORE_CONFLICT; attempt++) {
+        bson_t *d = claim_filter(ckind, value);
+
+        BCON_APPEND(d, "field", BCON_UTF8(ckind), "value", BCON_UTF8(value), "user_id", BCON_UTF8(id),
+                    "created_at", BCON_INT64(apr_time_now()));
+        rs = pe_mg_insert(st, PE_MC_CLAIMS, d);
+        bson_destroy(d);
+        if (rs == PE_STORE_CONFLICT && !claim_reclaim_stale(st, kind, ckind, value))
+            break;
+    }
+    return rs == PE_STORE_CONFLICT ? pe_store_set_conflict(st, field) : rs;
+}
+
+static void claim_release(pe_store_t *st, pe_principal_kind_e kind, const char *field, const char *value,
+                          const char *id)
+{
+    bson_t *f = claim_filter(claim_kind(pe_store_pool(st), kind, field), value);
+
+    BCON_APPEND(f, "user_id", BCON_UTF8(id));
+    pe_mg_delete(st, PE_MC_CLAIMS, f, 0, NULL);
+    bson_destroy(f);
+}
+
+/* Operations -------------------------------------------------------------------------------- */
+
+pe_store_status_e pe_mg_staff_create(pe_store_t *st, const pe_staff_t *s)
+{
+    static const char *const fields[] = {"username", "email"};
+    const char *values[] = {s0(s->username), s0(s->email)};
+    bson_t *d = bson_new();
+    pe_store_status_e rs = PE_STORE_OK;
+    int i, held = 0;
+
+    if (!pe_mg_append_oid(d, "_id", s->id)) {
+        bson_destroy(d);
+        return pe_mg_fail(st, "staff_create: the id is not 24 hex", NULL);
+    }
+    BCON_APPEND(d, "kind", BCON_UTF8(pe_principal_kind_name(s->kind)), "username", BCON_UTF8(s0(s->username)),
+                "name", BCON_UTF8(s0(s->name)), "email", BCON_UTF8(s0(s->email)), "password_hash",
+                BCON_UTF8(s0(s->password_hash)), "is_super", BCON_INT32(s->is_super ? 1 : 0), "staff_level",
+                BCON_UTF8(s0(s->staff_level)), "created_by", BCON_UTF8(s0(s->created_by)), "is_active",
+                BCON_INT32(s->is_active ? 1 : 0), "failed_logins", BCON_INT32(s->failed_logins), "locked_until",
+                BCON_INT64(s->locked_until), "created_at", BCON_INT64(s->created_at), "updated_at",
+                BCON_INT64(s->updated_at), "last_login", BCON_INT64(s->last_login));
+    /* NB: claims first, in a fixed order, as for users: of concurrent creates sharing a value
+     * exactly one inserts its claim; the others give back what they took. */
+    for (i = 0; i < 2 && rs == PE_STORE_OK; i++)
+        if ((rs = claim_take(st, s->kind, fields[i], values[i], s->id)) == PE_STORE_OK)
+            held++;
+    if (rs == PE_STORE_OK && (rs = pe_mg_insert(st, PE_MC_STAFF, d)) == PE_STORE_CONFLICT)
+        pe_store_set_conflict(st, "id");
+    if (rs != PE_STORE_OK)
+        for (i = 0; i < held; i++)
+            claim_release(st, s->kind, fields[i], values[i], s->id);
+    bson_destroy(d);
+    return rs;
+}
+
+static pe_store_status_e staff_by(pe_store_t *st, bson_t *f, pe_staff_t **out)
+{
+    const bson_t *doc = NULL;
+    pe_store_status_e rs;
+
+    *out = NULL;
+    if (!f)
+        return PE_STORE_NOTFOUND;
+    rs = pe_mg_find_one(st, PE_MC_STAFF, f, NULL, &doc);
+    bson_destroy(f);
+    if (rs == PE_STORE_OK)
+        *out = staff_from_doc(pe_store_pool(st), doc);
+    return rs;
+}
+
+pe_store_status_e pe_mg_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out)
+{
+    return staff_by(st, staff_filter(kind, id), out);
+}
+
+pe_store_status_e pe_mg_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                          pe_staff_t **out)
+{
+    return staff_by(st, BCON_NEW("kind", BCON_UTF8(pe_principal_kind_name(kind)), "username", BCON_UTF8(s0(username))),
+                    out);
+}
+
+pe_store_status_e pe_mg_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out)
+{
+    bson_t *f = BCON_NEW("kind", BCON_UTF8(pe_principal_kind_name(kind)));
+    bson_t *opts = BCON_NEW("sort", "{", "created_at", BCON_INT32(1), "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(pe_mg_coll(st, PE_MC_STAFF), f, opts, NULL);
+    const bson_t *d;
+    bson_error_t err;
+    pe_store_status_e rs = PE_STORE_OK;
+
+    while (mongoc_cursor_next(cur, &d))
+        APR_ARRAY_PUSH(*out, pe_staff_t *) = staff_from_doc(pe_store_pool(st), d);
+    if (mongoc_cursor_error(cur, &err)) {
+        (*out)->nelts = 0;
+        rs = pe_mg_fail(st, PE_MC_STAFF, &err);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(f);
+    return rs;
+}
+
+/* One update of an operator; NOTFOUND when nothing matched. Takes f and up. */
+static pe_store_status_e staff_update(pe_store_t *st, bson_t *f, bson_t *up)
+{
+    long matched = 0;
+    pe_store_status_e rs = f ? pe_mg_update_one(st, PE_MC_STAFF, f, up, 0, &matched) : PE_STORE_OK;
+
+    if (f)
+        bson_destroy(f);
+    bson_destroy(up);
+    return (rs == PE_STORE_OK && matched == 0) ? PE_STORE_NOTFOUND : rs;
+}
+
+pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                           const char *hash, apr_time_t now)
+{
+    return staff_update(st, staff_filter(kind, id),
+                        BCON_NEW("$set", "{", "password_hash", BCON_UTF8(s0(hash)), "failed_logins", BCON_INT32(0),
+                                 "locked_until", BCON_INT64(0), "updated_at", BCON_INT64(now), "}"));
+}
+
+/*
+ * Count first, then lock once, as pe_mg_user_login_failed does: after an expired lock the
+ * counter starts again at 1 (one guarded write); else an atomic $inc; the lock is set by a write
+ * guarded by "not locked yet", so concurrent failures set it once.
+ */
+pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                           int max, apr_time_t lock, int *failed, apr_time_t *locked_until)
+{
+    bson_t *f = staff_filter(kind, id), *up;
+    const bson_t *doc = NULL;
+    pe_store_status_e rs;
+
+    if (!f)
+        return PE_STORE_NOTFOUND;
+    BCON_APPEND(f, "locked_until", "{", "$gt", BCON_INT64(0), "$lte", BCON_INT64(now), "}");
+    up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until", BCON_INT64(0), "}");
+    rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+    bson_destroy(f);
+    bson_destroy(up);
+    if (rs == PE_STORE_NOTFOUND) {
+        f = staff_filter(kind, id);
+        up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
+        rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+        bson_destroy(f);
+        bson_destroy(up);
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    if (pe_mg_i64(doc, "failed_logins") >= max && pe_mg_i64(doc, "locked_until") == 0) {
+        const bson_t *locked = NULL;
+
+        f = staff_filter(kind, id);
+        BCON_APPEND(f, "failed_logins", "{", "$gte", BCON_INT32(max), "}", "locked_until", BCON_INT64(0));
+        up = BCON_NEW("$set", "{", "locked_until", BCON_INT64(now + lock), "}");
+        rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &locked);
+        bson_destroy(f);
+        bson_destroy(up);
+        if (rs == PE_STORE_OK)
+            doc = locked;
+        else if (rs == PE_STORE_NOTFOUND) { /* another failure set it first: read what it set */
+            f = staff_filter(kind, id);
+            rs = pe_mg_find_one(st, PE_MC_STAFF, f, NULL, &doc);
+            bson_destroy(f);
+        }
+        if (rs != PE_STORE_OK)
+            return rs;
+    }
+    *failed = (int)pe_mg_i64(doc, "failed_logins");
+    *locked_until = pe_mg_i64(doc, "locked_until");
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
+{
+    return staff_update(st, staff_filter(kind, id),
+                        BCON_NEW("$set", "{", "failed_logins", BCON_INT32(0), "locked_until", BCON_INT64(0),
+                                 "last_login", BCON_INT64(now), "}"));
+}
