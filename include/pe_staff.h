@@ -72,7 +72,7 @@ extern const char *const pe_perm_user_fields[];
 /**
  * Check a new operator account: username (3-50 letters, digits, '-', '_'), name (2-100
  * characters), e-mail (normalised to lower case in *email_out) and password (the password
- * policy; list as pe_password_check_all).
+ * policy; list as pe_password_check_all; NULL: the password is not checked).
  * @return the problems as user-facing messages (const char *), empty when the account is valid
  */
 apr_array_header_t *pe_staff_check(apr_pool_t *p, apr_hash_t *list, const char *username, const char *name,

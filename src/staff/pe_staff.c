@@ -148,8 +148,9 @@ apr_array_header_t *pe_staff_check(apr_pool_t *p, apr_hash_t *list, const char *
         APR_ARRAY_PUSH(errs, const char *) = "name must be 2 to 100 characters on one line";
     if ((err = pe_email_normalize(p, email ? email : "", email_out)))
         APR_ARRAY_PUSH(errs, const char *) = err;
-    pw = pe_password_check_all(p, list, password ? password : "", password ? strlen(password) : 0,
-                               *email_out ? *email_out : email, username);
+    pw = password ? pe_password_check_all(p, list, password, strlen(password), *email_out ? *email_out : email,
+                                          username)
+                  : NULL;
     for (i = 0; pw && i < pw->nelts; i++)
         APR_ARRAY_PUSH(errs, const char *) = APR_ARRAY_IDX(pw, i, const char *);
     return errs;
