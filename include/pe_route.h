@@ -45,6 +45,7 @@ typedef struct pe_route_t {
     unsigned group;      /* one PE_G_* bit */
     const void *handler; /* glue handler, opaque here */
     unsigned auth;       /* PE_AUTH_* bits the route accepts; 0 = open */
+    int need;            /* pe_action_e (pe_staff.h) an operator must be allowed; 0 = none */
 } pe_route_t;
 
 typedef struct pe_route_match_t {

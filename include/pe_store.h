@@ -295,4 +295,20 @@ pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_
 /** A successful login: counter and lock cleared, last_login set. */
 pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
+/** An operator's change of a user: the strings that are not NULL and the values whose set_* flag is on. */
+typedef struct pe_user_change_t {
+    const char *name, *about_me, *hobbies, *user_type, *subscription_plan, *access_rtype, *level;
+    const char *additional_notes;
+    int set_credits, set_limits, set_active, set_verified;
+    apr_int64_t credits_main, credits_reset, conv_limit, conv_reset;
+    int is_active, is_verified;
+} pe_user_change_t;
+
+/**
+ * Apply an operator's change to a user in one atomic write (last writer wins between concurrent
+ * changes of the same fields); PE_STORE_NOTFOUND when there is no such user. The e-mail and the
+ * API key change through pe_store_user_set_email and pe_store_user_set_api_key (uniqueness).
+ */
+pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+
 #endif

@@ -102,6 +102,7 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*staff_login_failed)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
                                             int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
     pe_store_status_e (*staff_login_ok)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+    pe_store_status_e (*user_update)(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
 } pe_store_ops_t;
 
 /**

@@ -436,3 +436,8 @@ pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e ki
 {
     PE_STORE_CALL(st, staff_login_ok, kind, id, now);
 }
+
+pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now)
+{
+    PE_STORE_CALL(st, user_update, id, ch, now);
+}

@@ -141,6 +141,17 @@ static const struct {
                            "CAST(%s AS INTEGER) AND locked_until = 0"},
     [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
                            "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
+    /* An operator's change of a user: a NULL parameter leaves its column as it is. */
+    [Q_USER_UPDATE] = {"pe_user_update",
+                       "UPDATE pe_users SET name = COALESCE(%s, name), about_me = COALESCE(%s, about_me), "
+                       "hobbies = COALESCE(%s, hobbies), user_type = COALESCE(%s, user_type), subscription_plan = "
+                       "COALESCE(%s, subscription_plan), access_rtype = COALESCE(%s, access_rtype), level = "
+                       "COALESCE(%s, level), additional_notes = COALESCE(%s, additional_notes), credits_main = "
+                       "COALESCE(CAST(%s AS BIGINT), credits_main), credits_reset = COALESCE(CAST(%s AS BIGINT), "
+                       "credits_reset), conv_limit = COALESCE(CAST(%s AS BIGINT), conv_limit), conv_reset = "
+                       "COALESCE(CAST(%s AS BIGINT), conv_reset), is_active = COALESCE(CAST(%s AS SMALLINT), "
+                       "is_active), is_verified = COALESCE(CAST(%s AS SMALLINT), is_verified), updated_at = %s "
+                       "WHERE id = %s"},
     [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
                           "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
                           "AND id = %s"},
@@ -565,6 +576,7 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .staff_set_password = dbd_staff_set_password,                                              \
         .staff_login_failed = dbd_staff_login_failed,                                              \
         .staff_login_ok = dbd_staff_login_ok,                                                      \
+        .user_update = dbd_user_update,                                                            \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

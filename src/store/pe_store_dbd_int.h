@@ -19,7 +19,7 @@ typedef enum {
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
     Q_STAFF_INSERT, Q_STAFF_BY_ID, Q_STAFF_BY_NAME, Q_STAFF_LIST, Q_STAFF_SET_PASSWORD, Q_STAFF_FAIL_COUNT,
-    Q_STAFF_FAIL_LOCK, Q_STAFF_FAIL_READ, Q_STAFF_LOGIN_OK,
+    Q_STAFF_FAIL_LOCK, Q_STAFF_FAIL_READ, Q_STAFF_LOGIN_OK, Q_USER_UPDATE,
     Q_COUNT
 } pe_q_e;
 
@@ -111,6 +111,7 @@ pe_store_status_e dbd_staff_by_username(pe_store_t *st, pe_principal_kind_e kind
 pe_store_status_e dbd_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
 pe_store_status_e dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id, const char *hash, apr_time_t now);
 pe_store_status_e dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e dbd_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
 pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

@@ -114,3 +114,20 @@ pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, c
 
     return pe_dbd_update(st, Q_STAFF_LOGIN_OK, 3, a);
 }
+
+/* An operator's change of a user (in this file: it is the operators' write). */
+pe_store_status_e dbd_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const char *a[] = {ch->name, ch->about_me, ch->hobbies, ch->user_type, ch->subscription_plan, ch->access_rtype,
+                       ch->level, ch->additional_notes,
+                       ch->set_credits ? pe_dbd_i64(p, ch->credits_main) : NULL,
+                       ch->set_credits ? pe_dbd_i64(p, ch->credits_reset) : NULL,
+                       ch->set_limits ? pe_dbd_i64(p, ch->conv_limit) : NULL,
+                       ch->set_limits ? pe_dbd_i64(p, ch->conv_reset) : NULL,
+                       ch->set_active ? (ch->is_active ? "1" : "0") : NULL,
+                       ch->set_verified ? (ch->is_verified ? "1" : "0") : NULL,
+                       pe_dbd_i64(p, now), id};
+
+    return pe_dbd_update(st, Q_USER_UPDATE, 16, a);
+}

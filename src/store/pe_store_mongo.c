@@ -647,4 +647,5 @@ static const pe_store_ops_t pe_mongo_ops = {
     .staff_set_password = pe_mg_staff_set_password,
     .staff_login_failed = pe_mg_staff_login_failed,
     .staff_login_ok = pe_mg_staff_login_ok,
+    .user_update = pe_mg_user_update,
 };

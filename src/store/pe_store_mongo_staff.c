@@ -295,3 +295,45 @@ pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind,
                         BCON_NEW("$set", "{", "failed_logins", BCON_INT32(0), "locked_until", BCON_INT64(0),
                                  "last_login", BCON_INT64(now), "}"));
 }
+
+/* An operator's change of a user: one update_one with the fields given (in this file: it is
+ * the operators' write). */
+pe_store_status_e pe_mg_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now)
+{
+    static const char *const names[] = {"name", "about_me", "hobbies", "user_type", "subscription_plan",
+                                        "access_rtype", "level", "additional_notes"};
+    const char *values[] = {ch->name, ch->about_me, ch->hobbies, ch->user_type, ch->subscription_plan,
+                            ch->access_rtype, ch->level, ch->additional_notes};
+    bson_t *f = bson_new(), *up = bson_new(), set;
+    long matched = 0;
+    pe_store_status_e rs;
+    int i;
+
+    if (!pe_mg_append_oid(f, "_id", id)) {
+        bson_destroy(f);
+        bson_destroy(up);
+        return PE_STORE_NOTFOUND;
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(up, "$set", &set);
+    for (i = 0; i < 8; i++)
+        if (values[i])
+            BSON_APPEND_UTF8(&set, names[i], values[i]);
+    if (ch->set_credits) {
+        BSON_APPEND_INT64(&set, "credits_main", ch->credits_main);
+        BSON_APPEND_INT64(&set, "credits_reset", ch->credits_reset);
+    }
+    if (ch->set_limits) {
+        BSON_APPEND_INT64(&set, "conv_limit", ch->conv_limit);
+        BSON_APPEND_INT64(&set, "conv_reset", ch->conv_reset);
+    }
+    if (ch->set_active)
+        BSON_APPEND_INT32(&set, "is_active", ch->is_active ? 1 : 0);
+    if (ch->set_verified)
+        BSON_APPEND_INT32(&set, "is_verified", ch->is_verified ? 1 : 0);
+    BSON_APPEND_INT64(&set, "updated_at", now);
+    bson_append_document_end(up, &set);
+    rs = pe_mg_update_one(st, PE_MC_USERS, f, up, 0, &matched);
+    bson_destroy(f);
+    bson_destroy(up);
+    return (rs == PE_STORE_OK && matched == 0) ? PE_STORE_NOTFOUND : rs;
+}

@@ -1105,6 +1105,61 @@ START_TEST(race_staff_one_username)
 }
 END_TEST
 
+/* An operator's change: only the given fields move, in one write; NOTFOUND for no user. */
+START_TEST(user_update_by_operator)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("olga", "olga@example.com", "uu1"), *got;
+    pe_user_change_t ch;
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    memset(&ch, 0, sizeof(ch));
+    ch.level = "high";
+    ch.access_rtype = "bpe,tot,react";
+    ch.set_limits = 1;
+    ch.conv_limit = 77;
+    ch.conv_reset = 50;
+    ch.set_active = 1;
+    ch.is_active = 0;
+    ck_assert_int_eq(pe_store_user_update(st, u->id, &ch, 1234), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->level, "high");
+    ck_assert_str_eq(got->access_rtype, "bpe,tot,react");
+    ck_assert_int_eq(got->conv_limit, 77);
+    ck_assert_int_eq(got->conv_reset, 50);
+    ck_assert_int_eq(got->is_active, 0);
+    ck_assert_int_eq(got->updated_at, 1234);
+    /* untouched */
+    ck_assert_str_eq(got->name, "Test User");
+    ck_assert_str_eq(got->subscription_plan, "free");
+    ck_assert_int_eq(got->credits_main, 5);
+    ck_assert_int_eq(got->is_verified, 0);
+    /* an inactive user takes no credit */
+    ck_assert_int_eq(pe_store_credits_take(st, u->id, 1, 1), PE_STORE_EMPTY);
+    memset(&ch, 0, sizeof(ch));
+    ch.set_active = ch.is_active = 1;
+    ch.set_verified = ch.is_verified = 1;
+    ch.set_credits = 1;
+    ch.credits_main = -3; /* operators may set any integer (SPEC 6.6) */
+    ch.credits_reset = 9;
+    ch.additional_notes = "vip";
+    ch.name = "Olga P";
+    ck_assert_int_eq(pe_store_user_update(st, u->id, &ch, 1235), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->is_active, 1);
+    ck_assert_int_eq(got->is_verified, 1);
+    ck_assert_int_eq(got->credits_main, -3);
+    ck_assert_int_eq(got->credits_reset, 9);
+    ck_assert_int_eq(got->conv_limit, 77);
+    ck_assert_str_eq(got->additional_notes, "vip");
+    ck_assert_str_eq(got->name, "Olga P");
+    ck_assert_str_eq(got->level, "high");
+    ck_assert_int_eq(pe_store_credits_take(st, u->id, 1, 1), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_update(st, pe_store_new_id(pe_tp), &ch, 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_user_update(st, "nope", &ch, 1), PE_STORE_NOTFOUND);
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1144,6 +1199,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, staff_create_find_conflicts, 0, n);
     tcase_add_loop_test(tc, staff_login_failures_lock_and_password, 0, n);
     tcase_add_loop_test(tc, race_staff_one_username, 0, n);
+    tcase_add_loop_test(tc, user_update_by_operator, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
