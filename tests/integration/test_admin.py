@@ -1,0 +1,396 @@
+"""Operators (issue 17): the first super-administrator made by pe-admin on a fresh instance, the
+admin panel's and support staff's accounts (login, lockout, sessions of their own kind), the
+permission matrix of SPEC 10.3 route by route and field by field, and changes to a user that
+take effect on that user's next request. Every class runs on SQLite; the same tests run on
+PostgreSQL and MongoDB (parametrised classes)."""
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import pe_mongo
+import pe_pg
+from pe_harness import TOP, HttpdTestCase
+
+FAST = "PEArgon2Cost 1 1M 1\n"
+ADMIN_TOOL = os.path.join(TOP, ".libs", "pe-admin")
+ROOT_PW = "Azure-Pass-4242"
+STAFF_PW = "Staff-Pass-7373"
+USER_PW = "Zebra-Lamp-42"
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+def pe_admin(httpd, *args, password=None):
+    """Run pe-admin on the instance's configuration file; the password on stdin (-i)."""
+    cmd = [ADMIN_TOOL, "-f", os.path.join(httpd.dir, "conf", "httpd.conf")]
+    if password is not None:
+        cmd.append("-i")
+    return subprocess.run(cmd + list(args), input=(password + "\n") if password is not None else "",
+                          capture_output=True, text=True, timeout=60)
+
+
+class AdminMixin:
+    """The tests; a class per store puts this in front of HttpdTestCase."""
+
+    EXTRA_CONF = FAST
+    ALLOWED_LOG_IDS = ("AH01631",)
+    n = 0
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # the first super-administrator: no SQL, no default password
+        p = pe_admin(cls.httpd, "create-super", "root", "Root@Example.com", "Site Root", password=ROOT_PW)
+        if p.returncode != 0:
+            raise AssertionError("pe-admin create-super: %s %s" % (p.stdout, p.stderr))
+        cls.root = cls.admin_login_cls("root", ROOT_PW)
+
+    # -- helpers ----------------------------------------------------------------------------
+    @classmethod
+    def admin_login_cls(cls, username, password):
+        r = cls.httpd.post("/v1/admin-panel/login", {"username": username, "password": password})
+        assert r.status == 200, r
+        return r.json["session"]["session_token"]
+
+    def uniq(self, prefix):
+        AdminMixin.n += 1
+        return "%s%d%d" % (prefix, os.getpid() % 1000, AdminMixin.n)
+
+    def new_admin(self, is_super=False):
+        name = self.uniq("adm")
+        r = self.httpd.post("/v1/admin-panel/create-admin",
+                            {"username": name, "name": "An Admin", "email": name + "@example.com",
+                             "password": STAFF_PW, "is_super_admin": is_super}, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        return self.admin_login_cls(name, STAFF_PW)
+
+    def new_staff(self, level, creator=None):
+        name = self.uniq("st" + level[:3])
+        r = self.httpd.post("/v1/support/create",
+                            {"username": name, "name": "Help Desk", "email": name + "@example.com",
+                             "password": STAFF_PW, "staff_level": level}, headers=bearer(creator or self.root))
+        self.assertEqual(r.status, 200, r)
+        s = self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW})
+        self.assertEqual(s.status, 200, s)
+        self.assertEqual(s.json["staff"]["staff_level"], level)
+        return s.json["session"]["session_token"]
+
+    def new_user(self):
+        name = self.uniq("usr")
+        r = self.httpd.post("/v1/users/register", {"username": name, "name": "A User", "email": name + "@example.com",
+                                                   "password": USER_PW})
+        self.assertEqual(r.status, 201, r)
+        s = self.httpd.post("/v1/users/login", {"email": name + "@example.com", "password": USER_PW})
+        self.assertEqual(s.status, 200, s)
+        return r.json["user_id"], r.json["api_key"], s.json["session"]["session_token"]
+
+    def user_as_root(self, uid):
+        r = self.httpd.get("/v1/admin-panel/users/" + uid, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def events(self, event_type):
+        """(principal_id, username, details as compact JSON) of the stored events of a type."""
+        rows = self.sql("SELECT principal_id, username, details FROM pe_security_events WHERE event_type = '%s'"
+                        % event_type)
+        return [(pid, name, d if isinstance(d, str) else json.dumps(d, separators=(",", ":")))
+                for (pid, name, d) in rows]
+
+    # -- the first administrator and operators' accounts ------------------------------------
+    def test_cli_lists_and_resets(self):
+        p = pe_admin(self.httpd, "list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("root", p.stdout)
+        self.assertIn("super-admin", p.stdout)
+        # an administrator of the same name is refused; a weak password is refused
+        self.assertEqual(pe_admin(self.httpd, "create-super", "root", "x@example.com", password=ROOT_PW).returncode, 3)
+        self.assertEqual(pe_admin(self.httpd, "create-super", "other", "o@example.com", password="weak").returncode, 2)
+        name = self.uniq("pw")
+        self.assertEqual(pe_admin(self.httpd, "create-super", name, name + "@example.com", password=ROOT_PW).returncode,
+                         0)
+        tok = self.admin_login_cls(name, ROOT_PW)
+        p = pe_admin(self.httpd, "passwd", name, password="New-Root-Pass-99")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # the old session ended, the old password fails, the new one works
+        self.assertEqual(self.httpd.post("/v1/admin-panel/logout", headers=bearer(tok)).status, 401)
+        self.assertEqual(self.httpd.post("/v1/admin-panel/login", {"username": name, "password": ROOT_PW}).status, 401)
+        self.admin_login_cls(name, "New-Root-Pass-99")
+        self.assertEqual(pe_admin(self.httpd, "passwd", "nobody", password=ROOT_PW).returncode, 5)
+        self.assertTrue(self.events("admin_password_reset"))
+
+    def test_login_shape_and_logout(self):
+        r = self.httpd.post("/v1/admin-panel/login", {"username": "root", "password": ROOT_PW})
+        self.assertEqual(r.status, 200, r)
+        a = r.json["admin"]
+        self.assertEqual((a["username"], a["email"], a["is_super_admin"]), ("root", "root@example.com", True))
+        self.assertIn("can_create_admins", a["permissions"])
+        self.assertNotIn("refresh_token", r.json["session"])
+        tok = r.json["session"]["session_token"]
+        self.assertEqual(len(tok), 86)
+        self.assertEqual(self.httpd.post("/v1/admin-panel/logout", headers=bearer(tok)).status, 200)
+        self.assertEqual(self.httpd.post("/v1/admin-panel/logout", headers=bearer(tok)).status, 401)
+        # an admin session is not a user session, and cannot be refreshed
+        self.assertTrue(self.events("admin_login_successful"))
+
+    def test_admin_lockout(self):
+        tok = self.new_admin()
+        name = self.httpd.get("/v1/users/profile", headers=bearer(tok))  # not a user: refused
+        self.assertIn(name.status, (401, 403))
+        uname = self.uniq("lock")
+        self.assertEqual(self.httpd.post("/v1/admin-panel/create-admin",
+                                         {"username": uname, "name": "Locked", "email": uname + "@example.com",
+                                          "password": STAFF_PW}, headers=bearer(self.root)).status, 200)
+        for i in range(3):
+            r = self.httpd.post("/v1/admin-panel/login", {"username": uname, "password": "Wrong-Pass-%d" % i})
+            self.assertEnvelope(r, 401, "INVALID_CREDENTIALS")
+        j = self.assertEnvelope(self.httpd.post("/v1/admin-panel/login", {"username": uname, "password": STAFF_PW}),
+                                423, "ACCOUNT_LOCKED")
+        self.assertIn("Admin account locked until", j["message"])
+        # an unknown username gets the same 401 as a wrong password
+        u = self.httpd.post("/v1/admin-panel/login", {"username": "nobody-here", "password": "Wrong-Pass-1"})
+        self.assertEnvelope(u, 401, "INVALID_CREDENTIALS")
+        # pe-admin passwd lifts the lock
+        self.assertEqual(pe_admin(self.httpd, "passwd", uname, password=STAFF_PW + "x").returncode, 0)
+        self.admin_login_cls(uname, STAFF_PW + "x")
+        self.assertTrue(self.events("admin_locked"))
+
+    def test_support_lockout_after_five(self):
+        self.new_staff("new")
+        name = self.uniq("stlock")
+        self.assertEqual(self.httpd.post("/v1/support/create",
+                                         {"username": name, "name": "Help Desk", "email": name + "@example.com",
+                                          "password": STAFF_PW}, headers=bearer(self.root)).status, 200)
+        for i in range(5):
+            self.assertEqual(self.httpd.post("/v1/support/login",
+                                             {"username": name, "password": "Wrong-%d-Pass" % i}).status, 401)
+        j = self.assertEnvelope(self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW}),
+                                423, "ACCOUNT_LOCKED")
+        self.assertIn("Support staff account locked until", j["message"])
+
+    def test_who_creates_whom(self):
+        admin = self.new_admin()
+        # an admin creates support staff of each level, not administrators
+        for level in ("new", "support", "advanced"):
+            tok = self.new_staff(level, creator=admin)
+            p = self.httpd.get("/v1/support/permissions", headers=bearer(tok))
+            self.assertEqual(p.status, 200, p)
+            self.assertEqual(p.json["staff_level"], level)
+            self.assertIs(p.json["permissions"]["can_view_users"], True)
+            self.assertIs(p.json["permissions"]["can_update_users"], level != "new")
+            self.assertIs(p.json["permissions"]["can_manage_api_keys"], level == "advanced")
+            prof = self.httpd.get("/v1/support/profile", headers=bearer(tok))
+            self.assertEqual(prof.json["staff_level"], level)
+        j = self.assertEnvelope(self.httpd.post("/v1/admin-panel/create-admin",
+                                                {"username": self.uniq("no"), "name": "Nope", "email": "no@example.com",
+                                                 "password": STAFF_PW}, headers=bearer(admin)), 403, "FORBIDDEN")
+        self.assertEqual(j["message"], "Super admin privileges required")
+        # support staff create nobody
+        staff = self.new_staff("advanced")
+        self.assertEqual(self.httpd.post("/v1/support/create",
+                                         {"username": self.uniq("x"), "name": "Nope", "email": "x@example.com",
+                                          "password": STAFF_PW}, headers=bearer(staff)).status, 403)
+        # duplicates and bad bodies
+        r = self.httpd.post("/v1/admin-panel/create-admin", {"username": "root", "name": "Dup", "email": "d@example.com",
+                                                             "password": STAFF_PW}, headers=bearer(self.root))
+        self.assertEnvelope(r, 409, "USERNAME_EXISTS")
+        r = self.httpd.post("/v1/support/create", {"username": self.uniq("w"), "name": "Weak",
+                                                   "email": "w@example.com", "password": "short"},
+                            headers=bearer(self.root))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        r = self.httpd.post("/v1/support/create", {"username": self.uniq("w"), "name": "Lvl", "email": "l@example.com",
+                                                   "password": STAFF_PW, "staff_level": "boss"},
+                            headers=bearer(self.root))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        created = [d for (_, _, d) in self.events("support_staff_created")]
+        self.assertTrue(any('"staff_level":"advanced"' in d for d in created), created)
+        self.assertTrue(all(STAFF_PW not in d for d in created))
+
+    # -- the permission matrix --------------------------------------------------------------
+    def test_permission_matrix(self):
+        principals = {"new": (self.new_staff("new"), "/v1/support"),
+                      "support": (self.new_staff("support"), "/v1/support"),
+                      "advanced": (self.new_staff("advanced"), "/v1/support"),
+                      "admin": (self.new_admin(), "/v1/admin-panel"),
+                      "super": (self.root, "/v1/admin-panel")}
+        # (body of PUT .../users/{id}, who may) -- SPEC 10.3's field matrix
+        writes = [
+            ({"name": "Renamed"}, {"advanced", "admin", "super"}),
+            ({"email": None}, {"support", "advanced", "admin", "super"}),
+            ({"subscription_plan": "pro"}, {"support", "advanced", "admin", "super"}),
+            ({"limits": {"conversation_limit": 55, "reset": 40}}, {"support", "advanced", "admin", "super"}),
+            ({"credits": {"main": 9, "reset": 9}}, {"support", "advanced", "admin", "super"}),
+            ({"level": "high"}, {"advanced", "admin", "super"}),
+            ({"access_rtype": ["bpe", "react"]}, {"advanced", "admin", "super"}),
+            ({"additional_notes": "vip"}, {"advanced", "admin", "super"}),
+            ({"is_verified": True}, {"advanced", "admin", "super"}),
+            ({"user_type": "Business"}, {"advanced", "admin", "super"}),
+        ]
+        for who, (tok, base) in principals.items():
+            for body, allowed in writes:
+                uid, _, _ = self.new_user()
+                if "email" in body:
+                    body = {"email": self.uniq("mail") + "@example.com"}
+                before = self.user_as_root(uid)
+                r = self.httpd.request("PUT", "%s/users/%s" % (base, uid), body, headers=bearer(tok))
+                after = self.user_as_root(uid)
+                field = next(iter(body))
+                if who in allowed:
+                    self.assertEqual(r.status, 200, (who, body, r))
+                    expect = body[field]
+                    self.assertEqual(after[field], expect, (who, field))
+                else:
+                    self.assertEnvelope(r, 403, "FORBIDDEN")
+                    self.assertEqual(after, before, (who, field))
+            # reading: every operator reads a user; the fields follow the role
+            uid, _, _ = self.new_user()
+            g = self.httpd.get("%s/users/%s" % (base, uid), headers=bearer(tok))
+            self.assertEqual(g.status, 200, g)
+            view = g.json["user"] if base == "/v1/support" else g.json
+            self.assertEqual("credits" in view, who != "new", (who, view))
+            self.assertEqual("access_rtype" in view, who not in ("new", "support"), (who, view))
+            self.assertNotIn("password_hash", view)
+            self.assertNotIn("api_key_digest", view)
+        # actions of their own routes
+        for who, (tok, base) in principals.items():
+            uid, key, _ = self.new_user()
+            r = self.httpd.post("%s/users/%s/regenerate-api-key" % (base, uid), headers=bearer(tok))
+            self.assertEqual(r.status, 200 if who in ("advanced", "admin", "super") else 403, (who, r))
+            if base == "/v1/support":
+                r = self.httpd.post("%s/users/%s/reset-password" % (base, uid), {"new_password": "Fresh-Pass-123"},
+                                    headers=bearer(tok))
+                self.assertEqual(r.status, 200 if who != "new" else 403, (who, r))
+                r = self.httpd.request("PUT", "%s/users/%s/plan" % (base, uid), {"subscription_plan": "team"},
+                                       headers=bearer(tok))
+                self.assertEqual(r.status, 200 if who != "new" else 403, (who, r))
+            r = self.httpd.request("DELETE", "/v1/admin-panel/users/%s?reason=test" % uid, headers=bearer(tok))
+            if who == "super":
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(self.httpd.get("/v1/admin-panel/users/" + uid, headers=bearer(self.root)).status, 404)
+            else:
+                self.assertEqual(r.status, 403, (who, r))
+                self.user_as_root(uid)
+        # unknown fields are refused, nothing changes
+        uid, _, _ = self.new_user()
+        before = self.user_as_root(uid)
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"name": "Ok Name", "password_hash": "x"},
+                               headers=bearer(self.root))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"level": "godlike"}, headers=bearer(self.root))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"access_rtype": ["nope"]},
+                               headers=bearer(self.root))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        self.assertEqual(self.user_as_root(uid), before)
+        self.assertEnvelope(self.httpd.get("/v1/admin-panel/users/000000000000000000000000", headers=bearer(self.root)),
+                            404)
+
+    def test_user_credentials_refused_on_operator_routes(self):
+        uid, key, tok = self.new_user()
+        routes = [("POST", "/v1/admin-panel/logout"), ("POST", "/v1/admin-panel/create-admin"),
+                  ("GET", "/v1/admin-panel/users/" + uid), ("PUT", "/v1/admin-panel/users/" + uid),
+                  ("DELETE", "/v1/admin-panel/users/" + uid),
+                  ("POST", "/v1/admin-panel/users/%s/regenerate-api-key" % uid),
+                  ("POST", "/v1/support/logout"), ("POST", "/v1/support/create"), ("GET", "/v1/support/profile"),
+                  ("GET", "/v1/support/permissions"), ("GET", "/v1/support/users/" + uid),
+                  ("PUT", "/v1/support/users/" + uid), ("POST", "/v1/support/users/%s/reset-password" % uid),
+                  ("PUT", "/v1/support/users/%s/credits" % uid), ("PUT", "/v1/support/users/%s/plan" % uid),
+                  ("POST", "/v1/support/users/%s/regenerate-api-key" % uid)]
+        staff = self.new_staff("advanced")
+        for method, path in routes:
+            for cred in (key, tok, None):
+                r = self.httpd.request(method, path, {"name": "Hacker"}, headers=bearer(cred) if cred else None)
+                self.assertIn(r.status, (401, 403), (method, path, r))
+            # an administrator's token is not a support session, and the reverse
+            if path.startswith("/v1/support") and path != "/v1/support/create":
+                self.assertEqual(self.httpd.request(method, path, {}, headers=bearer(self.root)).status, 403, path)
+            if path.startswith("/v1/admin-panel"):
+                self.assertEqual(self.httpd.request(method, path, {}, headers=bearer(staff)).status, 403, path)
+        self.assertEqual(self.user_as_root(uid)["name"], "A User")
+
+    # -- changes take effect on the user's next request ---------------------------------------
+    def test_changes_apply_at_once(self):
+        uid, key, tok = self.new_user()
+        models = lambda k: self.httpd.get("/v1/models", headers=bearer(k))  # noqa: E731
+        low = models(key)
+        self.assertEqual(low.status, 200, low)
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid,
+                               {"level": "ultra", "access_rtype": ["bpe", "tot", "react"],
+                                "limits": {"conversation_limit": 123, "reset": 100}}, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json["data"]["updated_fields"]), ["access_rtype", "level", "limits"])
+        prof = self.httpd.get("/v1/users/profile", headers=bearer(tok)).json
+        self.assertEqual((prof["level"], prof["access_rtype"], prof["limits"]["conversation_limit"]),
+                         ("ultra", ["bpe", "tot", "react"], 123))
+        self.assertGreaterEqual(len(models(key).json["data"]), len(low.json["data"]))
+        # a new key: the old one is refused on the next request, the new one works
+        r = self.httpd.post("/v1/admin-panel/users/%s/regenerate-api-key" % uid, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        new_key = r.json["data"]["api_key"]
+        self.assertEqual(models(key).status, 401)
+        self.assertEqual(models(new_key).status, 200)
+        # deactivated: key and session refused at once
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"is_active": False}, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(models(new_key).status, 401)
+        self.assertEqual(self.httpd.get("/v1/users/profile", headers=bearer(tok)).status, 401)
+        self.assertEqual(self.httpd.post("/v1/users/login", {"email": prof["email"], "password": USER_PW}).status, 401)
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"is_active": True}, headers=bearer(self.root))
+        self.assertEqual(models(new_key).status, 200)
+        # every change is an event naming the actor, the target and the fields, no secret
+        ev = [(pid, name, d) for (pid, name, d) in self.events("user_updated") if uid in d]
+        self.assertEqual(len(ev), 3, ev)
+        self.assertTrue(all(name == "root" for (_, name, _) in ev))
+        self.assertTrue(any('"is_active"' in d for (_, _, d) in ev))
+        rk = [d for (_, _, d) in self.events("api_key_regenerated_by_admin") if uid in d]
+        self.assertEqual(len(rk), 1)
+        self.assertNotIn(new_key, rk[0])
+
+    def test_support_reset_password(self):
+        staff = self.new_staff("support")
+        uid, key, tok = self.new_user()
+        email = self.user_as_root(uid)["email"]
+        r = self.httpd.post("/v1/support/users/%s/reset-password" % uid, {"new_password": "weak"}, headers=bearer(staff))
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        r = self.httpd.post("/v1/support/users/%s/reset-password" % uid, {"new_password": "Brand-New-Pass-5"},
+                            headers=bearer(staff))
+        self.assertEqual(r.status, 200, r)
+        # the user's sessions ended; the new password works, the old one does not
+        self.assertEqual(self.httpd.get("/v1/users/profile", headers=bearer(tok)).status, 401)
+        self.assertEqual(self.httpd.post("/v1/users/login", {"email": email, "password": USER_PW}).status, 401)
+        self.assertEqual(self.httpd.post("/v1/users/login", {"email": email, "password": "Brand-New-Pass-5"}).status,
+                         200)
+        ev = [d for (_, _, d) in self.events("user_password_reset_by_support") if uid in d]
+        self.assertEqual(len(ev), 1)
+        self.assertNotIn("Brand-New-Pass-5", ev[0])
+        self.assertIn('"staff_level":"support"', ev[0])
+        with open(os.path.join(self.httpd.dir, "logs", "access.log")) as f:
+            log = f.read()
+        self.assertNotIn("Brand-New-Pass-5", log)
+
+
+class AdminSqlite(AdminMixin, HttpdTestCase):
+    def sql(self, q):
+        return self.httpd.sqlite(q)
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class AdminPostgres(pe_pg.PostgresClass, AdminMixin, HttpdTestCase):
+    PG_NAME = "pg-admin"
+
+    def sql(self, q):
+        out = self.pg.query(q)
+        return [tuple(line.split("|", 2)) for line in out.splitlines()]
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class AdminMongo(pe_mongo.MongoClass, AdminSqlite):
+    """The SQLite class's tests on MongoDB (its SQL runs on the collections: pe_mongo.SqlOnMongo)."""
+    MONGO_NAME = "mongo-admin"
+
+
+if __name__ == "__main__":
+    unittest.main()
