@@ -311,4 +311,41 @@ typedef struct pe_user_change_t {
  */
 pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
 
+/* Operators' lists (SPEC 10.1): a page of rows and the total that matches, newest first unless
+ * a sort says otherwise. offset >= 0, 1 <= limit. */
+
+/** What an operator's list of users filters and sorts by. */
+typedef struct pe_user_query_t {
+    const char *search;           /* case-insensitive substring of username, name or e-mail; NULL: any */
+    const char *email, *username; /* exact; NULL: any */
+    const char *plan;             /* subscription_plan, exact; NULL: any */
+    int verified, active;         /* 0 or 1; -1: any */
+    const char *sort;             /* "created_at" (default), "username", "email", "last_login" */
+    int ascending;                /* else descending */
+    long offset, limit;
+} pe_user_query_t;
+
+/** A page of users (pe_user_t *) and *total, the number of users the filters match. */
+pe_store_status_e pe_store_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+
+/** A stored security event. */
+typedef struct pe_event_t {
+    const char *id;
+    const char *event_type;
+    pe_principal_kind_e kind;
+    const char *principal_id, *username, *ip_address;
+    const char *details; /* JSON object text */
+    const char *severity;
+    apr_time_t created_at;
+} pe_event_t;
+
+/** A page of security events (pe_event_t *), newest first; filters NULL: any. */
+pe_store_status_e pe_store_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                      const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                      long *total);
+
+/** A page of a user's conversation logs (pe_message_log_t *), newest first. */
+pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                       apr_array_header_t **out, long *total);
+
 #endif

@@ -103,6 +103,12 @@ typedef struct pe_store_ops_t {
                                             int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
     pe_store_status_e (*staff_login_ok)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
     pe_store_status_e (*user_update)(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+    pe_store_status_e (*user_list)(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+    pe_store_status_e (*event_list)(pe_store_t *st, const char *event_type, const char *severity,
+                                    const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                    long *total);
+    pe_store_status_e (*msglog_list)(pe_store_t *st, const char *user_id, long offset, long limit,
+                                     apr_array_header_t **out, long *total);
 } pe_store_ops_t;
 
 /**

@@ -441,3 +441,27 @@ pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_
 {
     PE_STORE_CALL(st, user_update, id, ch, now);
 }
+
+pe_store_status_e pe_store_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_user_t *));
+    *total = 0;
+    PE_STORE_CALL(st, user_list, q, out, total);
+}
+
+pe_store_status_e pe_store_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                      const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                      long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_event_t *));
+    *total = 0;
+    PE_STORE_CALL(st, event_list, event_type, severity, principal_id, offset, limit, out, total);
+}
+
+pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                       apr_array_header_t **out, long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_message_log_t *));
+    *total = 0;
+    PE_STORE_CALL(st, msglog_list, user_id, offset, limit, out, total);
+}

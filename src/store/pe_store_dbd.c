@@ -152,6 +152,35 @@ static const struct {
                        "COALESCE(CAST(%s AS BIGINT), conv_reset), is_active = COALESCE(CAST(%s AS SMALLINT), "
                        "is_active), is_verified = COALESCE(CAST(%s AS SMALLINT), is_verified), updated_at = %s "
                        "WHERE id = %s"},
+    /* Operators' lists: the filters of pe_user_query_t; '' or -1 means any (see pe_store_dbd_lists.c). */
+#define USER_FILTER                                                                                \
+    "(%s = '' OR LOWER(username) LIKE %s ESCAPE '!' OR LOWER(email) LIKE %s ESCAPE '!' OR LOWER(name) LIKE %s "  \
+    "ESCAPE '!') AND (%s = '' OR email = %s) AND (%s = '' OR username = %s) AND (%s = '' OR subscription_plan = " \
+    "%s) AND (CAST(%s AS INTEGER) < 0 OR is_verified = CAST(%s AS INTEGER)) AND (CAST(%s AS INTEGER) < 0 OR "     \
+    "is_active = CAST(%s AS INTEGER))"
+#define USER_LIST(label, order)                                                                    \
+    {label, "SELECT " USER_COLS " FROM pe_users WHERE " USER_FILTER " ORDER BY " order                    \
+            " LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS INTEGER)"}
+    [Q_USER_LIST_FIRST + 0] = USER_LIST("pe_user_list_cd", "created_at DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 1] = USER_LIST("pe_user_list_ca", "created_at ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 2] = USER_LIST("pe_user_list_ud", "username DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 3] = USER_LIST("pe_user_list_ua", "username ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 4] = USER_LIST("pe_user_list_ed", "email DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 5] = USER_LIST("pe_user_list_ea", "email ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 6] = USER_LIST("pe_user_list_ld", "last_login DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 7] = USER_LIST("pe_user_list_la", "last_login ASC, id ASC"),
+    [Q_USER_COUNT_Q] = {"pe_user_count_q", "SELECT COUNT(*) FROM pe_users WHERE " USER_FILTER},
+#define EVENT_FILTER "(%s = '' OR event_type = %s) AND (%s = '' OR severity = %s) AND (%s = '' OR principal_id = %s)"
+    [Q_EVENT_LIST] = {"pe_event_list",
+                      "SELECT id, event_type, principal_kind, principal_id, username, ip_address, details, severity, "
+                      "created_at FROM pe_security_events WHERE " EVENT_FILTER " ORDER BY created_at DESC, id DESC "
+                      "LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS INTEGER)"},
+    [Q_EVENT_COUNT_Q] = {"pe_event_count_q", "SELECT COUNT(*) FROM pe_security_events WHERE " EVENT_FILTER},
+    [Q_MSGLOG_LIST] = {"pe_msglog_list",
+                       "SELECT request_id, user_id, username, model, r_type, research_enabled, messages, response, "
+                       "status, tokens_used, processing_time_ms, ip_address, created_at FROM pe_message_logs WHERE "
+                       "user_id = %s ORDER BY created_at DESC, id DESC LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS "
+                       "INTEGER)"},
     [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
                           "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
                           "AND id = %s"},
@@ -577,6 +606,9 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .staff_login_failed = dbd_staff_login_failed,                                              \
         .staff_login_ok = dbd_staff_login_ok,                                                      \
         .user_update = dbd_user_update,                                                            \
+        .user_list = dbd_user_list,                                                                \
+        .event_list = dbd_event_list,                                                              \
+        .msglog_list = dbd_msglog_list,                                                            \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -20,6 +20,9 @@ typedef enum {
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
     Q_STAFF_INSERT, Q_STAFF_BY_ID, Q_STAFF_BY_NAME, Q_STAFF_LIST, Q_STAFF_SET_PASSWORD, Q_STAFF_FAIL_COUNT,
     Q_STAFF_FAIL_LOCK, Q_STAFF_FAIL_READ, Q_STAFF_LOGIN_OK, Q_USER_UPDATE,
+    /* operators' lists: Q_USER_LIST_FIRST + 2 * sort key + ascending (pe_store_dbd_lists.c) */
+    Q_USER_LIST_FIRST, Q_USER_LIST_LAST = Q_USER_LIST_FIRST + 7, Q_USER_COUNT_Q, Q_EVENT_LIST, Q_EVENT_COUNT_Q,
+    Q_MSGLOG_LIST,
     Q_COUNT
 } pe_q_e;
 
@@ -112,6 +115,11 @@ pe_store_status_e dbd_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_a
 pe_store_status_e dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id, const char *hash, apr_time_t now);
 pe_store_status_e dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
 pe_store_status_e dbd_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+pe_store_status_e dbd_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+pe_store_status_e dbd_event_list(pe_store_t *st, const char *event_type, const char *severity, const char *principal_id, long offset, long limit, apr_array_header_t **out, long *total);
+pe_store_status_e dbd_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit, apr_array_header_t **out, long *total);
+/** A row of USER_COLS as a user (pe_store_dbd_users.c). */
+pe_user_t *pe_dbd_user_from_cols(apr_pool_t *p, const char **c);
 pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

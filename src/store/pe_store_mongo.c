@@ -648,4 +648,7 @@ static const pe_store_ops_t pe_mongo_ops = {
     .staff_login_failed = pe_mg_staff_login_failed,
     .staff_login_ok = pe_mg_staff_login_ok,
     .user_update = pe_mg_user_update,
+    .user_list = pe_mg_user_list,
+    .event_list = pe_mg_event_list,
+    .msglog_list = pe_mg_msglog_list,
 };

@@ -150,5 +150,13 @@ pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e k
                                            int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 pe_store_status_e pe_mg_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+pe_store_status_e pe_mg_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+pe_store_status_e pe_mg_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                   const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                   long *total);
+pe_store_status_e pe_mg_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                    apr_array_header_t **out, long *total);
+/** A user document as a user (pe_store_mongo_users.c). */
+pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d);
 
 #endif

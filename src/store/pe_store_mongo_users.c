@@ -37,7 +37,7 @@ static bson_t *by_id(const char *id)
 /* ----------------------------------------------------------------------------------------- */
 /* Users */
 
-static pe_user_t *user_from_doc(apr_pool_t *p, const bson_t *d)
+pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d)
 {
     pe_user_t *u = apr_pcalloc(p, sizeof(*u));
 
@@ -250,7 +250,7 @@ static pe_store_status_e user_by(pe_store_t *st, bson_t *f, pe_user_t **out)
     rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
     bson_destroy(f);
     if (rs == PE_STORE_OK)
-        *out = user_from_doc(pe_store_pool(st), doc);
+        *out = pe_mg_user_from_doc(pe_store_pool(st), doc);
     return rs;
 }
 

@@ -9,6 +9,7 @@
  * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
  * a connection of its own (the concurrency tests open one per process).
  */
+#include "pe_json.h"
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
@@ -1160,6 +1161,139 @@ START_TEST(user_update_by_operator)
 }
 END_TEST
 
+/* Operators' lists: filters, sorts, pages and totals; events and conversation logs newest first. */
+START_TEST(operator_lists)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_query_t q;
+    apr_array_header_t *out;
+    pe_message_log_t recs[3];
+    long total = -1;
+    int k;
+
+    for (k = 0; k < 12; k++) {
+        pe_user_t *u = mkuser(apr_psprintf(pe_tp, "lst%02d", k), apr_psprintf(pe_tp, "lst%02d@%s.example.com", k,
+                                                                                k % 3 ? "corp" : "home"),
+                              apr_psprintf(pe_tp, "lk%d", k));
+
+        u->created_at = 1000 + k;
+        u->subscription_plan = k % 4 ? "free" : "pro";
+        u->is_verified = k % 2;
+        u->is_active = k != 5;
+        ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    }
+    ck_assert_int_eq(pe_store_user_create(st, mkuser("pct_user", "100%_x@example.com", "lkp")), PE_STORE_OK);
+    memset(&q, 0, sizeof(q));
+    q.verified = q.active = -1;
+    q.limit = 5;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 13);
+    ck_assert_int_eq(out->nelts, 5);
+    /* newest first: pct_user was made now, then lst11, lst10... */
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_user_t *)->username, "lst11");
+    q.offset = 10;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 2, pe_user_t *)->username, "lst00");
+    /* search: a case-insensitive substring of username, name or e-mail; LIKE's wildcards are literal */
+    memset(&q, 0, sizeof(q));
+    q.verified = q.active = -1;
+    q.limit = 50;
+    q.search = "HOME";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 4);
+    q.search = "0%_";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    q.search = "lst0_";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 0);
+    /* exact filters, combined */
+    q.search = NULL;
+    q.plan = "pro";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 3);
+    q.plan = NULL;
+    q.verified = 1;
+    q.active = 0;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "lst05");
+    q.verified = q.active = -1;
+    q.email = "lst07@corp.example.com";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    q.email = NULL;
+    q.username = "lst08";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    /* sorts */
+    q.username = NULL;
+    q.sort = "username";
+    q.ascending = 1;
+    q.limit = 2;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "lst00");
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_user_t *)->username, "lst01");
+    q.ascending = 0;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    q.sort = "email";
+    q.ascending = 1;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->email, "100%_x@example.com");
+
+    /* events: filters and newest first */
+    for (k = 0; k < 7; k++)
+        ck_assert_int_eq(pe_store_event(st, k % 2 ? "user_updated" : "admin_login_successful", PE_PRINCIPAL_ADMIN,
+                                        k < 3 ? "a1" : "a2", "root", "127.0.0.1",
+                                        pe_json_bind(pe_tp, json_pack("{s:i}", "k", k)), k == 6 ? "warning" : "info",
+                                        100 + k),
+                         PE_STORE_OK);
+    ck_assert_int_eq(pe_store_event_list(st, NULL, NULL, NULL, 0, 3, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 7);
+    ck_assert_int_eq(out->nelts, 3);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 106);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->severity, "warning");
+    ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(out, 0, pe_event_t *)->details, "\"k\""));
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->kind, PE_PRINCIPAL_ADMIN);
+    ck_assert_int_eq(pe_store_event_list(st, "user_updated", NULL, NULL, 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 3);
+    ck_assert_int_eq(pe_store_event_list(st, "admin_login_successful", "info", "a2", 0, 10, &out, &total),
+                     PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 104);
+    ck_assert_int_eq(pe_store_event_list(st, NULL, NULL, NULL, 6, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 100);
+
+    /* a user's conversation logs */
+    memset(recs, 0, sizeof(recs));
+    for (k = 0; k < 3; k++) {
+        recs[k].request_id = apr_psprintf(pe_tp, "req-%d", k);
+        recs[k].user_id = k < 2 ? "lu1" : "lu2";
+        recs[k].model = "gpt-test";
+        recs[k].messages = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+        recs[k].tokens_used = 10 + k;
+        recs[k].status = 200;
+        recs[k].created_at = 500 + k;
+    }
+    ck_assert_int_eq(pe_store_msglog_insert(st, recs, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_list(st, "lu1", 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 2);
+    ck_assert_int_eq(out->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_message_log_t *)->request_id, "req-1");
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_message_log_t *)->tokens_used, 11);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_message_log_t *)->messages, recs[0].messages);
+    ck_assert_int_eq(pe_store_msglog_list(st, "lu1", 1, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 1);
+    ck_assert_int_eq(pe_store_msglog_list(st, "nobody", 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 0);
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1200,6 +1334,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, staff_login_failures_lock_and_password, 0, n);
     tcase_add_loop_test(tc, race_staff_one_username, 0, n);
     tcase_add_loop_test(tc, user_update_by_operator, 0, n);
+    tcase_add_loop_test(tc, operator_lists, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
