@@ -21,5 +21,8 @@ pe_handler_fn pe_h_admin_login, pe_h_support_login, pe_h_staff_logout, pe_h_admi
 pe_handler_fn pe_h_support_profile, pe_h_support_permissions;
 pe_handler_fn pe_h_ops_user_get, pe_h_ops_user_put, pe_h_ops_user_credits, pe_h_ops_user_plan, pe_h_ops_user_delete;
 pe_handler_fn pe_h_ops_user_rekey, pe_h_ops_user_password;
+/* operators' lists (pe_h_ops_lists.c) */
+pe_handler_fn pe_h_ops_users_list, pe_h_ops_events, pe_h_ops_msglogs, pe_h_ops_statistics;
+pe_handler_fn pe_h_ops_iplist_get, pe_h_ops_iplist_add, pe_h_ops_iplist_remove;
 
 #endif

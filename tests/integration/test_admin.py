@@ -3,6 +3,7 @@ admin panel's and support staff's accounts (login, lockout, sessions of their ow
 permission matrix of SPEC 10.3 route by route and field by field, and changes to a user that
 take effect on that user's next request. Every class runs on SQLite; the same tests run on
 PostgreSQL and MongoDB (parametrised classes)."""
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -370,6 +371,126 @@ class AdminMixin:
         with open(os.path.join(self.httpd.dir, "logs", "access.log")) as f:
             log = f.read()
         self.assertNotIn("Brand-New-Pass-5", log)
+
+    # -- lists ----------------------------------------------------------------------------------
+    def test_users_list_paging_and_filters(self):
+        tag = self.uniq("pg")
+        n = 1000
+
+        def reg(i):
+            name = "%s_%04d" % (tag, i)
+            r = self.httpd.post("/v1/users/register", {"username": name, "name": "Paged User",
+                                                       "email": name + ("@even.example.com" if i % 2 == 0
+                                                                        else "@odd.example.com"),
+                                                       "password": USER_PW})
+            return r.status, r.json.get("user_id")
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            made = list(ex.map(reg, range(n)))
+        self.assertEqual([st for st, _ in made], [201] * n)
+        ids = dict((i, uid) for i, (_, uid) in enumerate(made))
+        # a few changed by an operator, to filter on
+        for i in (3, 5, 7):
+            self.assertEqual(self.httpd.request("PUT", "/v1/admin-panel/users/" + ids[i], {"is_active": False},
+                                                headers=bearer(self.root)).status, 200)
+        for i in (2, 4):
+            self.assertEqual(self.httpd.request("PUT", "/v1/admin-panel/users/" + ids[i],
+                                                {"subscription_plan": tag, "is_verified": True},
+                                                headers=bearer(self.root)).status, 200)
+        get = lambda q: self.httpd.get("/v1/admin-panel/users?" + q, headers=bearer(self.root))  # noqa: E731
+        r = get("search=%s&page_size=100" % tag)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["total_count"], len(r.json["users"]), r.json["page"], r.json["page_size"]),
+                         (n, 100, 1, 100))
+        seen = set()
+        for page in range(1, 11):
+            r = get("search=%s&page_size=100&page=%d&sort=username&order=asc" % (tag.upper(), page))
+            names = [u["username"] for u in r.json["users"]]
+            self.assertEqual(names, sorted(names))
+            seen.update(names)
+        self.assertEqual(len(seen), n)
+        self.assertEqual(get("search=%s&page=11&page_size=100" % tag).json["users"], [])
+        self.assertEqual(get("search=%s&page_size=5&sort=username&order=desc" % tag).json["users"][0]["username"],
+                         "%s_%04d" % (tag, n - 1))
+        self.assertEqual(get("search=even.example&page_size=1").json["total_count"] >= n // 2, True)
+        self.assertEqual(get("search=%s&is_active=false" % tag).json["total_count"], 3)
+        self.assertEqual(get("plan=%s" % tag).json["total_count"], 2)
+        self.assertEqual(get("plan=%s&is_verified=true" % tag).json["total_count"], 2)
+        self.assertEqual(get("username=%s_0042" % tag).json["users"][0]["id"], ids[42])
+        self.assertEqual(get("email=%s_0043@odd.example.com" % tag).json["total_count"], 1)
+        for bad in ("page=0", "page_size=101", "sort=password_hash", "is_active=maybe", "nonsense=1"):
+            self.assertEnvelope(get(bad), 422, "VALIDATION_ERROR")
+        # support staff see the list with their level's fields
+        s = self.httpd.get("/v1/support/users?search=%s_000&page_size=3" % tag,
+                           headers=bearer(self.new_staff("new")))
+        self.assertEqual(s.status, 200, s)
+        self.assertEqual(s.json["staff_level"], "new")
+        self.assertEqual(s.json["total_count"], 10)
+        self.assertNotIn("credits", s.json["users"][0])
+
+    def test_statistics_match_counts(self):
+        for _ in range(3):
+            self.new_user()
+        r = self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        us = r.json["user_statistics"]
+        get = lambda q: self.httpd.get("/v1/admin-panel/users?page_size=1&" + q,  # noqa: E731
+                                       headers=bearer(self.root)).json["total_count"]
+        self.assertEqual(us["total_users"], get(""))
+        self.assertEqual(us["active_users"], get("is_active=true"))
+        self.assertEqual(us["inactive_users"], get("is_active=false"))
+        self.assertEqual(us["verified_users"], get("is_verified=true"))
+        self.assertEqual(us["active_users"] + us["inactive_users"], us["total_users"])
+        self.assertGreaterEqual(us["total_users"], 3)
+        self.assertEqual(self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.new_admin())).status, 200)
+        self.assertEqual(self.httpd.get("/v1/admin-panel/statistics",
+                                        headers=bearer(self.new_staff("advanced"))).status, 403)
+
+    def test_security_logs_and_message_logs(self):
+        uid, _, _ = self.new_user()
+        self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"level": "medium"}, headers=bearer(self.root))
+        self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"level": "high"}, headers=bearer(self.root))
+        r = self.httpd.get("/v1/admin-panel/security-logs?event_type=user_updated&page_size=100",
+                           headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        mine = [e for e in r.json["logs"] if e["details"].get("target_user_id") == uid]
+        self.assertEqual(len(mine), 2)
+        self.assertEqual(mine[0]["username"], "root")
+        self.assertEqual(mine[0]["principal_kind"], "admin")
+        self.assertEqual(mine[0]["details"]["fields_changed"], ["level"])
+        self.assertGreaterEqual(mine[0]["timestamp"], mine[1]["timestamp"])
+        r = self.httpd.get("/v1/admin-panel/security-logs?user_id=%s&page_size=100" % uid, headers=bearer(self.root))
+        self.assertTrue(all(e["user_id"] == uid for e in r.json["logs"]))
+        self.assertIn("user_registered", [e["event_type"] for e in r.json["logs"]])
+        r = self.httpd.get("/v1/admin-panel/security-logs?severity=warning&page_size=1", headers=bearer(self.root))
+        self.assertEqual(r.status, 200)
+        self.assertTrue(all(e["severity"] == "warning" for e in r.json["logs"]))
+        r = self.httpd.get("/v1/admin-panel/message-logs/" + uid, headers=bearer(self.root))
+        self.assertEqual((r.status, r.json["total_count"], r.json["logs"]), (200, 0, []))
+        self.assertEqual(self.httpd.get("/v1/admin-panel/security-logs",
+                                        headers=bearer(self.new_staff("advanced"))).status, 403)
+
+    def test_ip_lists(self):
+        admin = self.new_admin()
+        for path, note in (("/v1/admin-panel/ip-blocks", "reason"), ("/v1/admin-panel/ip-whitelist", "description")):
+            r = self.httpd.post(path, {"network": "192.0.2.0/24", note: "test range", "expires_in": 3600},
+                                headers=bearer(admin))
+            self.assertEqual(r.status, 200, r)
+            self.assertEnvelope(self.httpd.post(path, {"network": "not-an-ip"}, headers=bearer(admin)), 422)
+            lst = self.httpd.get(path, headers=bearer(admin)).json["entries"]
+            mine = [e for e in lst if e["network"] == "192.0.2.0/24"]
+            self.assertEqual(len(mine), 1)
+            self.assertEqual(mine[0][note], "test range")
+            self.assertIsNotNone(mine[0]["expires_at"])
+            r = self.httpd.request("DELETE", "%s/%d" % (path, mine[0]["id"]), headers=bearer(admin))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(self.httpd.request("DELETE", "%s/%d" % (path, mine[0]["id"]),
+                                                headers=bearer(admin)).status, 404)
+            self.assertFalse([e for e in self.httpd.get(path, headers=bearer(admin)).json["entries"]
+                              if e["network"] == "192.0.2.0/24"])
+            self.assertEqual(self.httpd.get(path, headers=bearer(self.new_staff("advanced"))).status, 403)
+        self.assertTrue(self.events("ip_block_added"))
+        self.assertTrue(self.events("ip_whitelist_removed"))
 
 
 class AdminSqlite(AdminMixin, HttpdTestCase):
