@@ -493,6 +493,54 @@ class AdminMixin:
         self.assertTrue(self.events("ip_whitelist_removed"))
 
 
+def doc_example(name):
+    """The apache block of docs/operators.md that starts with the line '# example: <name>'."""
+    with open(os.path.join(TOP, "docs", "operators.md")) as f:
+        text = f.read()
+    start = text.index("# example: %s\n" % name)
+    return text[start:text.index("```", start)]
+
+
+class MountingLocation(HttpdTestCase):
+    """docs/operators.md's <Location> example as written, and the same with only 10.0.0.0/8."""
+    EXTRA_CONF = FAST + doc_example("require-ip") + doc_example("require-ip").replace(
+        "/ops", "/closed").replace(" 127.0.0.1", "")
+    ALLOWED_LOG_IDS = ("AH01630",)  # mod_authz_host's refusal below
+
+    def test_location_example(self):
+        h = self.httpd
+        self.assertEqual(pe_admin(h, "create-super", "root", "root@example.com", password=ROOT_PW).returncode, 0)
+        self.assertEqual(h.get("/ops/health").status, 200)
+        r = h.post("/ops/v1/admin-panel/login", {"username": "root", "password": ROOT_PW})
+        self.assertEqual(r.status, 200, r)
+        tok = r.json["session"]["session_token"]
+        self.assertEqual(h.get("/ops/v1/admin-panel/users", headers=bearer(tok)).status, 200)
+        self.assertEqual(h.post("/ops/v1/users/register", {}).status, 404)  # not a group served there
+        # from an address outside the list: refused before any route runs
+        self.assertEqual(h.post("/closed/v1/admin-panel/login", {"username": "root", "password": ROOT_PW}).status, 403)
+        self.assertEqual(h.get("/closed/health").status, 403)
+
+
+class MountingHtaccess(HttpdTestCase):
+    """docs/operators.md's .htaccess example as written, in <DocumentRoot>/ops/.htaccess."""
+    EXTRA_CONF = FAST
+    ALLOWED_LOG_IDS = ("AH01630",)  # mod_authz_host's refusal at the end
+
+    def test_htaccess_example(self):
+        h = self.httpd
+        d = os.path.join(h.dir, "htdocs", "ops")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write(doc_example("htaccess"))
+        self.assertEqual(pe_admin(h, "create-super", "root", "root@example.com", password=ROOT_PW).returncode, 0)
+        r = h.post("/ops/v1/admin-panel/login", {"username": "root", "password": ROOT_PW})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(h.post("/ops/v1/users/register", {}).status, 404)
+        with open(os.path.join(d, ".htaccess"), "w") as f:
+            f.write(doc_example("htaccess").replace(" 127.0.0.1", ""))
+        self.assertEqual(h.post("/ops/v1/admin-panel/login", {"username": "root", "password": ROOT_PW}).status, 403)
+
+
 class AdminSqlite(AdminMixin, HttpdTestCase):
     def sql(self, q):
         return self.httpd.sqlite(q)
