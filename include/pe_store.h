@@ -348,4 +348,7 @@ pe_store_status_e pe_store_event_list(pe_store_t *st, const char *event_type, co
 pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
                                        apr_array_header_t **out, long *total);
 
+/** Remove the stored prompt of an r_type (back to the built-in); PE_STORE_NOTFOUND when none is stored. */
+pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_type);
+
 #endif

@@ -109,6 +109,7 @@ typedef struct pe_store_ops_t {
                                     long *total);
     pe_store_status_e (*msglog_list)(pe_store_t *st, const char *user_id, long offset, long limit,
                                      apr_array_header_t **out, long *total);
+    pe_store_status_e (*system_prompt_reset)(pe_store_t *st, const char *r_type);
 } pe_store_ops_t;
 
 /**

@@ -465,3 +465,8 @@ pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long
     *total = 0;
     PE_STORE_CALL(st, msglog_list, user_id, offset, limit, out, total);
 }
+
+pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_type)
+{
+    PE_STORE_CALL(st, system_prompt_reset, r_type);
+}

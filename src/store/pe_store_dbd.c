@@ -609,6 +609,7 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .user_list = dbd_user_list,                                                                \
         .event_list = dbd_event_list,                                                              \
         .msglog_list = dbd_msglog_list,                                                            \
+        .system_prompt_reset = dbd_system_prompt_reset,                                            \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

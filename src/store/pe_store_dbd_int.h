@@ -120,6 +120,7 @@ pe_store_status_e dbd_event_list(pe_store_t *st, const char *event_type, const c
 pe_store_status_e dbd_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit, apr_array_header_t **out, long *total);
 /** A row of USER_COLS as a user (pe_store_dbd_users.c). */
 pe_user_t *pe_dbd_user_from_cols(apr_pool_t *p, const char **c);
+pe_store_status_e dbd_system_prompt_reset(pe_store_t *st, const char *r_type);
 pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

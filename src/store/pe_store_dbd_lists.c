@@ -156,3 +156,9 @@ pe_store_status_e dbd_msglog_list(pe_store_t *st, const char *user_id, long offs
     }
     return PE_STORE_OK;
 }
+
+/* The operators' reset of a system prompt to its built-in text (here with the operators' writes). */
+pe_store_status_e dbd_system_prompt_reset(pe_store_t *st, const char *r_type)
+{
+    return pe_dbd_update(st, Q_PROMPT_DEL, 1, &r_type);
+}

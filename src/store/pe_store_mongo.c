@@ -651,4 +651,5 @@ static const pe_store_ops_t pe_mongo_ops = {
     .user_list = pe_mg_user_list,
     .event_list = pe_mg_event_list,
     .msglog_list = pe_mg_msglog_list,
+    .system_prompt_reset = pe_mg_system_prompt_reset,
 };

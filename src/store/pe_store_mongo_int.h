@@ -158,5 +158,6 @@ pe_store_status_e pe_mg_msglog_list(pe_store_t *st, const char *user_id, long of
                                     apr_array_header_t **out, long *total);
 /** A user document as a user (pe_store_mongo_users.c). */
 pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d);
+pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
 
 #endif

@@ -492,6 +492,37 @@ class AdminMixin:
         self.assertTrue(self.events("ip_block_added"))
         self.assertTrue(self.events("ip_whitelist_removed"))
 
+    def test_system_prompts(self):
+        admin = self.new_admin()
+        g = self.httpd.get("/v1/admin/system-prompts", headers=bearer(admin))
+        self.assertEqual(g.status, 200, g)
+        data = g.json["data"]
+        self.assertEqual(data["r_types"], ["bpe", "bcot", "hcot", "react", "tot", "custom"])
+        builtin_bpe = data["prompts"]["bpe"]
+        self.assertTrue(builtin_bpe)
+        r = self.httpd.request("PUT", "/v1/admin/system-prompts", {"r_type": "bpe", "prompt": "Be brief."},
+                               headers=bearer(admin))
+        self.assertEqual(r.status, 200, r)
+        r = self.httpd.request("PUT", "/v1/admin/system-prompts", {"r_type": "custom", "prompt": "Be a poet."},
+                               headers=bearer(admin))
+        self.assertEqual(r.status, 200, r)
+        data = self.httpd.get("/v1/admin/system-prompts", headers=bearer(admin)).json["data"]
+        self.assertEqual((data["prompts"]["bpe"], data["prompts"]["custom"]), ("Be brief.", "Be a poet."))
+        self.assertEqual(sorted(data["overridden"]), ["bpe", "custom"])
+        self.assertEqual(self.httpd.request("DELETE", "/v1/admin/system-prompts/bpe", headers=bearer(admin)).status,
+                         200)
+        self.assertEqual(self.httpd.request("DELETE", "/v1/admin/system-prompts/bpe", headers=bearer(admin)).status,
+                         404)
+        self.assertEqual(self.httpd.get("/v1/admin/system-prompts", headers=bearer(admin)).json["data"]["prompts"]["bpe"],
+                         builtin_bpe)
+        self.assertEnvelope(self.httpd.request("PUT", "/v1/admin/system-prompts", {"r_type": "nope", "prompt": "x"},
+                                               headers=bearer(admin)), 422)
+        for tok in (self.new_staff("advanced"), self.new_user()[1]):
+            self.assertIn(self.httpd.request("PUT", "/v1/admin/system-prompts", {"r_type": "tot", "prompt": "x"},
+                                             headers=bearer(tok)).status, (401, 403))
+        self.assertTrue(self.events("system_prompt_updated"))
+        self.assertTrue(self.events("system_prompt_reset"))
+
 
 def doc_example(name):
     """The apache block of docs/operators.md that starts with the line '# example: <name>'."""

@@ -1294,6 +1294,25 @@ START_TEST(operator_lists)
 }
 END_TEST
 
+/* An operator's reset of a stored prompt: gone, the other r_types kept; NOTFOUND the second time. */
+START_TEST(system_prompt_reset)
+{
+    pe_store_t *st = open_store(_i);
+    const char *p;
+
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "bpe", "Override.", "root", 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a poet.", "root", 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_reset(st, "bpe"), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Be a poet.");
+    ck_assert_int_eq(pe_store_system_prompt_reset(st, "bpe"), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "bpe", "Again.", "root", 6), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Again.");
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1335,6 +1354,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_staff_one_username, 0, n);
     tcase_add_loop_test(tc, user_update_by_operator, 0, n);
     tcase_add_loop_test(tc, operator_lists, 0, n);
+    tcase_add_loop_test(tc, system_prompt_reset, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
