@@ -158,6 +158,21 @@ pe_store_status_e pe_mg_msglog_list(pe_store_t *st, const char *user_id, long of
                                     apr_array_header_t **out, long *total);
 /** A user document as a user (pe_store_mongo_users.c). */
 pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d);
+/**
+ * Claim the unique value (field, value) for owner_id, a document of collection `owners` (by
+ * _id; a claim whose owner is gone is taken over after a while). `name` is what a conflict names.
+ * @param own_ok a claim owner_id holds already counts as taken by it
+ */
+pe_store_status_e pe_mg_claim_take(pe_store_t *st, const char *owners, const char *field, const char *name,
+                                   const char *value, const char *owner_id, int own_ok);
+/** Give up owner_id's claim of (field, value). */
+void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, const char *owner_id);
+/**
+ * Count a failed login of the account `who` (a filter) in coll, then lock it once the count
+ * reaches max (pe_store_user_login_failed's semantics, for users and operators).
+ */
+pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
+                                     apr_time_t lock, int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
 
 #endif

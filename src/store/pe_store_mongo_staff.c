@@ -4,17 +4,15 @@
  * names.
  *
  * Uniqueness of username and e-mail within a kind is held by claim documents in pe_claims, as
- * for users (pe_store_mongo_users.c; holds on a sharded cluster): the claim's _id is derived
- * from ("<kind>_username", value), so operators' claims never meet users' claims. Claims go in
+ * for users (pe_mg_claim_take; holds on a sharded cluster): the claim's _id is derived from
+ * ("<kind>_username", value), so operators' claims never meet users' claims. Claims go in
  * before the account; a claim left behind by a create that stopped half way (its account does
- * not exist) is taken over after PE_MG_STAFF_CLAIM_STALE.
+ * not exist) is taken over after a while.
  */
 #include "pe_store_mongo_int.h"
 
 #include <apr_strings.h>
 #include <string.h>
-
-#define PE_MG_STAFF_CLAIM_STALE apr_time_from_sec(60)
 
 static const char *s0(const char *s)
 {
@@ -56,82 +54,10 @@ static pe_staff_t *staff_from_doc(apr_pool_t *p, const bson_t *d)
     return s;
 }
 
-/* Claims ------------------------------------------------------------------------------------ */
-
 /* The claim kind of a unique field of an operator: "admin_username", "support_email"... */
 static const char *claim_kind(apr_pool_t *p, pe_principal_kind_e kind, const char *field)
 {
     return apr_pstrcat(p, pe_principal_kind_name(kind), "_", field, NULL);
-}
-
-static bson_t *claim_filter(const char *ckind, const char *value)
-{
-    bson_oid_t oid;
-
-    pe_mg_derived_oid(&oid, ckind, value);
-    return BCON_NEW("_id", BCON_OID(&oid));
-}
-
-/* Remove a claim whose account does not exist and that is older than the stale bound; 1 if removed. */
-static int claim_reclaim_stale(pe_store_t *st, pe_principal_kind_e kind, const char *ckind, const char *value)
-{
-    apr_pool_t *p = pe_store_pool(st);
-    bson_t *f = claim_filter(ckind, value), *of;
-    const bson_t *claim = NULL, *owner_doc = NULL;
-    const char *owner;
-    apr_int64_t at;
-    long n = 0;
-    int done = 0;
-
-    if (pe_mg_find_one(st, PE_MC_CLAIMS, f, NULL, &claim) != PE_STORE_OK)
-        goto out;
-    owner = pe_mg_str(p, claim, "user_id");
-    at = pe_mg_i64(claim, "created_at");
-    if (!owner || apr_time_now() - at < PE_MG_STAFF_CLAIM_STALE)
-        goto out;
-    if ((of = staff_filter(kind, owner))) {
-        pe_store_status_e rs = pe_mg_find_one(st, PE_MC_STAFF, of, NULL, &owner_doc);
-
-        bson_destroy(of);
-        if (rs != PE_STORE_NOTFOUND)
-            goto out;
-    }
-    BCON_APPEND(f, "user_id", BCON_UTF8(owner), "created_at", BCON_INT64(at));
-    done = pe_mg_delete(st, PE_MC_CLAIMS, f, 0, &n) == PE_STORE_OK && n == 1;
-out:
-    bson_destroy(f);
-    return done;
-}
-
-/* Claim (field, value) of kind for the account id: OK, CONFLICT naming field, or EIO. */
-static pe_store_status_e claim_take(pe_store_t *st, pe_principal_kind_e kind, const char *field, const char *value,
-                                    const char *id)
-{
-    const char *ckind = claim_kind(pe_store_pool(st), kind, field);
-    pe_store_status_e rs = PE_STORE_CONFLICT;
-    int attempt;
-
-    for (attempt = 0; attempt < 2 && rs == PE_STORE_CONFLICT; attempt++) {
-        bson_t *d = claim_filter(ckind, value);
-
-        BCON_APPEND(d, "field", BCON_UTF8(ckind), "value", BCON_UTF8(value), "user_id", BCON_UTF8(id),
-                    "created_at", BCON_INT64(apr_time_now()));
-        rs = pe_mg_insert(st, PE_MC_CLAIMS, d);
-        bson_destroy(d);
-        if (rs == PE_STORE_CONFLICT && !claim_reclaim_stale(st, kind, ckind, value))
-            break;
-    }
-    return rs == PE_STORE_CONFLICT ? pe_store_set_conflict(st, field) : rs;
-}
-
-static void claim_release(pe_store_t *st, pe_principal_kind_e kind, const char *field, const char *value,
-                          const char *id)
-{
-    bson_t *f = claim_filter(claim_kind(pe_store_pool(st), kind, field), value);
-
-    BCON_APPEND(f, "user_id", BCON_UTF8(id));
-    pe_mg_delete(st, PE_MC_CLAIMS, f, 0, NULL);
-    bson_destroy(f);
 }
 
 /* Operations -------------------------------------------------------------------------------- */
@@ -158,13 +84,14 @@ pe_store_status_e pe_mg_staff_create(pe_store_t *st, const pe_staff_t *s)
     /* NB: claims first, in a fixed order, as for users: of concurrent creates sharing a value
      * exactly one inserts its claim; the others give back what they took. */
     for (i = 0; i < 2 && rs == PE_STORE_OK; i++)
-        if ((rs = claim_take(st, s->kind, fields[i], values[i], s->id)) == PE_STORE_OK)
+        if ((rs = pe_mg_claim_take(st, PE_MC_STAFF, claim_kind(pe_store_pool(st), s->kind, fields[i]), fields[i],
+                                   values[i], s->id, 0)) == PE_STORE_OK)
             held++;
     if (rs == PE_STORE_OK && (rs = pe_mg_insert(st, PE_MC_STAFF, d)) == PE_STORE_CONFLICT)
         pe_store_set_conflict(st, "id");
     if (rs != PE_STORE_OK)
         for (i = 0; i < held; i++)
-            claim_release(st, s->kind, fields[i], values[i], s->id);
+            pe_mg_claim_release(st, claim_kind(pe_store_pool(st), s->kind, fields[i]), values[i], s->id);
     bson_destroy(d);
     return rs;
 }
@@ -237,56 +164,18 @@ pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e k
                                  "locked_until", BCON_INT64(0), "updated_at", BCON_INT64(now), "}"));
 }
 
-/*
- * Count first, then lock once, as pe_mg_user_login_failed does: after an expired lock the
- * counter starts again at 1 (one guarded write); else an atomic $inc; the lock is set by a write
- * guarded by "not locked yet", so concurrent failures set it once.
- */
+/* As for users (pe_mg_login_failed): count first, then lock once. */
 pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
                                            int max, apr_time_t lock, int *failed, apr_time_t *locked_until)
 {
-    bson_t *f = staff_filter(kind, id), *up;
-    const bson_t *doc = NULL;
+    bson_t *who = staff_filter(kind, id);
     pe_store_status_e rs;
 
-    if (!f)
+    if (!who)
         return PE_STORE_NOTFOUND;
-    BCON_APPEND(f, "locked_until", "{", "$gt", BCON_INT64(0), "$lte", BCON_INT64(now), "}");
-    up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until", BCON_INT64(0), "}");
-    rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &doc);
-    bson_destroy(f);
-    bson_destroy(up);
-    if (rs == PE_STORE_NOTFOUND) {
-        f = staff_filter(kind, id);
-        up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
-        rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &doc);
-        bson_destroy(f);
-        bson_destroy(up);
-    }
-    if (rs != PE_STORE_OK)
-        return rs;
-    if (pe_mg_i64(doc, "failed_logins") >= max && pe_mg_i64(doc, "locked_until") == 0) {
-        const bson_t *locked = NULL;
-
-        f = staff_filter(kind, id);
-        BCON_APPEND(f, "failed_logins", "{", "$gte", BCON_INT32(max), "}", "locked_until", BCON_INT64(0));
-        up = BCON_NEW("$set", "{", "locked_until", BCON_INT64(now + lock), "}");
-        rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, PE_MG_RETURN_NEW, &locked);
-        bson_destroy(f);
-        bson_destroy(up);
-        if (rs == PE_STORE_OK)
-            doc = locked;
-        else if (rs == PE_STORE_NOTFOUND) { /* another failure set it first: read what it set */
-            f = staff_filter(kind, id);
-            rs = pe_mg_find_one(st, PE_MC_STAFF, f, NULL, &doc);
-            bson_destroy(f);
-        }
-        if (rs != PE_STORE_OK)
-            return rs;
-    }
-    *failed = (int)pe_mg_i64(doc, "failed_logins");
-    *locked_until = pe_mg_i64(doc, "locked_until");
-    return PE_STORE_OK;
+    rs = pe_mg_login_failed(st, PE_MC_STAFF, who, now, max, lock, failed, locked_until);
+    bson_destroy(who);
+    return rs;
 }
 
 pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
