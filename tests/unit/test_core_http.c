@@ -70,7 +70,9 @@ START_TEST(route_groups)
     ck_assert_uint_eq(pe_route_group_bit("admin-panel"), PE_G_ADMIN);
     ck_assert_uint_eq(pe_route_group_bit("all"), PE_G_ALL);
     ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_DIAG, 0);
-    ck_assert_uint_eq(pe_route_group_bit("admin"), 0);
+    ck_assert_uint_eq(pe_route_group_bit("admin"), PE_G_SYSADMIN); /* /v1/admin/..., in "all" */
+    ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_SYSADMIN, PE_G_SYSADMIN);
+    ck_assert_uint_eq(pe_route_group_bit("admin-pane"), 0);
     ck_assert_uint_eq(pe_route_method_bit("GET"), PE_M_GET);
     ck_assert_uint_eq(pe_route_method_bit("get"), 0);
     ck_assert_uint_eq(pe_route_method_bit("TRACE"), 0);
