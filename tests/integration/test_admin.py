@@ -6,13 +6,14 @@ PostgreSQL and MongoDB (parametrised classes)."""
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import time
 import unittest
 
 import pe_mongo
 import pe_pg
-from pe_harness import TOP, HttpdTestCase
+from pe_harness import TOP, Httpd, HttpdTestCase
 
 FAST = "PEArgon2Cost 1 1M 1\n"
 ADMIN_TOOL = os.path.join(TOP, ".libs", "pe-admin")
@@ -584,6 +585,59 @@ class AdminPostgres(pe_pg.PostgresClass, AdminMixin, HttpdTestCase):
     def sql(self, q):
         out = self.pg.query(q)
         return [tuple(line.split("|", 2)) for line in out.splitlines()]
+
+
+class AdminPrefork(AdminSqlite):
+    """The same tests with prefork: every request of a test may land on another child process,
+    so a change is seen by every child (nothing about principals is cached in a process)."""
+    MPM = "prefork"
+    test_users_list_paging_and_filters = None  # store-side; once per store is enough
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class AdminTwoNodes(pe_pg.PostgresClass, HttpdTestCase):
+    """Two httpds on one PostgreSQL: a change made through one node applies on the other at the
+    user's next request (principals are not cached: docs/operators.md)."""
+    PG_NAME = "pg-admin2"
+    EXTRA_CONF = FAST
+    ALLOWED_LOG_IDS = ("AH01631",)
+
+    def test_change_on_one_node_applies_on_the_other(self):
+        # a cluster shares its keys (PESecretKeyFile, PEEncryptionKeyFile): node 2 gets node 1's
+        other = Httpd("admin-node2", extra_conf=FAST, env=self.ENV).start()
+        other.stop()
+        for name in ("server.key", "encryption.key"):
+            shutil.copyfile(os.path.join(self.httpd.dir, "secrets", name), os.path.join(other.dir, "secrets", name))
+        other.run("start")
+        other.started = True
+        try:
+            self.assertEqual(pe_admin(self.httpd, "create-super", "root", "root@example.com",
+                                      password=ROOT_PW).returncode, 0)
+            tok = self.httpd.post("/v1/admin-panel/login",
+                                  {"username": "root", "password": ROOT_PW}).json["session"]["session_token"]
+            r = other.post("/v1/users/register", {"username": "twonode", "name": "Two Nodes",
+                                                  "email": "two@example.com", "password": USER_PW})
+            self.assertEqual(r.status, 201, r)
+            uid, key = r.json["user_id"], r.json["api_key"]
+            # the admin session made on node 1 works on node 2
+            self.assertEqual(other.get("/v1/admin-panel/users/" + uid, headers=bearer(tok)).status, 200)
+            self.assertEqual(other.get("/v1/models", headers=bearer(key)).status, 200)
+            self.assertEqual(self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"is_active": False},
+                                                headers=bearer(tok)).status, 200)
+            self.assertEqual(other.get("/v1/models", headers=bearer(key)).status, 401)
+            self.assertEqual(self.httpd.request("PUT", "/v1/admin-panel/users/" + uid,
+                                                {"is_active": True, "level": "high"}, headers=bearer(tok)).status, 200)
+            s = other.post("/v1/users/login", {"email": "two@example.com", "password": USER_PW})
+            self.assertEqual(s.status, 200, s)
+            prof = other.get("/v1/users/profile", headers=bearer(s.json["session"]["session_token"])).json
+            self.assertEqual(prof["level"], "high")
+            r = self.httpd.post("/v1/admin-panel/users/%s/regenerate-api-key" % uid, headers=bearer(tok))
+            self.assertEqual(other.get("/v1/models", headers=bearer(key)).status, 401)
+            self.assertEqual(other.get("/v1/models", headers=bearer(r.json["data"]["api_key"])).status, 200)
+        finally:
+            other.stop()
+        problems = other.log_problems(self.ALLOWED_LOG_IDS)
+        self.assertEqual(problems, [])
 
 
 @unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
