@@ -40,4 +40,13 @@ int pe_access_principal(request_rec *r, const pe_principal_t *p);
  */
 void pe_access_auth_failed(request_rec *r, const char *reason);
 
+/**
+ * The automatic block (PEAutoBlock) of address ip on this host, if one runs.
+ * @return 1 with *until; 0 none runs; -1 ip is not an IP address
+ */
+int pe_access_auto_block_get(request_rec *r, const char *ip, apr_time_t *until);
+
+/** Lift the automatic block of ip on this host (and forget its counted failures): 1, 0 none ran, -1 not an address. */
+int pe_access_auto_block_lift(request_rec *r, const char *ip);
+
 #endif

@@ -24,6 +24,7 @@ pe_handler_fn pe_h_ops_user_rekey, pe_h_ops_user_password;
 /* operators' lists (pe_h_ops_lists.c) */
 pe_handler_fn pe_h_ops_users_list, pe_h_ops_events, pe_h_ops_msglogs, pe_h_ops_statistics;
 pe_handler_fn pe_h_ops_iplist_get, pe_h_ops_iplist_add, pe_h_ops_iplist_remove;
+pe_handler_fn pe_h_ops_autoblocks_get, pe_h_ops_autoblocks_lift;
 /* system prompts (pe_h_ops_prompts.c) */
 pe_handler_fn pe_h_ops_prompts_get, pe_h_ops_prompts_put, pe_h_ops_prompts_reset;
 

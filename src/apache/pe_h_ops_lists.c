@@ -5,6 +5,7 @@
  * and reason, remove). Query parameters are checked (422 naming the problem); pages are
  * `page` >= 1 and `page_size` 1-100 (default 50), newest first.
  */
+#include "pe_access_ap.h"
 #include "pe_account_ap.h"
 #include "pe_auth.h"
 #include "pe_handlers.h"
@@ -344,4 +345,59 @@ int pe_h_ops_iplist_remove(pe_ctx_t *cx)
     pe_account_event(r, pe_auth_store(r), list_event(which, 0), p->kind, p->id, p->username,
                      json_pack("{s:I}", "entry_id", (json_int_t)id), "warning");
     return pe_account_ok(r, "Entry removed", NULL);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Automatic blocks (PEAutoBlock) of this host: /v1/admin-panel/auto-blocks */
+
+/*
+ * GET: the addresses blocked now. The candidates are the addresses of the recent
+ * ip_temporarily_blocked events (the last 500); the shared table says which blocks still run.
+ */
+int pe_h_ops_autoblocks_get(pe_ctx_t *cx)
+{
+    request_rec *r = cx->r;
+    apr_hash_t *seen = apr_hash_make(r->pool);
+    apr_array_header_t *out;
+    json_t *list = json_array(), *o;
+    long total;
+    int i;
+
+    if (pe_store_event_list(pe_auth_store(r), "ip_temporarily_blocked", NULL, NULL, 0, 500, &out, &total) !=
+        PE_STORE_OK) {
+        json_decref(list);
+        return pe_account_store_down(r);
+    }
+    for (i = 0; i < out->nelts; i++) {
+        const pe_event_t *e = APR_ARRAY_IDX(out, i, pe_event_t *);
+        apr_time_t until;
+
+        if (apr_hash_get(seen, e->ip_address, APR_HASH_KEY_STRING))
+            continue;
+        apr_hash_set(seen, e->ip_address, APR_HASH_KEY_STRING, "");
+        if (pe_access_auto_block_get(r, e->ip_address, &until) == 1)
+            json_array_append_new(list, json_pack("{s:s,s:o}", "ip_address", e->ip_address, "blocked_until",
+                                                  pe_http_time(r->pool, until)));
+    }
+    o = pe_json_object(r->pool);
+    json_object_set_new(o, "total_count", json_integer((json_int_t)json_array_size(list)));
+    json_object_set_new(o, "blocks", list);
+    return pe_http_send_json(r, HTTP_OK, o);
+}
+
+/* DELETE .../auto-blocks/{ip}: the address gets in again at once, on every process of this host. */
+int pe_h_ops_autoblocks_lift(pe_ctx_t *cx)
+{
+    request_rec *r = cx->r;
+    pe_principal_t *p = cx->rq->principal;
+    const char *ip = pe_route_param(cx->match, "ip");
+    int rc = pe_access_auto_block_lift(r, ip);
+
+    if (rc < 0)
+        return pe_http_error(r, HTTP_NOT_FOUND, PE_E_NOT_FOUND, "Not an IP address");
+    if (rc == 0)
+        return pe_http_error(r, HTTP_NOT_FOUND, PE_E_NOT_FOUND, "No automatic block runs for this address");
+    pe_account_event(r, pe_auth_store(r), "ip_block_lifted", p->kind, p->id, p->username,
+                     json_pack("{s:s}", "ip_address", ip), "warning");
+    return pe_account_ok(r, "Automatic block lifted", json_pack("{s:s}", "ip_address", ip));
 }

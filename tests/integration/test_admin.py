@@ -573,6 +573,49 @@ class MountingHtaccess(HttpdTestCase):
         self.assertEqual(h.post("/ops/v1/admin-panel/login", {"username": "root", "password": ROOT_PW}).status, 403)
 
 
+class AutoBlocks(HttpdTestCase):
+    """Lifting an automatic block (PEAutoBlock) from the admin panel lets the address in at once on
+    every child (prefork). The operators' location is outside the access layer (PEAccess Off)
+    behind Require ip, so a blocked office can still reach it."""
+    MPM = "prefork"
+    ENV = {"PE_AUTO_BLOCK": "3 1m 10m"}
+    EXTRA_CONF = FAST + """
+<Location /ops>
+    SetHandler promptenchanter
+    PEBaseURI /ops
+    PEApi admin-panel
+    PEAccess Off
+    Require ip 127.0.0.1
+</Location>
+"""
+    ALLOWED_LOG_IDS = ("AH01631",)
+
+    def test_lift(self):
+        h = self.httpd
+        self.assertEqual(pe_admin(h, "create-super", "root", "root@example.com", password=ROOT_PW).returncode, 0)
+        tok = h.post("/ops/v1/admin-panel/login", {"username": "root", "password": ROOT_PW}).json["session"][
+            "session_token"]
+        self.assertEqual(h.get("/ops/v1/admin-panel/auto-blocks", headers=bearer(tok)).json["blocks"], [])
+        for i in range(3):
+            self.assertEqual(h.post("/v1/users/login", {"email": "x%d@example.com" % i,
+                                                        "password": "Wrong-Pass-1"}).status, 401)
+        self.assertEqual([h.get("/health").status for _ in range(8)], [403] * 8)
+        blocks = h.get("/ops/v1/admin-panel/auto-blocks", headers=bearer(tok)).json["blocks"]
+        self.assertEqual([b["ip_address"] for b in blocks], ["127.0.0.1"])
+        r = h.request("DELETE", "/ops/v1/admin-panel/auto-blocks/127.0.0.1", headers=bearer(tok))
+        self.assertEqual(r.status, 200, r)
+        # at once, whichever child answers
+        self.assertEqual([h.get("/health").status for _ in range(16)], [200] * 16)
+        self.assertEqual(h.request("DELETE", "/ops/v1/admin-panel/auto-blocks/127.0.0.1", headers=bearer(tok)).status,
+                         404)
+        self.assertEqual(h.request("DELETE", "/ops/v1/admin-panel/auto-blocks/nonsense", headers=bearer(tok)).status,
+                         404)
+        self.assertEqual(h.get("/ops/v1/admin-panel/auto-blocks", headers=bearer(tok)).json["blocks"], [])
+        ev = h.sqlite("SELECT username, details FROM pe_security_events WHERE event_type = 'ip_block_lifted'")
+        self.assertEqual(len(ev), 1)
+        self.assertEqual(ev[0][0], "root")
+
+
 class AdminSqlite(AdminMixin, HttpdTestCase):
     def sql(self, q):
         return self.httpd.sqlite(q)
