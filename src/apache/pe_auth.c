@@ -1,6 +1,7 @@
 /*
  * pe_auth.c: bearer credentials -> principal, AuthType PromptEnchanter (check_authn), the
- * route table's credential check, and the authz providers pe-role and pe-verified.
+ * route table's credential check, and the authz providers pe-role, pe-verified and
+ * pe-staff-level.
  */
 #include "pe_access_ap.h"
 #include "pe_auth.h"
@@ -261,7 +262,35 @@ static authz_status pe_authz_verified(request_rec *r, const char *line, const vo
     return AUTHZ_DENIED;
 }
 
+/* Require pe-staff-level new|support|advanced ...: support staff of one of these levels. */
+static authz_status pe_authz_staff_level(request_rec *r, const char *line, const void *parsed)
+{
+    pe_principal_t *p = pe_authz_principal(r);
+    const char *w;
+
+    if (!p)
+        return AUTHZ_DENIED_NO_USER;
+    while (*(w = ap_getword_conf(r->pool, &line)))
+        if (p->kind == PE_PRINCIPAL_SUPPORT && p->staff && !strcmp(w, p->staff->staff_level))
+            return AUTHZ_GRANTED;
+    pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "this location is not open to this account");
+    return AUTHZ_DENIED;
+}
+
+static const char *pe_authz_staff_level_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    const char *w, *l = line;
+
+    while (*(w = ap_getword_conf(cmd->temp_pool, &l)))
+        if (!pe_staff_level_role(w))
+            return apr_psprintf(cmd->pool, "Require pe-staff-level: unknown level '%s' (new, support, advanced)", w);
+    if (!*line)
+        return "Require pe-staff-level: name at least one level";
+    return NULL;
+}
+
 static const authz_provider pe_authz_role_provider = {&pe_authz_role, &pe_authz_role_parse};
+static const authz_provider pe_authz_staff_level_provider = {&pe_authz_staff_level, &pe_authz_staff_level_parse};
 static const authz_provider pe_authz_verified_provider = {&pe_authz_verified, NULL};
 
 void pe_auth_register_providers(apr_pool_t *p)
@@ -270,4 +299,6 @@ void pe_auth_register_providers(apr_pool_t *p)
                               AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "pe-verified", AUTHZ_PROVIDER_VERSION,
                               &pe_authz_verified_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "pe-staff-level", AUTHZ_PROVIDER_VERSION,
+                              &pe_authz_staff_level_provider, AP_AUTH_INTERNAL_PER_CONF);
 }

@@ -38,7 +38,20 @@ def pe_admin(httpd, *args, password=None):
 class AdminMixin:
     """The tests; a class per store puts this in front of HttpdTestCase."""
 
-    EXTRA_CONF = FAST
+    EXTRA_CONF = FAST + """
+<Location /super-only>
+    AuthType PromptEnchanter
+    Require pe-role super-admin
+    PEBaseURI /super-only
+    PEApi core
+</Location>
+<Location /senior-staff>
+    AuthType PromptEnchanter
+    Require pe-staff-level support advanced
+    PEBaseURI /senior-staff
+    PEApi core
+</Location>
+"""
     ALLOWED_LOG_IDS = ("AH01631",)
     n = 0
 
@@ -492,6 +505,17 @@ class AdminMixin:
             self.assertEqual(self.httpd.get(path, headers=bearer(self.new_staff("advanced"))).status, 403)
         self.assertTrue(self.events("ip_block_added"))
         self.assertTrue(self.events("ip_whitelist_removed"))
+
+    def test_require_pe_role_and_staff_level(self):
+        admin, new, adv = self.new_admin(), self.new_staff("new"), self.new_staff("advanced")
+        _, key, tok = self.new_user()
+        self.assertEqual(self.httpd.get("/super-only/health", headers=bearer(self.root)).status, 200)
+        for cred in (admin, new, adv, key, tok):
+            self.assertEqual(self.httpd.get("/super-only/health", headers=bearer(cred)).status, 403)
+        self.assertEqual(self.httpd.get("/super-only/health").status, 401)
+        self.assertEqual(self.httpd.get("/senior-staff/health", headers=bearer(adv)).status, 200)
+        for cred in (new, admin, self.root, key):
+            self.assertEqual(self.httpd.get("/senior-staff/health", headers=bearer(cred)).status, 403)
 
     def test_system_prompts(self):
         admin = self.new_admin()
