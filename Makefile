@@ -4,7 +4,7 @@ include apxs.mk
 OBJDIR := .libs/obj
 MODULE := .libs/mod_promptenchanter.so
 
-CORE_SRCS := $(sort $(filter-out src/apache/%,$(wildcard src/*/*.c src/*/*/*.c)))
+CORE_SRCS := $(sort $(filter-out src/apache/% src/cli/%,$(wildcard src/*/*.c src/*/*/*.c)))
 GLUE_SRCS := mod_promptenchanter.c $(sort $(wildcard src/apache/*.c))
 CORE_OBJS := $(CORE_SRCS:%.c=$(OBJDIR)/%.o)
 GLUE_OBJS := $(GLUE_SRCS:%.c=$(OBJDIR)/%.o)
@@ -12,10 +12,11 @@ HEADERS   := $(wildcard include/*.h src/*/*.h)
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := .libs/pe_unit_tests
+ADMIN_TOOL := .libs/pe-admin
 
-.PHONY: all run stop test test-unit test-integration test-guards test-memcheck bench clean format deps
+.PHONY: all install run stop test test-unit test-integration test-guards test-memcheck bench clean format deps
 
-all: $(MODULE)
+all: $(MODULE) $(ADMIN_TOOL)
 
 # The schema files, embedded in the module (the store applies them at start-up).
 .libs/pe_schema_sql.h: conf/schema/sqlite3.sql conf/schema/pgsql.sql build/embed-sql.sh
@@ -38,6 +39,19 @@ $(OBJDIR)/%.o: %.c $(HEADERS) apxs.mk
 $(MODULE): $(CORE_OBJS) $(GLUE_OBJS)
 	@echo "  LD    $@"
 	@$(CC) $(SHARED) $(SANITIZE) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# pe-admin: the operators' command-line tool (the first super-administrator), made of the core
+# and the store backends, without httpd.
+$(ADMIN_TOOL): src/cli/pe_admin.c $(CORE_OBJS)
+	@echo "  LD    $@"
+	@$(CC) $(CORE_CPPFLAGS) $(ALL_CFLAGS) $(SANITIZE) $(EXTRA_LDFLAGS) -o $@ src/cli/pe_admin.c $(CORE_OBJS) $(PKG_LIBS)
+
+# Installs the module into httpd's module folder and pe-admin beside httpd's own tools
+# (htpasswd, htdbm): $(DESTDIR)$(AP_SBINDIR).
+install: all
+	install -d $(DESTDIR)$(AP_LIBEXECDIR) $(DESTDIR)$(AP_SBINDIR)
+	install -m 644 $(MODULE) $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so
+	install -m 755 $(ADMIN_TOOL) $(DESTDIR)$(AP_SBINDIR)/pe-admin
 
 # Unit tests: every tests/unit/test_*.c defines `Suite *pe_suite_<name>(void)`; the runner
 # registers them all (generated list, so a new test file needs no edit elsewhere).

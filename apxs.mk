@@ -14,6 +14,7 @@ AP_INCLUDEDIR  := $(shell $(APXS) -q INCLUDEDIR)
 AP_CPPFLAGS    := $(shell $(APXS) -q EXTRA_CPPFLAGS)
 AP_CFLAGS      := $(shell $(APXS) -q CFLAGS)
 AP_LIBEXECDIR  := $(shell $(APXS) -q LIBEXECDIR)
+AP_SBINDIR     := $(shell $(APXS) -q SBINDIR)
 HTTPD          := $(shell $(APXS) -q SBINDIR)/$(shell $(APXS) -q TARGET)
 endif
 

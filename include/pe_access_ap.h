@@ -68,4 +68,13 @@ void pe_access_auth_failed(request_rec *r, const char *reason);
  */
 void pe_access_credential_failed(request_rec *r, const char *reason, const char *digest);
 
+/**
+ * The automatic block (PEAutoBlock) of address ip on this host, if one runs.
+ * @return 1 with *until; 0 none runs; -1 ip is not an IP address
+ */
+int pe_access_auto_block_get(request_rec *r, const char *ip, apr_time_t *until);
+
+/** Lift the automatic block of ip on this host (and forget its counted failures): 1, 0 none ran, -1 not an address. */
+int pe_access_auto_block_lift(request_rec *r, const char *ip);
+
 #endif

@@ -17,6 +17,8 @@ typedef struct pe_principal_t {
     int is_verified, is_super;
     pe_user_t *user;       /* users */
     pe_session_t *session; /* session credentials */
+    pe_staff_t *staff;     /* administrators and support staff */
+    int role;              /* pe_role_e of an operator (pe_staff.h); 0 for users */
 } pe_principal_t;
 
 /**
@@ -25,6 +27,9 @@ typedef struct pe_principal_t {
  *         WWW-Authenticate: Bearer set); or HTTP_SERVICE_UNAVAILABLE when the store is down
  */
 int pe_auth_principal(request_rec *r, pe_principal_t **out);
+
+/** May principal p take the route's action (pe_action_e; pe_staff.h)? OK, or 403 noted. */
+int pe_auth_need_check(request_rec *r, int need, pe_principal_t *p);
 
 /** Does principal p satisfy a route's PE_AUTH_* bits? OK, or a status with the error noted. */
 int pe_auth_route_check(request_rec *r, unsigned auth, pe_principal_t *p);

@@ -47,6 +47,8 @@
     X(const char *, default_level, NULL, "low")                                                    \
     X(const char *, default_rtypes, NULL, "bpe,tot")                                               \
     X(const char *, common_password_file, NULL, NULL)                                              \
+    X(long long, admin_session_ttl_ms, -1, 86400000LL)                                             \
+    X(long long, support_session_ttl_ms, -1, 43200000LL)                                           \
     PE_SRV_ACCESS_MEMBERS(X)                                                                       \
     PE_SRV_COMPLETION_MEMBERS(X)                                                                   \
     PE_SRV_RESEARCH_MEMBERS(X)

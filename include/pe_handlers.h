@@ -18,5 +18,16 @@ pe_handler_fn pe_h_users_email, pe_h_users_password, pe_h_users_delete;
 pe_handler_fn pe_h_prompt_completions, pe_h_chat_completions, pe_h_models, pe_h_model_get;
 /* batch (pe_h_batch.c) */
 pe_handler_fn pe_h_batch_process;
+/* operators: their accounts (pe_h_staff.c) and their work on users (pe_h_ops_users.c) */
+pe_handler_fn pe_h_admin_login, pe_h_support_login, pe_h_staff_logout, pe_h_admin_create, pe_h_support_create;
+pe_handler_fn pe_h_support_profile, pe_h_support_permissions;
+pe_handler_fn pe_h_ops_user_get, pe_h_ops_user_put, pe_h_ops_user_credits, pe_h_ops_user_plan, pe_h_ops_user_delete;
+pe_handler_fn pe_h_ops_user_rekey, pe_h_ops_user_password;
+/* operators' lists (pe_h_ops_lists.c) */
+pe_handler_fn pe_h_ops_users_list, pe_h_ops_events, pe_h_ops_msglogs, pe_h_ops_statistics;
+pe_handler_fn pe_h_ops_iplist_get, pe_h_ops_iplist_add, pe_h_ops_iplist_remove;
+pe_handler_fn pe_h_ops_autoblocks_get, pe_h_ops_autoblocks_lift;
+/* system prompts (pe_h_ops_prompts.c) */
+pe_handler_fn pe_h_ops_prompts_get, pe_h_ops_prompts_put, pe_h_ops_prompts_reset;
 
 #endif

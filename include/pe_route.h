@@ -30,7 +30,8 @@
 #define PE_G_MONITORING 0x100u /* /v1/monitoring/... */
 #define PE_G_DIAG 0x200u       /* /v1/diag/...: diagnostics, never in "all" */
 #define PE_G_OPENAPI 0x400u    /* GET /openapi.json: the OpenAPI document of the groups served */
-#define PE_G_ALL 0x5ffu        /* what "PEApi all" (and an unset PEApi) serves: all but diag */
+#define PE_G_SYSADMIN 0x800u   /* /v1/admin/...: system prompts (administrators) */
+#define PE_G_ALL 0xdffu        /* what "PEApi all" (and an unset PEApi) serves: all but diag */
 
 /* Credentials a route accepts (route table "auth" bits); 0 = no authentication. */
 #define PE_AUTH_USER_SESSION 0x01u /* a user's session token (from login) */
@@ -46,6 +47,7 @@ typedef struct pe_route_t {
     unsigned group;      /* one PE_G_* bit */
     const void *handler; /* glue handler, opaque here */
     unsigned auth;       /* PE_AUTH_* bits the route accepts; 0 = open */
+    int need;            /* pe_action_e (pe_staff.h) an operator must be allowed; 0 = none */
 } pe_route_t;
 
 typedef struct pe_route_match_t {

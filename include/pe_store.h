@@ -279,4 +279,108 @@ pe_store_status_e pe_store_iplist_add(pe_store_t *st, pe_iplist_e which, const p
 /** Remove an entry by id; PE_STORE_NOTFOUND when there is none. */
 pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
 
+/* Operators (SPEC 10): administrators and support staff, principals of their own kinds. */
+typedef struct pe_staff_t {
+    const char *id;           /* 24 lower-case hex */
+    pe_principal_kind_e kind; /* PE_PRINCIPAL_ADMIN or PE_PRINCIPAL_SUPPORT */
+    const char *username, *name, *email, *password_hash;
+    int is_super;             /* admins: a super-administrator */
+    const char *staff_level;  /* support staff: "new", "support", "advanced" ("" for admins) */
+    const char *created_by;   /* the operator who made the account ("" for the command-line tool) */
+    int is_active, failed_logins;
+    apr_time_t locked_until, created_at, updated_at, last_login;
+} pe_staff_t;
+
+/**
+ * Create an operator (s->id from pe_store_new_id). Username and e-mail are unique within the
+ * kind: of concurrent creates sharing one, exactly one succeeds and the others get
+ * PE_STORE_CONFLICT naming "username" or "email"; nothing of a refused account is stored.
+ */
+pe_store_status_e pe_store_staff_create(pe_store_t *st, const pe_staff_t *s);
+/** One operator of a kind by id; PE_STORE_NOTFOUND when none (an id of another kind is none). */
+pe_store_status_e pe_store_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+/** By username (case-sensitive) within a kind; PE_STORE_NOTFOUND when none. */
+pe_store_status_e pe_store_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                             pe_staff_t **out);
+/** Every operator of a kind, oldest first: an array of pe_staff_t * (empty when none). */
+pe_store_status_e pe_store_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+/** New password hash; also clears the failed-login counter and lock. */
+pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              const char *hash, apr_time_t now);
+/** Count a failed login, as pe_store_user_login_failed does for users. */
+pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              apr_time_t now, int max, apr_time_t lock, int *failed,
+                                              apr_time_t *locked_until);
+/** A successful login: counter and lock cleared, last_login set. */
+pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+
+/** An operator's change of a user: the strings that are not NULL and the values whose set_* flag is on. */
+typedef struct pe_user_change_t {
+    const char *name, *about_me, *hobbies, *user_type, *subscription_plan, *access_rtype, *level;
+    const char *additional_notes;
+    int set_credits, set_limits, set_active, set_verified;
+    apr_int64_t credits_main, credits_reset, conv_limit, conv_reset;
+    int is_active, is_verified;
+} pe_user_change_t;
+
+/**
+ * Apply an operator's change to a user in one atomic write (last writer wins between concurrent
+ * changes of the same fields); PE_STORE_NOTFOUND when there is no such user. The e-mail and the
+ * API key change through pe_store_user_set_email and pe_store_user_set_api_key (uniqueness).
+ */
+pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+
+/* Operators' lists (SPEC 10.1): a page of rows and the total that matches, newest first unless
+ * a sort says otherwise. offset >= 0, 1 <= limit. */
+
+/** What an operator's list of users filters and sorts by. */
+typedef struct pe_user_query_t {
+    const char *search;           /* case-insensitive substring of username, name or e-mail; NULL: any */
+    const char *email, *username; /* exact; NULL: any */
+    const char *plan;             /* subscription_plan, exact; NULL: any */
+    int verified, active;         /* 0 or 1; -1: any */
+    const char *sort;             /* "created_at" (default), "username", "email", "last_login" */
+    int ascending;                /* else descending */
+    long offset, limit;
+} pe_user_query_t;
+
+/** A page of users (pe_user_t *) and *total, the number of users the filters match. */
+pe_store_status_e pe_store_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+
+/** A stored security event. */
+typedef struct pe_event_t {
+    const char *id;
+    const char *event_type;
+    pe_principal_kind_e kind;
+    const char *principal_id, *username, *ip_address;
+    const char *details; /* JSON object text */
+    const char *severity;
+    apr_time_t created_at;
+} pe_event_t;
+
+/** A page of security events (pe_event_t *), newest first; filters NULL: any. */
+pe_store_status_e pe_store_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                      const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                      long *total);
+
+/** A page of a user's conversation logs (pe_message_log_t *), newest first. */
+pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                       apr_array_header_t **out, long *total);
+
+/** Remove the stored prompt of an r_type (back to the built-in); PE_STORE_NOTFOUND when none is stored. */
+pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_type);
+
+/** One user's use of the completions over a period (pe_store_msglog_top_users). */
+typedef struct pe_usage_row_t {
+    const char *user_id, *username;
+    long requests;
+    apr_int64_t tokens;
+} pe_usage_row_t;
+
+/** The conversation logs since `since`: how many, and the tokens they used. */
+pe_store_status_e pe_store_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+
+/** The users with the most conversation logs since `since` (pe_usage_row_t *), most first, at most limit. */
+pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
+
 #endif

@@ -92,6 +92,28 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*iplist_active)(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
     pe_store_status_e (*iplist_add)(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
     pe_store_status_e (*iplist_remove)(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+
+    /* Operators */
+    pe_store_status_e (*staff_create)(pe_store_t *st, const pe_staff_t *s);
+    pe_store_status_e (*staff_by_id)(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+    pe_store_status_e (*staff_by_username)(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                           pe_staff_t **out);
+    pe_store_status_e (*staff_list)(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+    pe_store_status_e (*staff_set_password)(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                            const char *hash, apr_time_t now);
+    pe_store_status_e (*staff_login_failed)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                            int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+    pe_store_status_e (*staff_login_ok)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+    pe_store_status_e (*user_update)(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+    pe_store_status_e (*user_list)(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+    pe_store_status_e (*event_list)(pe_store_t *st, const char *event_type, const char *severity,
+                                    const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                    long *total);
+    pe_store_status_e (*msglog_list)(pe_store_t *st, const char *user_id, long offset, long limit,
+                                     apr_array_header_t **out, long *total);
+    pe_store_status_e (*system_prompt_reset)(pe_store_t *st, const char *r_type);
+    pe_store_status_e (*msglog_usage)(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+    pe_store_status_e (*msglog_top_users)(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 } pe_store_ops_t;
 
 /**

@@ -122,3 +122,26 @@ ALTER TABLE pe_blocked_ips ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
 ALTER TABLE pe_ip_whitelist ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
 CREATE INDEX IF NOT EXISTS pe_blocked_ips_active ON pe_blocked_ips (is_active, expires_at);
 CREATE INDEX IF NOT EXISTS pe_ip_whitelist_active ON pe_ip_whitelist (is_active, expires_at);
+-- @version 4
+-- Operators (SPEC 10): administrators (kind 'admin', is_super for super-administrators) and
+-- support staff (kind 'support', staff_level new|support|advanced), principals of their own
+-- kinds, never users. Usernames and e-mails are unique within a kind.
+CREATE TABLE IF NOT EXISTS pe_staff (
+    id VARCHAR(32) PRIMARY KEY,
+    kind VARCHAR(10) NOT NULL,
+    username VARCHAR(50) NOT NULL,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(254) NOT NULL,
+    password_hash VARCHAR(255) NOT NULL,
+    is_super SMALLINT NOT NULL DEFAULT 0,
+    staff_level VARCHAR(20) NOT NULL DEFAULT '',
+    created_by VARCHAR(100) NOT NULL DEFAULT '',
+    is_active SMALLINT NOT NULL DEFAULT 1,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    last_login BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS pe_staff_username ON pe_staff (kind, username);
+CREATE UNIQUE INDEX IF NOT EXISTS pe_staff_email ON pe_staff (kind, email);

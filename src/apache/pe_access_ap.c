@@ -658,3 +658,43 @@ void pe_access_credential_failed(request_rec *r, const char *reason, const char 
     first = access_once(r, apr_pstrcat(r->pool, "fw:cred:", ip, ":", digest, NULL), now, now + ab->rule.window);
     pe_access_attempt_end(r, first, reason);
 }
+
+/* ----------------------------------------------------------------------------------------- */
+/* Operators: the automatic blocks of this host (the admin panel's list and lift) */
+
+/* The table key of an address given as text; NULL when it is not one. */
+static const char *auto_block_key(request_rec *r, const char *ip)
+{
+    pe_ipnet_addr_t a;
+
+    if (!ip || pe_ipnet_addr_parse(ip, &a) != 0)
+        return NULL;
+    return apr_pstrcat(r->pool, "fw:ip:", pe_ipnet_addr_str(r->pool, &a), NULL);
+}
+
+int pe_access_auto_block_get(request_rec *r, const char *ip, apr_time_t *until)
+{
+    const char *key = auto_block_key(r, ip);
+    pe_rl_block_t b;
+
+    *until = 0;
+    if (!key)
+        return -1;
+    if (!pe_acc.shm || pe_rl_blocked(pe_acc.shm, key, apr_time_now(), &b) != APR_SUCCESS || !b.blocked)
+        return 0;
+    *until = b.blocked_until;
+    return 1;
+}
+
+int pe_access_auto_block_lift(request_rec *r, const char *ip)
+{
+    const char *key = auto_block_key(r, ip);
+    apr_time_t until;
+    int running = pe_access_auto_block_get(r, ip, &until);
+
+    if (running <= 0)
+        return running;
+    /* NB: the block and the failures counted towards the next one go together */
+    pe_rl_unblock(pe_acc.shm, key, apr_time_now());
+    return 1;
+}

@@ -1,6 +1,7 @@
 /*
  * pe_auth.c: bearer credentials -> principal, AuthType PromptEnchanter (check_authn), the
- * route table's credential check, and the authz providers pe-role and pe-verified.
+ * route table's credential check, and the authz providers pe-role, pe-verified and
+ * pe-staff-level.
  */
 #include "pe_access_ap.h"
 #include "pe_auth.h"
@@ -9,6 +10,7 @@
 #include "pe_global.h"
 #include "pe_http.h"
 #include "pe_log.h"
+#include "pe_staff.h"
 #include "pe_store_ap.h"
 
 #include "ap_provider.h"
@@ -70,6 +72,49 @@ static int pe_auth_rejected(request_rec *r, const char *code, const char *msg, c
     return pe_auth_unauthorized(r, code, msg);
 }
 
+/* The request's principal is p from now on: r->user, then the per-principal rate limit. */
+static int pe_auth_accept(request_rec *r, pe_principal_t *p)
+{
+    pe_req_t *rq = pe_req_get(r);
+
+    rq->principal = p;
+    rq->auth_done = 1;
+    rq->err_code = rq->err_msg = NULL;
+    r->user = apr_pstrdup(r->pool, p->username);
+    r->ap_auth_type = PE_AUTH_TYPE;
+    /* a valid credential gives its reserved attempt back: it never counts towards PEAutoBlock */
+    pe_access_attempt_end(r, 0, NULL);
+    /* the per-principal rate limit, once per request, before any route work */
+    return pe_access_principal(r, p);
+}
+
+/*
+ * An operator's session (administrator or support staff): the account of the session's kind,
+ * active; its role from the store on every request, so a change applies at once.
+ */
+static int pe_auth_operator(request_rec *r, pe_store_t *st, pe_principal_t *p)
+{
+    pe_req_t *rq = pe_req_get(r);
+    pe_store_status_e rs = pe_store_staff_by_id(st, p->session->kind, p->session->principal_id, &p->staff);
+
+    if (rs == PE_STORE_EIO)
+        return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
+    if (rs != PE_STORE_OK || !p->staff->is_active || !pe_staff_role(p->staff)) {
+        rq->auth_done = 1;
+        if (p->session->kind == PE_PRINCIPAL_ADMIN)
+            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired admin session token", NULL);
+        return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired support staff session token", NULL);
+    }
+    p->kind = p->session->kind;
+    p->via = p->kind == PE_PRINCIPAL_ADMIN ? PE_AUTH_ADMIN : PE_AUTH_SUPPORT;
+    p->id = p->staff->id;
+    p->username = p->staff->username;
+    p->is_verified = 1;
+    p->is_super = p->kind == PE_PRINCIPAL_ADMIN && p->staff->is_super;
+    p->role = (int)pe_staff_role(p->staff);
+    return pe_auth_accept(r, p);
+}
+
 int pe_auth_principal(request_rec *r, pe_principal_t **out)
 {
     pe_req_t *rq = pe_req_get(r);
@@ -122,10 +167,13 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     }
     else if (pe_token_format_ok(tok)) {
         rs = pe_store_session_by_token(st, digest, apr_time_now(), &p->session);
-        if (rs == PE_STORE_OK && p->session->kind == PE_PRINCIPAL_USER)
+        if (rs == PE_STORE_OK && p->session->kind != PE_PRINCIPAL_USER) {
+            rc = pe_auth_operator(r, st, p);
+            *out = rq->principal;
+            return rc;
+        }
+        if (rs == PE_STORE_OK)
             rs = pe_store_user_by_id(st, p->session->principal_id, &p->user);
-        else if (rs == PE_STORE_OK)
-            rs = PE_STORE_NOTFOUND; /* admin and support sessions come with the admin panel */
         if (rs == PE_STORE_EIO)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
@@ -142,15 +190,18 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     p->id = p->user->id;
     p->username = p->user->username;
     p->is_verified = p->user->is_verified;
-    rq->principal = p;
-    rq->auth_done = 1;
-    rq->err_code = rq->err_msg = NULL;
-    r->user = apr_pstrdup(r->pool, p->username);
-    r->ap_auth_type = PE_AUTH_TYPE;
-    pe_access_attempt_end(r, 0, NULL);
     *out = p;
-    /* the per-principal rate limit, once per request, before any route work */
-    return pe_access_principal(r, p);
+    return pe_auth_accept(r, p);
+}
+
+int pe_auth_need_check(request_rec *r, int need, pe_principal_t *p)
+{
+    if (pe_perm_allows((pe_role_e)p->role, (pe_action_e)need))
+        return OK;
+    if (need == PE_ACT_CREATE_ADMINS || need == PE_ACT_DELETE_USERS)
+        return pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "Super admin privileges required");
+    return pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "Permission required: %s",
+                        pe_perm_action_flag((pe_action_e)need));
 }
 
 int pe_auth_route_check(request_rec *r, unsigned auth, pe_principal_t *p)
@@ -236,7 +287,35 @@ static authz_status pe_authz_verified(request_rec *r, const char *line, const vo
     return AUTHZ_DENIED;
 }
 
+/* Require pe-staff-level new|support|advanced ...: support staff of one of these levels. */
+static authz_status pe_authz_staff_level(request_rec *r, const char *line, const void *parsed)
+{
+    pe_principal_t *p = pe_authz_principal(r);
+    const char *w;
+
+    if (!p)
+        return AUTHZ_DENIED_NO_USER;
+    while (*(w = ap_getword_conf(r->pool, &line)))
+        if (p->kind == PE_PRINCIPAL_SUPPORT && p->staff && !strcmp(w, p->staff->staff_level))
+            return AUTHZ_GRANTED;
+    pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "this location is not open to this account");
+    return AUTHZ_DENIED;
+}
+
+static const char *pe_authz_staff_level_parse(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    const char *w, *l = line;
+
+    while (*(w = ap_getword_conf(cmd->temp_pool, &l)))
+        if (!pe_staff_level_role(w))
+            return apr_psprintf(cmd->pool, "Require pe-staff-level: unknown level '%s' (new, support, advanced)", w);
+    if (!*line)
+        return "Require pe-staff-level: name at least one level";
+    return NULL;
+}
+
 static const authz_provider pe_authz_role_provider = {&pe_authz_role, &pe_authz_role_parse};
+static const authz_provider pe_authz_staff_level_provider = {&pe_authz_staff_level, &pe_authz_staff_level_parse};
 static const authz_provider pe_authz_verified_provider = {&pe_authz_verified, NULL};
 
 void pe_auth_register_providers(apr_pool_t *p)
@@ -245,4 +324,6 @@ void pe_auth_register_providers(apr_pool_t *p)
                               AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "pe-verified", AUTHZ_PROVIDER_VERSION,
                               &pe_authz_verified_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "pe-staff-level", AUTHZ_PROVIDER_VERSION,
+                              &pe_authz_staff_level_provider, AP_AUTH_INTERNAL_PER_CONF);
 }

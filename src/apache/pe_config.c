@@ -28,6 +28,8 @@ PE_RG(pe_rg_login_max, login_max_failures, 1, 100);
 PE_RG(pe_rg_lockout, login_lockout_ms, 1000, 7LL * 86400000);
 PE_RG(pe_rg_session, session_ttl_ms, 60000, 30LL * 86400000);
 PE_RG(pe_rg_refresh, refresh_ttl_ms, 60000, 365LL * 86400000);
+PE_RG(pe_rg_admin_session, admin_session_ttl_ms, 60000, 30LL * 86400000);
+PE_RG(pe_rg_support_session, support_session_ttl_ms, 60000, 30LL * 86400000);
 PE_RG(pe_rg_registration, registration, 0, 1);
 PE_RG(pe_rg_credits, default_credits, 0, 1000000000);
 PE_RG(pe_rg_conv, default_conv_limit, 0, 1000000000);
@@ -319,6 +321,10 @@ const command_rec pe_cmds[] = {
                   "How long a locked account stays locked (default 1h)"),
     AP_INIT_TAKE1("PESessionLifetime", pe_cmd_srv_duration, (void *)&pe_rg_session, RSRC_CONF,
                   "Lifetime of a session token (default 24h)"),
+    AP_INIT_TAKE1("PEAdminSessionLifetime", pe_cmd_srv_duration, (void *)&pe_rg_admin_session, RSRC_CONF,
+                  "Lifetime of an administrator's session token (default 24h)"),
+    AP_INIT_TAKE1("PESupportSessionLifetime", pe_cmd_srv_duration, (void *)&pe_rg_support_session, RSRC_CONF,
+                  "Lifetime of a support-staff session token (default 12h)"),
     AP_INIT_TAKE1("PERefreshLifetime", pe_cmd_srv_duration, (void *)&pe_rg_refresh, RSRC_CONF,
                   "Lifetime of a refresh token (default 30d)"),
     AP_INIT_FLAG("PERegistration", pe_cmd_srv_flag, (void *)&pe_rg_registration, RSRC_CONF,

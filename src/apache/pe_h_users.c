@@ -5,6 +5,7 @@
  * an unknown e-mail and a wrong password, a lock that expires).
  */
 #include "pe_access_ap.h"
+#include "pe_account_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -17,142 +18,27 @@
 #include "http_protocol.h"
 #include <apr_strings.h>
 
-#define PE_E_VALIDATION "VALIDATION_ERROR"
-
 /* ----------------------------------------------------------------------------------------- */
-/* Helpers */
+/* Helpers: the account logic shared with the operators' routes lives in pe_account.c; this
+ * file calls it by the names it has always used. */
 
-/* 422 naming every field problem. */
-static int users_invalid(request_rec *r, const pe_valid_t *v)
-{
-    json_t *extra = pe_json_object(r->pool);
+#define users_invalid pe_account_invalid
+#define users_store_down pe_account_store_down
+#define users_store_failed pe_account_store_failed
+#define users_body pe_account_body
+#define users_hash pe_account_hash
+#define users_verify pe_account_verify
+#define users_key_aad pe_account_key_aad
+#define users_new_key pe_account_new_key
+#define users_session_json pe_account_session_json
+#define users_gate_enter pe_account_gate_enter
 
-    json_object_set_new(extra, "errors", pe_valid_errors_json(v));
-    return pe_http_error_ex(r, HTTP_UNPROCESSABLE_ENTITY, PE_E_VALIDATION, extra, "%s", pe_valid_first(v));
-}
-
-/* 503 when the store is down. */
-static int users_store_down(request_rec *r)
-{
-    apr_table_setn(r->err_headers_out, "Retry-After", "5");
-    return pe_http_error(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", "the user store is unavailable");
-}
-
-/* A store failure after the request was validated. */
-static int users_store_failed(request_rec *r, pe_store_status_e rs)
-{
-    if (rs == PE_STORE_NOTFOUND)
-        return pe_http_error(r, HTTP_NOT_FOUND, PE_E_NOT_FOUND, "User not found");
-    return users_store_down(r);
-}
-
-/* Read the body and start validating it against the route's fields. */
-static int users_body(request_rec *r, const char *const *fields, pe_valid_t *v)
-{
-    json_t *body;
-    int rc;
-
-    if ((rc = pe_http_read_json(r, &body)) != OK)
-        return rc;
-    pe_valid_init(v, r->pool, body, fields);
-    return OK;
-}
-
-/* Run an Argon2id computation inside the server-wide gate; 503 when no place frees in time. */
-static int users_gate_enter(request_rec *r)
-{
-    pe_global_t *g = pe_global();
-    pe_srv_conf_t *sc = pe_config_srv(r->server);
-
-    if (pe_gate_enter(g->hash_gate, apr_time_from_msec(pe_srv_hash_wait_ms(sc))) != APR_SUCCESS) {
-        apr_table_setn(r->err_headers_out, "Retry-After", "1");
-        pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(10001) "password hashing is saturated (PEPasswordHashMax %d)",
-                pe_srv_hash_max(sc));
-        return pe_http_error(r, HTTP_SERVICE_UNAVAILABLE, "BUSY", "the server is busy; retry shortly");
-    }
-    return OK;
-}
-
-/* Hash a new password with the configured cost. */
-static int users_hash(request_rec *r, const char *pw, const char **hash)
-{
-    pe_srv_conf_t *sc = pe_config_srv(r->server);
-    apr_status_t rv;
-    int rc;
-
-    if ((rc = users_gate_enter(r)) != OK)
-        return rc;
-    rv = pe_password_hash(r->pool, pw, strlen(pw), (unsigned)pe_srv_argon2_t(sc), (unsigned)pe_srv_argon2_m_kib(sc),
-                          (unsigned)pe_srv_argon2_p(sc), hash);
-    pe_gate_leave(pe_global()->hash_gate);
-    if (rv != APR_SUCCESS)
-        return pe_http_error(r, HTTP_INTERNAL_SERVER_ERROR, PE_E_INTERNAL, "internal error");
-    return OK;
-}
-
-/* Verify a password; *match set. A NULL hash verifies the dummy (same time, never matches). */
-static int users_verify(request_rec *r, const char *hash, const char *pw, int *match)
-{
-    apr_status_t rv;
-    int rc;
-
-    *match = 0;
-    if ((rc = users_gate_enter(r)) != OK)
-        return rc;
-    rv = pe_password_verify(hash ? hash : pe_global()->dummy_hash, pw, strlen(pw));
-    pe_gate_leave(pe_global()->hash_gate);
-    *match = hash && rv == APR_SUCCESS;
-    return OK;
-}
-
-/* A security event; a failure to store it is logged, never fatal. Takes details (new ref). */
+/* A security event of user u (or of an unknown account, by username). Takes details. */
 static void users_event(request_rec *r, pe_store_t *st, const char *type, const pe_user_t *u, const char *username,
                         json_t *details, const char *severity)
 {
-    pe_json_bind(r->pool, details);
-    if (pe_store_event(st, type, u ? PE_PRINCIPAL_USER : PE_PRINCIPAL_NONE, u ? u->id : NULL,
-                       u ? u->username : username, r->useragent_ip, details, severity, apr_time_now()) != PE_STORE_OK)
-        pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(10002) "security event %s was not stored: %s", type,
-                pe_store_error(st) ? pe_store_error(st) : "store error");
-}
-
-/* The sealed copy of an API key is bound to its user: it opens only for that user id. */
-static const char *users_key_aad(request_rec *r, const char *user_id)
-{
-    return apr_pstrcat(r->pool, "pe-apikey:", user_id, NULL);
-}
-
-/* A new API key: the key itself, its lookup digest, a display prefix and the sealed copy. */
-static int users_new_key(request_rec *r, const char *user_id, const char **key, const char **digest,
-                         const char **prefix, const char **sealed)
-{
-    pe_global_t *g = pe_global();
-
-    if (pe_apikey_generate(r->pool, key) != APR_SUCCESS ||
-        pe_lookup_digest(r->pool, g->secret_key, *key, strlen(*key), digest) != APR_SUCCESS ||
-        pe_keyring_seal(r->pool, g->keyring, *key, strlen(*key), users_key_aad(r, user_id), sealed) != APR_SUCCESS)
-        return pe_http_error(r, HTTP_INTERNAL_SERVER_ERROR, PE_E_INTERNAL, "internal error");
-    *prefix = apr_pstrndup(r->pool, *key, 10);
-    return OK;
-}
-
-/* "bpe,tot" -> ["bpe","tot"]. */
-static json_t *users_rtypes(apr_pool_t *p, const char *list)
-{
-    json_t *a = json_array();
-    char *copy = apr_pstrdup(p, list ? list : ""), *w, *state = NULL;
-
-    for (w = apr_strtok(copy, ",", &state); w; w = apr_strtok(NULL, ",", &state))
-        json_array_append_new(a, json_string(w));
-    return a;
-}
-
-/* A session's token pair as the login and refresh responses show it. */
-static json_t *users_session_json(request_rec *r, const char *token, const char *refresh, apr_time_t exp,
-                                  apr_time_t rexp)
-{
-    return json_pack("{s:s,s:s,s:o,s:o}", "session_token", token, "refresh_token", refresh, "expires_at",
-                     pe_http_time(r->pool, exp), "refresh_expires_at", pe_http_time(r->pool, rexp));
+    pe_account_event(r, st, type, u ? PE_PRINCIPAL_USER : PE_PRINCIPAL_NONE, u ? u->id : NULL,
+                     u ? u->username : username, details, severity);
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -266,27 +152,14 @@ int pe_h_users_register(pe_ctx_t *cx)
 static int users_start_session(request_rec *r, pe_store_t *st, pe_user_t *u)
 {
     pe_srv_conf_t *sc = pe_config_srv(r->server);
-    pe_global_t *g = pe_global();
-    apr_time_t now = apr_time_now();
-    const char *token, *refresh, *ua = apr_table_get(r->headers_in, "User-Agent");
-    pe_session_t *s = apr_pcalloc(r->pool, sizeof(*s));
+    const char *token, *refresh;
+    pe_session_t *s;
     json_t *o, *user;
+    int rc;
 
-    s->id = pe_store_new_id(r->pool);
-    s->kind = PE_PRINCIPAL_USER;
-    s->principal_id = u->id;
-    if (!s->id || pe_token_generate(r->pool, &token) != APR_SUCCESS ||
-        pe_token_generate(r->pool, &refresh) != APR_SUCCESS ||
-        pe_lookup_digest(r->pool, g->secret_key, token, strlen(token), &s->token_digest) != APR_SUCCESS ||
-        pe_lookup_digest(r->pool, g->secret_key, refresh, strlen(refresh), &s->refresh_digest) != APR_SUCCESS)
-        return pe_http_error(r, HTTP_INTERNAL_SERVER_ERROR, PE_E_INTERNAL, "internal error");
-    s->expires_at = now + apr_time_from_msec(pe_srv_session_ttl_ms(sc));
-    s->refresh_expires_at = now + apr_time_from_msec(pe_srv_refresh_ttl_ms(sc));
-    s->created_at = s->last_used = now;
-    s->ip_address = r->useragent_ip;
-    s->user_agent = ua ? apr_pstrndup(r->pool, ua, 255) : "";
-    if (pe_store_session_create(st, s) != PE_STORE_OK)
-        return users_store_down(r);
+    if ((rc = pe_account_session_start(r, st, PE_PRINCIPAL_USER, u->id, apr_time_from_msec(pe_srv_session_ttl_ms(sc)),
+                                       apr_time_from_msec(pe_srv_refresh_ttl_ms(sc)), &s, &token, &refresh)) != OK)
+        return rc;
     users_event(r, st, "login_successful", u, NULL, json_pack("{s:s}", "session_id", s->id), "info");
 
     user = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "id", u->id, "username", u->username, "name", u->name, "email",
@@ -441,12 +314,7 @@ int pe_h_users_refresh(pe_ctx_t *cx)
 /* {"success":true,"message":msg,"data":null} */
 static int users_ok(request_rec *r, const char *msg)
 {
-    json_t *o = pe_json_object(r->pool);
-
-    json_object_set_new(o, "success", json_true());
-    json_object_set_new(o, "message", json_string(msg));
-    json_object_set_new(o, "data", json_null());
-    return pe_http_send_json(r, HTTP_OK, o);
+    return pe_account_ok(r, msg, NULL);
 }
 
 /* POST /v1/users/logout: the session ends now. */
@@ -465,27 +333,8 @@ int pe_h_users_profile_get(pe_ctx_t *cx)
 {
     request_rec *r = cx->r;
     pe_user_t *u = cx->rq->principal->user;
-    json_t *o = pe_json_object(r->pool);
+    json_t *o = pe_json_bind(r->pool, pe_account_user_json(r, u, PE_ROLE_NONE));
 
-    json_object_set_new(o, "id", json_string(u->id));
-    json_object_set_new(o, "username", json_string(u->username));
-    json_object_set_new(o, "name", json_string(u->name));
-    json_object_set_new(o, "email", json_string(u->email));
-    json_object_set_new(o, "about_me", json_string(u->about_me));
-    json_object_set_new(o, "hobbies", json_string(u->hobbies));
-    json_object_set_new(o, "user_type", json_string(u->user_type));
-    json_object_set_new(o, "time_created", pe_http_time(r->pool, u->created_at));
-    json_object_set_new(o, "subscription_plan", json_string(u->subscription_plan));
-    json_object_set_new(o, "credits", json_pack("{s:I,s:I}", "main", (json_int_t)u->credits_main, "reset",
-                                                (json_int_t)u->credits_reset));
-    json_object_set_new(o, "limits", json_pack("{s:I,s:I}", "conversation_limit", (json_int_t)u->conv_limit, "reset",
-                                               (json_int_t)u->conv_reset));
-    json_object_set_new(o, "access_rtype", users_rtypes(r->pool, u->access_rtype));
-    json_object_set_new(o, "level", json_string(u->level));
-    json_object_set_new(o, "additional_notes", json_string(u->additional_notes));
-    json_object_set_new(o, "is_verified", json_boolean(u->is_verified));
-    json_object_set_new(o, "last_login", pe_http_time(r->pool, u->last_login));
-    json_object_set_new(o, "last_activity", pe_http_time(r->pool, u->last_activity));
     return pe_http_send_json(r, HTTP_OK, o);
 }
 
@@ -549,21 +398,13 @@ int pe_h_users_apikey_regenerate(pe_ctx_t *cx)
     request_rec *r = cx->r;
     pe_user_t *u = cx->rq->principal->user;
     pe_store_t *st = pe_auth_store(r);
-    const char *key, *digest, *prefix, *sealed;
-    pe_store_status_e rs;
-    int rc, attempt;
+    const char *key, *prefix;
+    int rc;
 
     if (!u->is_verified)
         return pe_http_error(r, HTTP_FORBIDDEN, "EMAIL_NOT_VERIFIED", "Email verification required to access API key");
-    for (attempt = 0;; attempt++) {
-        if ((rc = users_new_key(r, u->id, &key, &digest, &prefix, &sealed)) != OK)
-            return rc;
-        rs = pe_store_user_set_api_key(st, u->id, digest, prefix, sealed, apr_time_now());
-        if (!(rs == PE_STORE_CONFLICT && attempt < 3))
-            break;
-    }
-    if (rs != PE_STORE_OK)
-        return users_store_failed(r, rs);
+    if ((rc = pe_account_rekey(r, st, u->id, &key, &prefix)) != OK)
+        return rc;
     users_event(r, st, "api_key_regenerated", u, NULL,
                 json_pack("{s:s,s:s}", "old_key_prefix", u->api_key_prefix, "new_key_prefix", prefix), "info");
     return users_key_reply(r, "API key regenerated successfully", key);

@@ -53,6 +53,8 @@ int pe_handler(request_rec *r)
 
             if (rc == OK)
                 rc = pe_auth_route_check(r, m.route->auth, p);
+            if (rc == OK && m.route->need)
+                rc = pe_auth_need_check(r, m.route->need, p);
             if (rc != OK)
                 return rc;
         }

@@ -4,6 +4,7 @@
  */
 #include "pe_handlers.h"
 #include "pe_hooks.h"
+#include "pe_staff.h"
 
 const pe_route_t pe_routes[] = {
     /* core */
@@ -32,6 +33,58 @@ const pe_route_t pe_routes[] = {
 
     /* batch */
     {PE_M_POST, "/v1/batch/process", PE_G_BATCH, pe_h_batch_process, PE_AUTH_USER_KEY},
+
+    /* admin-panel (SPEC 10.1): the action an operator must be allowed is the last column (pe_staff.h) */
+    {PE_M_POST, "/v1/admin-panel/login", PE_G_ADMIN, pe_h_admin_login, 0, 0},
+    {PE_M_POST, "/v1/admin-panel/logout", PE_G_ADMIN, pe_h_staff_logout, PE_AUTH_ADMIN, 0},
+    {PE_M_POST, "/v1/admin-panel/create-admin", PE_G_ADMIN, pe_h_admin_create, PE_AUTH_ADMIN, PE_ACT_CREATE_ADMINS},
+    {PE_M_GET, "/v1/admin-panel/users", PE_G_ADMIN, pe_h_ops_users_list, PE_AUTH_ADMIN, PE_ACT_VIEW_USERS},
+    {PE_M_GET, "/v1/admin-panel/statistics", PE_G_ADMIN, pe_h_ops_statistics, PE_AUTH_ADMIN, PE_ACT_VIEW_STATISTICS},
+    {PE_M_GET, "/v1/admin-panel/security-logs", PE_G_ADMIN, pe_h_ops_events, PE_AUTH_ADMIN,
+     PE_ACT_VIEW_SECURITY_LOGS},
+    {PE_M_GET, "/v1/admin-panel/message-logs/{user_id}", PE_G_ADMIN, pe_h_ops_msglogs, PE_AUTH_ADMIN,
+     PE_ACT_VIEW_MESSAGES},
+    {PE_M_GET, "/v1/admin-panel/ip-whitelist", PE_G_ADMIN, pe_h_ops_iplist_get, PE_AUTH_ADMIN, PE_ACT_MANAGE_ACCESS},
+    {PE_M_POST, "/v1/admin-panel/ip-whitelist", PE_G_ADMIN, pe_h_ops_iplist_add, PE_AUTH_ADMIN, PE_ACT_MANAGE_ACCESS},
+    {PE_M_DELETE, "/v1/admin-panel/ip-whitelist/{entry_id}", PE_G_ADMIN, pe_h_ops_iplist_remove, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ACCESS},
+    {PE_M_GET, "/v1/admin-panel/ip-blocks", PE_G_ADMIN, pe_h_ops_iplist_get, PE_AUTH_ADMIN, PE_ACT_MANAGE_ACCESS},
+    {PE_M_POST, "/v1/admin-panel/ip-blocks", PE_G_ADMIN, pe_h_ops_iplist_add, PE_AUTH_ADMIN, PE_ACT_MANAGE_ACCESS},
+    {PE_M_DELETE, "/v1/admin-panel/ip-blocks/{entry_id}", PE_G_ADMIN, pe_h_ops_iplist_remove, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ACCESS},
+    {PE_M_GET, "/v1/admin-panel/auto-blocks", PE_G_ADMIN, pe_h_ops_autoblocks_get, PE_AUTH_ADMIN, PE_ACT_MANAGE_ACCESS},
+    {PE_M_DELETE, "/v1/admin-panel/auto-blocks/{ip}", PE_G_ADMIN, pe_h_ops_autoblocks_lift, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ACCESS},
+    {PE_M_GET, "/v1/admin-panel/users/{user_id}", PE_G_ADMIN, pe_h_ops_user_get, PE_AUTH_ADMIN, PE_ACT_VIEW_USERS},
+    {PE_M_PUT, "/v1/admin-panel/users/{user_id}", PE_G_ADMIN, pe_h_ops_user_put, PE_AUTH_ADMIN, PE_ACT_UPDATE_USERS},
+    {PE_M_DELETE, "/v1/admin-panel/users/{user_id}", PE_G_ADMIN, pe_h_ops_user_delete, PE_AUTH_ADMIN,
+     PE_ACT_DELETE_USERS},
+    {PE_M_POST, "/v1/admin-panel/users/{user_id}/regenerate-api-key", PE_G_ADMIN, pe_h_ops_user_rekey, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_API_KEYS},
+
+    /* support (SPEC 10.2) */
+    {PE_M_POST, "/v1/support/login", PE_G_SUPPORT, pe_h_support_login, 0, 0},
+    {PE_M_POST, "/v1/support/logout", PE_G_SUPPORT, pe_h_staff_logout, PE_AUTH_SUPPORT, 0},
+    {PE_M_POST, "/v1/support/create", PE_G_SUPPORT, pe_h_support_create, PE_AUTH_ADMIN, PE_ACT_CREATE_STAFF},
+    {PE_M_GET, "/v1/support/profile", PE_G_SUPPORT, pe_h_support_profile, PE_AUTH_SUPPORT, 0},
+    {PE_M_GET, "/v1/support/permissions", PE_G_SUPPORT, pe_h_support_permissions, PE_AUTH_SUPPORT, 0},
+    {PE_M_GET, "/v1/support/users", PE_G_SUPPORT, pe_h_ops_users_list, PE_AUTH_SUPPORT, PE_ACT_VIEW_USERS},
+    {PE_M_GET, "/v1/support/users/{user_id}", PE_G_SUPPORT, pe_h_ops_user_get, PE_AUTH_SUPPORT, PE_ACT_VIEW_USERS},
+    {PE_M_PUT, "/v1/support/users/{user_id}", PE_G_SUPPORT, pe_h_ops_user_put, PE_AUTH_SUPPORT, PE_ACT_UPDATE_USERS},
+    {PE_M_POST, "/v1/support/users/{user_id}/reset-password", PE_G_SUPPORT, pe_h_ops_user_password, PE_AUTH_SUPPORT,
+     PE_ACT_RESET_PASSWORDS},
+    {PE_M_PUT, "/v1/support/users/{user_id}/credits", PE_G_SUPPORT, pe_h_ops_user_credits, PE_AUTH_SUPPORT,
+     PE_ACT_UPDATE_CREDITS},
+    {PE_M_PUT, "/v1/support/users/{user_id}/plan", PE_G_SUPPORT, pe_h_ops_user_plan, PE_AUTH_SUPPORT,
+     PE_ACT_UPDATE_PLANS},
+    {PE_M_POST, "/v1/support/users/{user_id}/regenerate-api-key", PE_G_SUPPORT, pe_h_ops_user_rekey, PE_AUTH_SUPPORT,
+     PE_ACT_MANAGE_API_KEYS},
+
+    /* admin (SPEC 10.4): administrators' system settings */
+    {PE_M_GET, "/v1/admin/system-prompts", PE_G_SYSADMIN, pe_h_ops_prompts_get, PE_AUTH_ADMIN, PE_ACT_SYSTEM},
+    {PE_M_PUT, "/v1/admin/system-prompts", PE_G_SYSADMIN, pe_h_ops_prompts_put, PE_AUTH_ADMIN, PE_ACT_SYSTEM},
+    {PE_M_DELETE, "/v1/admin/system-prompts/{r_type}", PE_G_SYSADMIN, pe_h_ops_prompts_reset, PE_AUTH_ADMIN,
+     PE_ACT_SYSTEM},
 
     /* monitoring */
 

@@ -401,3 +401,94 @@ pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_
 {
     PE_STORE_CALL(st, iplist_remove, which, id);
 }
+
+pe_store_status_e pe_store_staff_create(pe_store_t *st, const pe_staff_t *s)
+{
+    PE_STORE_CALL(st, staff_create, s);
+}
+
+pe_store_status_e pe_store_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out)
+{
+    *out = NULL;
+    PE_STORE_CALL(st, staff_by_id, kind, id, out);
+}
+
+pe_store_status_e pe_store_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                             pe_staff_t **out)
+{
+    *out = NULL;
+    PE_STORE_CALL(st, staff_by_username, kind, username, out);
+}
+
+pe_store_status_e pe_store_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out)
+{
+    *out = apr_array_make(st->pool, 4, sizeof(pe_staff_t *));
+    PE_STORE_CALL(st, staff_list, kind, out);
+}
+
+pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              const char *hash, apr_time_t now)
+{
+    PE_STORE_CALL(st, staff_set_password, kind, id, hash, now);
+}
+
+pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                              apr_time_t now, int max, apr_time_t lock, int *failed,
+                                              apr_time_t *locked_until)
+{
+    *failed = 0;
+    *locked_until = 0;
+    PE_STORE_CALL(st, staff_login_failed, kind, id, now, max, lock, failed, locked_until);
+}
+
+pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
+{
+    PE_STORE_CALL(st, staff_login_ok, kind, id, now);
+}
+
+pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now)
+{
+    PE_STORE_CALL(st, user_update, id, ch, now);
+}
+
+pe_store_status_e pe_store_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_user_t *));
+    *total = 0;
+    PE_STORE_CALL(st, user_list, q, out, total);
+}
+
+pe_store_status_e pe_store_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                      const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                      long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_event_t *));
+    *total = 0;
+    PE_STORE_CALL(st, event_list, event_type, severity, principal_id, offset, limit, out, total);
+}
+
+pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                       apr_array_header_t **out, long *total)
+{
+    *out = apr_array_make(st->pool, 16, sizeof(pe_message_log_t *));
+    *total = 0;
+    PE_STORE_CALL(st, msglog_list, user_id, offset, limit, out, total);
+}
+
+pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_type)
+{
+    PE_STORE_CALL(st, system_prompt_reset, r_type);
+}
+
+pe_store_status_e pe_store_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens)
+{
+    *requests = 0;
+    *tokens = 0;
+    PE_STORE_CALL(st, msglog_usage, since, requests, tokens);
+}
+
+pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out)
+{
+    *out = apr_array_make(st->pool, limit > 0 ? limit : 1, sizeof(pe_usage_row_t *));
+    PE_STORE_CALL(st, msglog_top_users, since, limit, out);
+}

@@ -130,6 +130,75 @@ static const struct {
                          "INSERT INTO pe_ip_whitelist (network, description, created_by, created_at, expires_at, "
                          "is_active) VALUES (%s, %s, %s, %s, %s, %s)"},
     [Q_WHITELIST_DEL] = {"pe_whitelist_del", "DELETE FROM pe_ip_whitelist WHERE id = %s"},
+    /* Operators: every statement names the kind, so an id of one kind never finds the other. */
+    [Q_STAFF_INSERT] = {"pe_staff_insert",
+                        "INSERT INTO pe_staff (" STAFF_COLS ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                        "%s, %s, %s, %s)"},
+    [Q_STAFF_BY_ID] = {"pe_staff_by_id", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s AND id = %s"},
+    [Q_STAFF_BY_NAME] = {"pe_staff_by_name", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s AND username = %s"},
+    [Q_STAFF_LIST] = {"pe_staff_list", "SELECT " STAFF_COLS " FROM pe_staff WHERE kind = %s ORDER BY created_at, id"},
+    [Q_STAFF_SET_PASSWORD] = {"pe_staff_set_password",
+                              "UPDATE pe_staff SET password_hash = %s, failed_logins = 0, locked_until = 0, "
+                              "updated_at = %s WHERE kind = %s AND id = %s"},
+    /* The counter starts again after an expired lock, as for users (Q_USER_FAIL_COUNT). */
+    [Q_STAFF_FAIL_COUNT] = {"pe_staff_fail_count",
+                            "UPDATE pe_staff SET failed_logins = CASE WHEN locked_until > 0 AND locked_until <= %s "
+                            "THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN locked_until > 0 AND "
+                            "locked_until <= %s THEN 0 ELSE locked_until END WHERE kind = %s AND id = %s"},
+    [Q_STAFF_FAIL_LOCK] = {"pe_staff_fail_lock",
+                           "UPDATE pe_staff SET locked_until = %s WHERE kind = %s AND id = %s AND failed_logins >= "
+                           "CAST(%s AS INTEGER) AND locked_until = 0"},
+    [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
+                           "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
+    /* An operator's change of a user: a NULL parameter leaves its column as it is. */
+    [Q_USER_UPDATE] = {"pe_user_update",
+                       "UPDATE pe_users SET name = COALESCE(%s, name), about_me = COALESCE(%s, about_me), "
+                       "hobbies = COALESCE(%s, hobbies), user_type = COALESCE(%s, user_type), subscription_plan = "
+                       "COALESCE(%s, subscription_plan), access_rtype = COALESCE(%s, access_rtype), level = "
+                       "COALESCE(%s, level), additional_notes = COALESCE(%s, additional_notes), credits_main = "
+                       "COALESCE(CAST(%s AS BIGINT), credits_main), credits_reset = COALESCE(CAST(%s AS BIGINT), "
+                       "credits_reset), conv_limit = COALESCE(CAST(%s AS BIGINT), conv_limit), conv_reset = "
+                       "COALESCE(CAST(%s AS BIGINT), conv_reset), is_active = COALESCE(CAST(%s AS SMALLINT), "
+                       "is_active), is_verified = COALESCE(CAST(%s AS SMALLINT), is_verified), updated_at = %s "
+                       "WHERE id = %s"},
+    /* Operators' lists: the filters of pe_user_query_t; '' or -1 means any (see pe_store_dbd_lists.c). */
+#define USER_FILTER                                                                                \
+    "(%s = '' OR LOWER(username) LIKE %s ESCAPE '!' OR LOWER(email) LIKE %s ESCAPE '!' OR LOWER(name) LIKE %s "  \
+    "ESCAPE '!') AND (%s = '' OR email = %s) AND (%s = '' OR username = %s) AND (%s = '' OR subscription_plan = " \
+    "%s) AND (CAST(%s AS INTEGER) < 0 OR is_verified = CAST(%s AS INTEGER)) AND (CAST(%s AS INTEGER) < 0 OR "     \
+    "is_active = CAST(%s AS INTEGER))"
+#define USER_LIST(label, order)                                                                    \
+    {label, "SELECT " USER_COLS " FROM pe_users WHERE " USER_FILTER " ORDER BY " order                    \
+            " LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS INTEGER)"}
+    [Q_USER_LIST_FIRST + 0] = USER_LIST("pe_user_list_cd", "created_at DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 1] = USER_LIST("pe_user_list_ca", "created_at ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 2] = USER_LIST("pe_user_list_ud", "username DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 3] = USER_LIST("pe_user_list_ua", "username ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 4] = USER_LIST("pe_user_list_ed", "email DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 5] = USER_LIST("pe_user_list_ea", "email ASC, id ASC"),
+    [Q_USER_LIST_FIRST + 6] = USER_LIST("pe_user_list_ld", "last_login DESC, id DESC"),
+    [Q_USER_LIST_FIRST + 7] = USER_LIST("pe_user_list_la", "last_login ASC, id ASC"),
+    [Q_USER_COUNT_Q] = {"pe_user_count_q", "SELECT COUNT(*) FROM pe_users WHERE " USER_FILTER},
+#define EVENT_FILTER "(%s = '' OR event_type = %s) AND (%s = '' OR severity = %s) AND (%s = '' OR principal_id = %s)"
+    [Q_EVENT_LIST] = {"pe_event_list",
+                      "SELECT id, event_type, principal_kind, principal_id, username, ip_address, details, severity, "
+                      "created_at FROM pe_security_events WHERE " EVENT_FILTER " ORDER BY created_at DESC, id DESC "
+                      "LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS INTEGER)"},
+    [Q_EVENT_COUNT_Q] = {"pe_event_count_q", "SELECT COUNT(*) FROM pe_security_events WHERE " EVENT_FILTER},
+    [Q_MSGLOG_LIST] = {"pe_msglog_list",
+                       "SELECT request_id, user_id, username, model, r_type, research_enabled, messages, response, "
+                       "status, tokens_used, processing_time_ms, ip_address, created_at FROM pe_message_logs WHERE "
+                       "user_id = %s ORDER BY created_at DESC, id DESC LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS "
+                       "INTEGER)"},
+    [Q_MSGLOG_USAGE] = {"pe_msglog_usage",
+                        "SELECT COUNT(*), COALESCE(SUM(tokens_used), 0) FROM pe_message_logs WHERE created_at >= %s"},
+    [Q_MSGLOG_TOP] = {"pe_msglog_top",
+                      "SELECT user_id, MAX(username), COUNT(*), COALESCE(SUM(tokens_used), 0) FROM pe_message_logs "
+                      "WHERE created_at >= %s GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT CAST(%s AS "
+                      "INTEGER)"},
+    [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
+                          "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
+                          "AND id = %s"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -519,6 +588,20 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .msglog_count = pe_dbd_msglog_count, .system_prompt_get = pe_dbd_system_prompt_get,                            \
         .system_prompt_set = pe_dbd_system_prompt_set, .iplist_active = pe_dbd_iplist_active,                          \
         .iplist_add = pe_dbd_iplist_add, .iplist_remove = pe_dbd_iplist_remove,                                        \
+        .staff_create = pe_dbd_staff_create,                                                                   \
+        .staff_by_id = pe_dbd_staff_by_id,                                                                     \
+        .staff_by_username = pe_dbd_staff_by_username,                                                         \
+        .staff_list = pe_dbd_staff_list,                                                                       \
+        .staff_set_password = pe_dbd_staff_set_password,                                                       \
+        .staff_login_failed = pe_dbd_staff_login_failed,                                                       \
+        .staff_login_ok = pe_dbd_staff_login_ok,                                                               \
+        .user_update = pe_dbd_user_update,                                                                     \
+        .user_list = pe_dbd_user_list,                                                                         \
+        .event_list = pe_dbd_event_list,                                                                       \
+        .msglog_list = pe_dbd_msglog_list,                                                                     \
+        .system_prompt_reset = pe_dbd_system_prompt_reset,                                                     \
+        .msglog_usage = pe_dbd_msglog_usage,                                                                   \
+        .msglog_top_users = pe_dbd_msglog_top_users,                                                           \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

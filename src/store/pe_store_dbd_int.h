@@ -52,6 +52,25 @@ typedef enum {
     Q_WHITELIST_ACTIVE,
     Q_WHITELIST_INS,
     Q_WHITELIST_DEL,
+    Q_STAFF_INSERT,
+    Q_STAFF_BY_ID,
+    Q_STAFF_BY_NAME,
+    Q_STAFF_LIST,
+    Q_STAFF_SET_PASSWORD,
+    Q_STAFF_FAIL_COUNT,
+    Q_STAFF_FAIL_LOCK,
+    Q_STAFF_FAIL_READ,
+    Q_STAFF_LOGIN_OK,
+    Q_USER_UPDATE,
+    /* operators' lists: Q_USER_LIST_FIRST + 2 * sort key + ascending (pe_store_dbd_lists.c) */
+    Q_USER_LIST_FIRST,
+    Q_USER_LIST_LAST = Q_USER_LIST_FIRST + 7,
+    Q_USER_COUNT_Q,
+    Q_EVENT_LIST,
+    Q_EVENT_COUNT_Q,
+    Q_MSGLOG_LIST,
+    Q_MSGLOG_USAGE,
+    Q_MSGLOG_TOP,
     Q_COUNT
 } pe_q_e;
 
@@ -64,6 +83,10 @@ typedef enum {
 #define SESS_COLS                                                                                                      \
     "id, principal_kind, principal_id, token_digest, refresh_digest, expires_at, refresh_expires_at, "                 \
     "ip_address, user_agent, created_at, last_used"
+#define STAFF_COLS                                                                                 \
+    "id, kind, username, name, email, password_hash, is_super, staff_level, created_by, is_active, "   \
+    "failed_logins, locked_until, created_at, updated_at, last_login"
+#define STAFF_NCOLS 15
 #define USER_NCOLS 28
 #define SESS_NCOLS 11
 
@@ -148,5 +171,21 @@ pe_store_status_e pe_dbd_system_prompt_set(pe_store_t *st, const char *r_type, c
 pe_store_status_e pe_dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e pe_dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e pe_dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e pe_dbd_staff_create(pe_store_t *st, const pe_staff_t *s);
+pe_store_status_e pe_dbd_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+pe_store_status_e pe_dbd_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username, pe_staff_t **out);
+pe_store_status_e pe_dbd_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+pe_store_status_e pe_dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id, const char *hash, apr_time_t now);
+pe_store_status_e pe_dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_dbd_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+pe_store_status_e pe_dbd_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+pe_store_status_e pe_dbd_event_list(pe_store_t *st, const char *event_type, const char *severity, const char *principal_id, long offset, long limit, apr_array_header_t **out, long *total);
+pe_store_status_e pe_dbd_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit, apr_array_header_t **out, long *total);
+/** A row of USER_COLS as a user (pe_store_dbd_users.c). */
+pe_user_t *pe_dbd_user_from_cols(apr_pool_t *p, const char **c);
+pe_store_status_e pe_dbd_system_prompt_reset(pe_store_t *st, const char *r_type);
+pe_store_status_e pe_dbd_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+pe_store_status_e pe_dbd_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
+pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

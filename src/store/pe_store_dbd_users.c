@@ -10,7 +10,7 @@
 /* Users */
 
 /* A row of USER_COLS -> pe_user_t. */
-static pe_user_t *user_from_cols(apr_pool_t *p, const char **c)
+pe_user_t *pe_dbd_user_from_cols(apr_pool_t *p, const char **c)
 {
     pe_user_t *u = apr_pcalloc(p, sizeof(*u));
 
@@ -85,7 +85,7 @@ static pe_store_status_e user_by(pe_store_t *st, pe_q_e q, const char *key, pe_u
     const char *c[USER_NCOLS];
     pe_store_status_e rs = pe_dbd_select(st, q, 1, &key, USER_NCOLS, c);
 
-    *out = (rs == PE_STORE_OK) ? user_from_cols(pe_store_pool(st), c) : NULL;
+    *out = (rs == PE_STORE_OK) ? pe_dbd_user_from_cols(pe_store_pool(st), c) : NULL;
     return rs;
 }
 

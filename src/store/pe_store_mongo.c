@@ -418,7 +418,14 @@ static const pe_mg_index_t pe_mg_v1[] = {
     {PE_MC_DELETED, "original_user_id", "{\"original_user_id\": 1}", 0},
     {NULL, NULL, NULL, 0}};
 
-static const pe_mg_index_t *const pe_mg_versions[] = {pe_mg_v1};
+/* Version 2: operators (administrators and support staff); uniqueness by claims, as for users. */
+static const pe_mg_index_t pe_mg_v2[] = {
+    {PE_MC_STAFF, "username", "{\"kind\": 1, \"username\": 1}", 1},
+    {PE_MC_STAFF, "email", "{\"kind\": 1, \"email\": 1}", 1},
+    {PE_MC_STAFF, "created", "{\"kind\": 1, \"created_at\": 1}", 0},
+    {NULL, NULL, NULL, 0}};
+
+static const pe_mg_index_t *const pe_mg_versions[] = {pe_mg_v1, pe_mg_v2};
 #define PE_MG_NVERSIONS ((int)(sizeof(pe_mg_versions) / sizeof(pe_mg_versions[0])))
 
 int pe_store_mongo_schema_version(void)
@@ -679,4 +686,18 @@ static const pe_store_ops_t pe_mongo_ops = {
     .iplist_active = pe_mg_iplist_active,
     .iplist_add = pe_mg_iplist_add,
     .iplist_remove = pe_mg_iplist_remove,
+    .staff_create = pe_mg_staff_create,
+    .staff_by_id = pe_mg_staff_by_id,
+    .staff_by_username = pe_mg_staff_by_username,
+    .staff_list = pe_mg_staff_list,
+    .staff_set_password = pe_mg_staff_set_password,
+    .staff_login_failed = pe_mg_staff_login_failed,
+    .staff_login_ok = pe_mg_staff_login_ok,
+    .user_update = pe_mg_user_update,
+    .user_list = pe_mg_user_list,
+    .event_list = pe_mg_event_list,
+    .msglog_list = pe_mg_msglog_list,
+    .system_prompt_reset = pe_mg_system_prompt_reset,
+    .msglog_usage = pe_mg_msglog_usage,
+    .msglog_top_users = pe_mg_msglog_top_users,
 };

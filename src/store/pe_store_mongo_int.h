@@ -28,6 +28,7 @@
 #define PE_MC_PROMPTS "pe_system_prompts"
 #define PE_MC_COUNTERS "pe_counters"
 #define PE_MC_SCHEMA "pe_schema_version"
+#define PE_MC_STAFF "pe_staff"
 
 /** One store handle's connection: a client borrowed from the process's pool. */
 typedef struct pe_mgconn_t {
@@ -140,5 +141,42 @@ pe_store_status_e pe_mg_system_prompt_set(pe_store_t *st, const char *r_type, co
 pe_store_status_e pe_mg_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e pe_mg_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e pe_mg_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e pe_mg_staff_create(pe_store_t *st, const pe_staff_t *s);
+pe_store_status_e pe_mg_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, const char *id, pe_staff_t **out);
+pe_store_status_e pe_mg_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username,
+                                          pe_staff_t **out);
+pe_store_status_e pe_mg_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
+pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                           const char *hash, apr_time_t now);
+pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                           int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+pe_store_status_e pe_mg_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
+pe_store_status_e pe_mg_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
+pe_store_status_e pe_mg_event_list(pe_store_t *st, const char *event_type, const char *severity,
+                                   const char *principal_id, long offset, long limit, apr_array_header_t **out,
+                                   long *total);
+pe_store_status_e pe_mg_msglog_list(pe_store_t *st, const char *user_id, long offset, long limit,
+                                    apr_array_header_t **out, long *total);
+/** A user document as a user (pe_store_mongo_users.c). */
+pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d);
+/**
+ * Claim the unique value (field, value) for owner_id, a document of collection `owners` (by
+ * _id; a claim whose owner is gone is taken over after a while). `name` is what a conflict names.
+ * @param own_ok a claim owner_id holds already counts as taken by it
+ */
+pe_store_status_e pe_mg_claim_take(pe_store_t *st, const char *owners, const char *field, const char *name,
+                                   const char *value, const char *owner_id, int own_ok);
+/** Give up owner_id's claim of (field, value). */
+void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, const char *owner_id);
+/**
+ * Count a failed login of the account `who` (a filter) in coll, then lock it once the count
+ * reaches max (pe_store_user_login_failed's semantics, for users and operators).
+ */
+pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
+                                     apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
+pe_store_status_e pe_mg_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 
 #endif

@@ -433,3 +433,13 @@ pe_store_status_e pe_mg_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int
     bson_destroy(f);
     return (rs == PE_STORE_OK && n == 0) ? PE_STORE_NOTFOUND : rs;
 }
+
+pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type)
+{
+    bson_t *f = prompt_filter(r_type);
+    long n = 0;
+    pe_store_status_e rs = pe_mg_delete(st, PE_MC_PROMPTS, f, 0, &n);
+
+    bson_destroy(f);
+    return (rs == PE_STORE_OK && n == 0) ? PE_STORE_NOTFOUND : rs;
+}

@@ -37,7 +37,7 @@ static bson_t *by_id(const char *id)
 /* ----------------------------------------------------------------------------------------- */
 /* Users */
 
-static pe_user_t *user_from_doc(apr_pool_t *p, const bson_t *d)
+pe_user_t *pe_mg_user_from_doc(apr_pool_t *p, const bson_t *d)
 {
     pe_user_t *u = apr_pcalloc(p, sizeof(*u));
 
@@ -110,19 +110,21 @@ static bson_t *claim_filter(const char *field, const char *value)
     return f;
 }
 
-/* The user document's field holding a claimed value. */
+/* The owner document's field holding a claimed value (name: the claim's field name). */
 static const char *claim_doc_field(const char *field)
 {
     return strcmp(field, "api_key") ? field : "api_key_digest";
 }
 
 /*
- * Take over a claim older than PE_MG_CLAIM_STALE whose user does not hold the value (the user
- * does not exist, or a change of the value stopped before it gave the old claim back): the delete
+ * Take over a claim older than PE_MG_CLAIM_STALE whose owner (a document of `owners`) does not
+ * hold the value in its field `name` (the owner does not exist, or a change of the value stopped
+ * before it gave the old claim back): the delete
  * is guarded by the claim's user_id and time, so it removes only what was looked at.
  * @return 1 when the claim was removed (the caller inserts again)
  */
-static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *value)
+static int claim_reclaim_stale(pe_store_t *st, const char *owners, const char *field, const char *name,
+                               const char *value)
 {
     apr_pool_t *p = pe_store_pool(st);
     bson_t *f = claim_filter(field, value), *uf;
@@ -141,8 +143,8 @@ static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *va
     if ((uf = by_id(owner))) {
         pe_store_status_e rs;
 
-        BSON_APPEND_UTF8(uf, claim_doc_field(field), value);
-        rs = pe_mg_find_one(st, PE_MC_USERS, uf, NULL, &user);
+        BSON_APPEND_UTF8(uf, claim_doc_field(name), value);
+        rs = pe_mg_find_one(st, owners, uf, NULL, &user);
 
         bson_destroy(uf);
         if (rs != PE_STORE_NOTFOUND)
@@ -155,13 +157,8 @@ out:
     return done;
 }
 
-/*
- * Claim (field, value) for user_id.
- * @param own_ok a claim user_id holds already counts as taken by it (a change to the same value)
- * @return PE_STORE_OK, PE_STORE_CONFLICT naming field, PE_STORE_EIO
- */
-static pe_store_status_e claim_take(pe_store_t *st, const char *field, const char *value, const char *user_id,
-                                    int own_ok)
+pe_store_status_e pe_mg_claim_take(pe_store_t *st, const char *owners, const char *field, const char *name,
+                                   const char *value, const char *user_id, int own_ok)
 {
     pe_store_status_e rs = PE_STORE_CONFLICT;
     int attempt;
@@ -182,14 +179,20 @@ static pe_store_status_e claim_take(pe_store_t *st, const char *field, const cha
                 rs = PE_STORE_OK;
             bson_destroy(mine);
         }
-        if (rs == PE_STORE_CONFLICT && !claim_reclaim_stale(st, field, value))
+        if (rs == PE_STORE_CONFLICT && !claim_reclaim_stale(st, owners, field, name, value))
             break;
     }
-    return rs == PE_STORE_CONFLICT ? pe_store_set_conflict(st, field) : rs;
+    return rs == PE_STORE_CONFLICT ? pe_store_set_conflict(st, name) : rs;
 }
 
-/* Give up user_id's claim of (field, value); errors are left for the stale-claim check. */
-static void claim_release(pe_store_t *st, const char *field, const char *value, const char *user_id)
+/* A user's claim of (field, value): the user is the owner, the field names a conflict. */
+static pe_store_status_e claim_take(pe_store_t *st, const char *field, const char *value, const char *user_id,
+                                    int own_ok)
+{
+    return pe_mg_claim_take(st, PE_MC_USERS, field, field, value, user_id, own_ok);
+}
+
+void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, const char *user_id)
 {
     bson_t *f = claim_filter(field, value);
 
@@ -244,7 +247,7 @@ pe_store_status_e pe_mg_user_create(pe_store_t *st, const pe_user_t *u)
         rs = user_insert(st, d);
     if (rs != PE_STORE_OK && !(rs == PE_STORE_CONFLICT && !strcmp(pe_store_conflict(st), "id")))
         for (i = 0; i < held; i++)
-            claim_release(st, claim_fields[i], claim_value(u, i), u->id);
+            pe_mg_claim_release(st, claim_fields[i], claim_value(u, i), u->id);
     bson_destroy(d);
     return rs;
 }
@@ -269,7 +272,7 @@ static pe_store_status_e user_by(pe_store_t *st, bson_t *f, pe_user_t **out)
 
     *out = NULL;
     if (rs == PE_STORE_OK)
-        *out = user_from_doc(pe_store_pool(st), doc);
+        *out = pe_mg_user_from_doc(pe_store_pool(st), doc);
     return rs;
 }
 
@@ -339,9 +342,9 @@ static pe_store_status_e change_unique(pe_store_t *st, const char *id, const cha
         rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, 0, &old);
         was = pe_mg_str(pe_store_pool(st), old, doc_field);
         if (rs != PE_STORE_OK)
-            claim_release(st, field, value, id);
+            pe_mg_claim_release(st, field, value, id);
         else if (was && strcmp(was, value))
-            claim_release(st, field, was, id);
+            pe_mg_claim_release(st, field, was, id);
         if (rs == PE_STORE_CONFLICT)
             rs = pe_store_set_conflict(st, field);
     }
@@ -380,26 +383,30 @@ pe_store_status_e pe_mg_user_set_password(pe_store_t *st, const char *id, const 
  *  2. otherwise $inc failed_logins;
  *  3. reaching max sets the lock once: {failed_logins >= max, locked_until: 0} -> lock.
  */
-pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                          int *failed, apr_time_t *locked_until)
+/* A copy of the account filter `who` (to add conditions to). */
+static bson_t *who_copy(const bson_t *who)
 {
-    bson_t *f = by_id(id), *up;
+    return bson_copy(who);
+}
+
+pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
+                                     apr_time_t lock, int *failed, apr_time_t *locked_until)
+{
+    bson_t *f = who_copy(who), *up;
     const bson_t *doc = NULL;
     pe_store_status_e rs;
 
     *failed = 0;
     *locked_until = 0;
-    if (!f)
-        return PE_STORE_NOTFOUND;
     BCON_APPEND(f, "locked_until", "{", "$gt", BCON_INT64(0), "$lte", BCON_INT64(now), "}");
     up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until", BCON_INT64(0), "}");
-    rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+    rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &doc);
     bson_destroy(f);
     bson_destroy(up);
     if (rs == PE_STORE_NOTFOUND) {
-        f = by_id(id);
+        f = who_copy(who);
         up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
-        rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+        rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &doc);
         bson_destroy(f);
         bson_destroy(up);
     }
@@ -408,22 +415,38 @@ pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_ti
     if (pe_mg_i64(doc, "failed_logins") >= max && pe_mg_i64(doc, "locked_until") == 0) {
         const bson_t *locked = NULL;
 
-        f = by_id(id);
+        f = who_copy(who);
         BCON_APPEND(f, "failed_logins", "{", "$gte", BCON_INT32(max), "}", "locked_until", BCON_INT64(0));
         up = BCON_NEW("$set", "{", "locked_until", BCON_INT64(now + lock), "}");
-        rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, PE_MG_RETURN_NEW, &locked);
+        rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &locked);
         bson_destroy(f);
         bson_destroy(up);
         if (rs == PE_STORE_OK)
             doc = locked;
-        else if (rs == PE_STORE_NOTFOUND) /* another failure set it first: read what it set */
-            rs = find_user(st, by_id(id), NULL, &doc);
+        else if (rs == PE_STORE_NOTFOUND) { /* another failure set it first: read what it set */
+            rs = pe_mg_find_one(st, coll, who, NULL, &doc);
+        }
         if (rs != PE_STORE_OK)
             return rs;
     }
     *failed = (int)pe_mg_i64(doc, "failed_logins");
     *locked_until = pe_mg_i64(doc, "locked_until");
     return PE_STORE_OK;
+}
+
+pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                          int *failed, apr_time_t *locked_until)
+{
+    bson_t *who = by_id(id);
+    pe_store_status_e rs;
+
+    *failed = 0;
+    *locked_until = 0;
+    if (!who)
+        return PE_STORE_NOTFOUND;
+    rs = pe_mg_login_failed(st, PE_MC_USERS, who, now, max, lock, failed, locked_until);
+    bson_destroy(who);
+    return rs;
 }
 
 /*

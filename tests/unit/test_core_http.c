@@ -73,7 +73,9 @@ START_TEST(route_groups)
     ck_assert_uint_eq(pe_route_group_bit("openapi"), PE_G_OPENAPI);
     ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_OPENAPI, PE_G_OPENAPI);
     ck_assert_ptr_nonnull(strstr(pe_route_group_names(), " openapi "));
-    ck_assert_uint_eq(pe_route_group_bit("admin"), 0);
+    ck_assert_uint_eq(pe_route_group_bit("admin"), PE_G_SYSADMIN); /* /v1/admin/..., in "all" */
+    ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_SYSADMIN, PE_G_SYSADMIN);
+    ck_assert_uint_eq(pe_route_group_bit("admin-pane"), 0);
     ck_assert_uint_eq(pe_route_method_bit("GET"), PE_M_GET);
     ck_assert_uint_eq(pe_route_method_bit("get"), 0);
     ck_assert_uint_eq(pe_route_method_bit("TRACE"), 0);

@@ -10,6 +10,7 @@
  * and how to open a handle on a connection of its own (the concurrency tests open one per
  * process). The backend's name must be what pe_store_backend_name() says of its handles.
  */
+#include "pe_json.h"
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
@@ -1084,6 +1085,399 @@ START_TEST(pgsql_retry_after_connection_ended)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------------------------- */
+/* Operators (administrators and support staff) */
+
+static pe_staff_t *mkstaff(pe_principal_kind_e kind, const char *username, const char *email, apr_time_t at)
+{
+    pe_staff_t *s = apr_pcalloc(pe_tp, sizeof(*s));
+
+    s->id = pe_store_new_id(pe_tp);
+    s->kind = kind;
+    s->username = username;
+    s->name = "Operator";
+    s->email = email;
+    s->password_hash = "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+    s->staff_level = kind == PE_PRINCIPAL_SUPPORT ? "support" : "";
+    s->created_by = "root";
+    s->is_active = 1;
+    s->created_at = s->updated_at = at;
+    return s;
+}
+
+START_TEST(staff_create_find_conflicts)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *root = mkstaff(PE_PRINCIPAL_ADMIN, "root", "root@example.com", 10), *got;
+    pe_staff_t *sup = mkstaff(PE_PRINCIPAL_SUPPORT, "root", "root@example.com", 20);
+    pe_user_t *u = mkuser("root", "root@example.com", "sk1");
+    apr_array_header_t *list;
+
+    root->is_super = 1;
+    root->created_by = "";
+    ck_assert_int_eq(pe_store_staff_create(st, root), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_ADMIN, "root", &got), PE_STORE_OK);
+    ck_assert_str_eq(got->id, root->id);
+    ck_assert_int_eq(got->kind, PE_PRINCIPAL_ADMIN);
+    ck_assert_int_eq(got->is_super, 1);
+    ck_assert_str_eq(got->email, "root@example.com");
+    ck_assert_str_eq(got->password_hash, root->password_hash);
+    ck_assert_str_eq(got->created_by, "");
+    ck_assert_int_eq(got->created_at, 10);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, root->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->username, "root");
+
+    /* unique within a kind: username, then e-mail, each named */
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root", "other@example.com", 11)),
+                     PE_STORE_CONFLICT);
+    ck_assert_str_eq(pe_store_conflict(st), "username");
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root2", "root@example.com", 12)),
+                     PE_STORE_CONFLICT);
+    ck_assert_str_eq(pe_store_conflict(st), "email");
+    /* nothing of a refused account is stored: its other value is still free */
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root2", "r2@example.com", 13)),
+                     PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_ADMIN, "root3", "other@example.com", 14)),
+                     PE_STORE_OK);
+
+    /* the kinds never meet: the same names are free for support staff and users */
+    ck_assert_int_eq(pe_store_staff_create(st, sup), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_SUPPORT, root->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_ptr_null(got);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, sup->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, u->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, "not-an-id", &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_SUPPORT, "root", &got), PE_STORE_OK);
+    ck_assert_str_eq(got->id, sup->id);
+    ck_assert_str_eq(got->staff_level, "support");
+    ck_assert_int_eq(got->is_super, 0);
+    ck_assert_int_eq(pe_store_staff_by_username(st, PE_PRINCIPAL_SUPPORT, "Root", &got), PE_STORE_NOTFOUND);
+
+    /* lists: one kind, oldest first */
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_ADMIN, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 0, pe_staff_t *)->username, "root");
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 1, pe_staff_t *)->username, "root2");
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 2, pe_staff_t *)->username, "root3");
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_SUPPORT, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 1);
+}
+END_TEST
+
+START_TEST(staff_login_failures_lock_and_password)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *a = mkstaff(PE_PRINCIPAL_ADMIN, "ann", "ann@example.com", 1), *got;
+    apr_time_t lock = apr_time_from_sec(7200), lu = 0;
+    int failed = 0, i;
+
+    ck_assert_int_eq(pe_store_staff_create(st, a), PE_STORE_OK);
+    for (i = 1; i <= 2; i++) {
+        ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+                         PE_STORE_OK);
+        ck_assert_int_eq(failed, i);
+        ck_assert_int_eq(lu, 0);
+    }
+    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+                     PE_STORE_OK);
+    ck_assert_int_eq(failed, 3);
+    ck_assert_int_eq(lu, 1000 + lock);
+    /* a failure during the lock does not extend it; after expiry the counter starts again */
+    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 2000, 3, lock, &failed, &lu);
+    ck_assert_int_eq(lu, 1000 + lock);
+    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000 + lock + 1, 3, lock, &failed, &lu);
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(lu, 0);
+    /* the other kind's operation does not find it */
+    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_SUPPORT, a->id, 1, 3, lock, &failed, &lu),
+                     PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_SUPPORT, a->id, 9), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_ADMIN, a->id, 9), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->failed_logins, 0);
+    ck_assert_int_eq(got->last_login, 9);
+    /* a new password clears a lock */
+    for (i = 0; i < 3; i++)
+        pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 3000, 3, lock, &failed, &lu);
+    ck_assert_int_eq(lu, 3000 + lock);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, a->id, "$argon2id$new", 3001), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->password_hash, "$argon2id$new");
+    ck_assert_int_eq(got->failed_logins, 0);
+    ck_assert_int_eq(got->locked_until, 0);
+    ck_assert_int_eq(got->updated_at, 3001);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_SUPPORT, a->id, "x", 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, pe_store_new_id(pe_tp), "x", 1),
+                     PE_STORE_NOTFOUND);
+}
+END_TEST
+
+static int racer_staff(pe_store_t *st, int k, const void *arg)
+{
+    pe_staff_t *s = mkstaff(PE_PRINCIPAL_ADMIN, (const char *)arg, apr_psprintf(pe_tp, "op%d@example.com", k), k);
+    pe_store_status_e rs = pe_store_staff_create(st, s);
+
+    if (rs == PE_STORE_CONFLICT && strcmp(pe_store_conflict(st), "username"))
+        return RACE_OTHER;
+    return outcome(rs);
+}
+
+/* 16 creates of one administrator's username at once: exactly one account. */
+START_TEST(race_staff_one_username)
+{
+    pe_store_t *st = open_store(_i);
+    apr_array_header_t *list;
+    int counts[100];
+
+    race(_i, 16, racer_staff, "first", counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 1);
+    ck_assert_int_eq(counts[RACE_CONFLICT], 15);
+    ck_assert_int_eq(pe_store_staff_list(st, PE_PRINCIPAL_ADMIN, &list), PE_STORE_OK);
+    ck_assert_int_eq(list->nelts, 1);
+}
+END_TEST
+
+/* An operator's change: only the given fields move, in one write; NOTFOUND for no user. */
+START_TEST(user_update_by_operator)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("olga", "olga@example.com", "uu1"), *got;
+    pe_user_change_t ch;
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    memset(&ch, 0, sizeof(ch));
+    ch.level = "high";
+    ch.access_rtype = "bpe,tot,react";
+    ch.set_limits = 1;
+    ch.conv_limit = 77;
+    ch.conv_reset = 50;
+    ch.set_active = 1;
+    ch.is_active = 0;
+    ck_assert_int_eq(pe_store_user_update(st, u->id, &ch, 1234), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->level, "high");
+    ck_assert_str_eq(got->access_rtype, "bpe,tot,react");
+    ck_assert_int_eq(got->conv_limit, 77);
+    ck_assert_int_eq(got->conv_reset, 50);
+    ck_assert_int_eq(got->is_active, 0);
+    ck_assert_int_eq(got->updated_at, 1234);
+    /* untouched */
+    ck_assert_str_eq(got->name, "Test User");
+    ck_assert_str_eq(got->subscription_plan, "free");
+    ck_assert_int_eq(got->credits_main, 5);
+    ck_assert_int_eq(got->is_verified, 0);
+    /* an inactive user takes no credit */
+    ck_assert_int_eq(pe_store_credits_take(st, u->id, 1, 1), PE_STORE_EMPTY);
+    memset(&ch, 0, sizeof(ch));
+    ch.set_active = ch.is_active = 1;
+    ch.set_verified = ch.is_verified = 1;
+    ch.set_credits = 1;
+    ch.credits_main = -3; /* operators may set any integer (SPEC 6.6) */
+    ch.credits_reset = 9;
+    ch.additional_notes = "vip";
+    ch.name = "Olga P";
+    ck_assert_int_eq(pe_store_user_update(st, u->id, &ch, 1235), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->is_active, 1);
+    ck_assert_int_eq(got->is_verified, 1);
+    ck_assert_int_eq(got->credits_main, -3);
+    ck_assert_int_eq(got->credits_reset, 9);
+    ck_assert_int_eq(got->conv_limit, 77);
+    ck_assert_str_eq(got->additional_notes, "vip");
+    ck_assert_str_eq(got->name, "Olga P");
+    ck_assert_str_eq(got->level, "high");
+    ck_assert_int_eq(pe_store_credits_take(st, u->id, 1, 1), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_update(st, pe_store_new_id(pe_tp), &ch, 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_user_update(st, "nope", &ch, 1), PE_STORE_NOTFOUND);
+}
+END_TEST
+
+/* Operators' lists: filters, sorts, pages and totals; events and conversation logs newest first. */
+START_TEST(operator_lists)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_query_t q;
+    apr_array_header_t *out;
+    pe_message_log_t recs[3];
+    long total = -1;
+    int k;
+
+    for (k = 0; k < 12; k++) {
+        pe_user_t *u = mkuser(apr_psprintf(pe_tp, "lst%02d", k), apr_psprintf(pe_tp, "lst%02d@%s.example.com", k,
+                                                                                k % 3 ? "corp" : "home"),
+                              apr_psprintf(pe_tp, "lk%d", k));
+
+        u->created_at = 1000 + k;
+        u->subscription_plan = k % 4 ? "free" : "pro";
+        u->is_verified = k % 2;
+        u->is_active = k != 5;
+        ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    }
+    ck_assert_int_eq(pe_store_user_create(st, mkuser("pct_user", "100%_x@example.com", "lkp")), PE_STORE_OK);
+    memset(&q, 0, sizeof(q));
+    q.verified = q.active = -1;
+    q.limit = 5;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 13);
+    ck_assert_int_eq(out->nelts, 5);
+    /* newest first: pct_user was made now, then lst11, lst10... */
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_user_t *)->username, "lst11");
+    q.offset = 10;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 2, pe_user_t *)->username, "lst00");
+    /* search: a case-insensitive substring of username, name or e-mail; LIKE's wildcards are literal */
+    memset(&q, 0, sizeof(q));
+    q.verified = q.active = -1;
+    q.limit = 50;
+    q.search = "HOME";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 4);
+    q.search = "0%_";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    q.search = "lst0_";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 0);
+    /* exact filters, combined */
+    q.search = NULL;
+    q.plan = "pro";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 3);
+    q.plan = NULL;
+    q.verified = 1;
+    q.active = 0;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "lst05");
+    q.verified = q.active = -1;
+    q.email = "lst07@corp.example.com";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    q.email = NULL;
+    q.username = "lst08";
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    /* sorts */
+    q.username = NULL;
+    q.sort = "username";
+    q.ascending = 1;
+    q.limit = 2;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "lst00");
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_user_t *)->username, "lst01");
+    q.ascending = 0;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->username, "pct_user");
+    q.sort = "email";
+    q.ascending = 1;
+    ck_assert_int_eq(pe_store_user_list(st, &q, &out, &total), PE_STORE_OK);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_user_t *)->email, "100%_x@example.com");
+
+    /* events: filters and newest first */
+    for (k = 0; k < 7; k++)
+        ck_assert_int_eq(pe_store_event(st, k % 2 ? "user_updated" : "admin_login_successful", PE_PRINCIPAL_ADMIN,
+                                        k < 3 ? "a1" : "a2", "root", "127.0.0.1",
+                                        pe_json_bind(pe_tp, json_pack("{s:i}", "k", k)), k == 6 ? "warning" : "info",
+                                        100 + k),
+                         PE_STORE_OK);
+    ck_assert_int_eq(pe_store_event_list(st, NULL, NULL, NULL, 0, 3, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 7);
+    ck_assert_int_eq(out->nelts, 3);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 106);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->severity, "warning");
+    ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(out, 0, pe_event_t *)->details, "\"k\""));
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->kind, PE_PRINCIPAL_ADMIN);
+    ck_assert_int_eq(pe_store_event_list(st, "user_updated", NULL, NULL, 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 3);
+    ck_assert_int_eq(pe_store_event_list(st, "admin_login_successful", "info", "a2", 0, 10, &out, &total),
+                     PE_STORE_OK);
+    ck_assert_int_eq(total, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 104);
+    ck_assert_int_eq(pe_store_event_list(st, NULL, NULL, NULL, 6, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_event_t *)->created_at, 100);
+
+    /* a user's conversation logs (rows are stored for users that exist) */
+    {
+        pe_user_t *l1 = mkuser("logu1", "logu1@example.com", dg("lu1")), *l2 = mkuser("logu2", "logu2@example.com",
+                                                                                        dg("lu2"));
+
+        l1->id = "0000000000000000000001a1";
+        l2->id = "0000000000000000000001a2";
+        ck_assert_int_eq(pe_store_user_create(st, l1), PE_STORE_OK);
+        ck_assert_int_eq(pe_store_user_create(st, l2), PE_STORE_OK);
+    }
+    memset(recs, 0, sizeof(recs));
+    for (k = 0; k < 3; k++) {
+        recs[k].request_id = apr_psprintf(pe_tp, "req-%d", k);
+        recs[k].user_id = k < 2 ? "0000000000000000000001a1" : "0000000000000000000001a2";
+        recs[k].model = "gpt-test";
+        recs[k].messages = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+        recs[k].tokens_used = 10 + k;
+        recs[k].status = 200;
+        recs[k].created_at = 500 + k;
+    }
+    ck_assert_int_eq(pe_store_msglog_insert(st, recs, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_list(st, "0000000000000000000001a1", 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 2);
+    ck_assert_int_eq(out->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_message_log_t *)->request_id, "req-1");
+    ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_message_log_t *)->tokens_used, 11);
+    ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_message_log_t *)->messages, recs[0].messages);
+    ck_assert_int_eq(pe_store_msglog_list(st, "0000000000000000000001a1", 1, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(out->nelts, 1);
+    ck_assert_int_eq(pe_store_msglog_list(st, "nobody", 0, 10, &out, &total), PE_STORE_OK);
+    ck_assert_int_eq(total, 0);
+    {
+        long reqs = -1;
+        apr_int64_t toks = -1;
+
+        /* usage since a time: req-0 (500) is before 501 */
+        ck_assert_int_eq(pe_store_msglog_usage(st, 501, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 2);
+        ck_assert_int_eq(toks, 11 + 12);
+        ck_assert_int_eq(pe_store_msglog_usage(st, 0, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 3);
+        ck_assert_int_eq(toks, 33);
+        ck_assert_int_eq(pe_store_msglog_usage(st, 10000, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 0);
+        ck_assert_int_eq(toks, 0);
+        ck_assert_int_eq(pe_store_msglog_top_users(st, 0, 5, &out), PE_STORE_OK);
+        ck_assert_int_eq(out->nelts, 2);
+        ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->user_id, "0000000000000000000001a1");
+        ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->requests, 2);
+        ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->tokens, 21);
+        ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_usage_row_t *)->user_id, "0000000000000000000001a2");
+        ck_assert_int_eq(pe_store_msglog_top_users(st, 0, 1, &out), PE_STORE_OK);
+        ck_assert_int_eq(out->nelts, 1);
+    }
+}
+END_TEST
+
+/* An operator's reset of a stored prompt: gone, the other r_types kept; NOTFOUND the second time. */
+START_TEST(system_prompt_reset)
+{
+    pe_store_t *st = open_store(_i);
+    const char *p;
+
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "bpe", "Override.", "root", 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a poet.", "root", 5), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_reset(st, "bpe"), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Be a poet.");
+    ck_assert_int_eq(pe_store_system_prompt_reset(st, "bpe"), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_system_prompt_set(st, "bpe", "Again.", "root", 6), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_OK);
+    ck_assert_str_eq(p, "Again.");
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1124,6 +1518,12 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
     tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
+    tcase_add_loop_test(tc, staff_create_find_conflicts, 0, n);
+    tcase_add_loop_test(tc, staff_login_failures_lock_and_password, 0, n);
+    tcase_add_loop_test(tc, race_staff_one_username, 0, n);
+    tcase_add_loop_test(tc, user_update_by_operator, 0, n);
+    tcase_add_loop_test(tc, operator_lists, 0, n);
+    tcase_add_loop_test(tc, system_prompt_reset, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
