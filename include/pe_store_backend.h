@@ -90,6 +90,11 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*iplist_active)(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
     pe_store_status_e (*iplist_add)(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
     pe_store_status_e (*iplist_remove)(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+
+    /* Monitoring */
+    pe_store_status_e (*ping)(pe_store_t *st);
+    pe_store_status_e (*usage)(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                               pe_usage_t *out);
 } pe_store_ops_t;
 
 /**

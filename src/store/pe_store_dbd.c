@@ -121,6 +121,15 @@ static const struct {
                          "INSERT INTO pe_ip_whitelist (network, description, created_by, created_at, expires_at, "
                          "is_active) VALUES (%s, %s, %s, %s, %s, %s)"},
     [Q_WHITELIST_DEL] = {"pe_whitelist_del", "DELETE FROM pe_ip_whitelist WHERE id = %s"},
+    /* Monitoring (pe_store_dbd_monitor.c): a user's figures, or everyone's when the id is ''. */
+    [Q_PING] = {"pe_ping", "SELECT COUNT(*) FROM pe_system_prompts"},
+    [Q_USAGE_SUM] = {"pe_usage_sum", "SELECT COUNT(*), COALESCE(SUM(tokens_used), 0), COALESCE(SUM(processing_time_ms), 0) "
+                     "FROM pe_message_logs WHERE (%s = '' OR user_id = %s) AND created_at >= %s AND created_at < %s"},
+    [Q_USAGE_DAYS] = {"pe_usage_days", "SELECT created_at / 86400000000, COUNT(*), COALESCE(SUM(tokens_used), 0) FROM "
+                      "pe_message_logs WHERE (%s = '' OR user_id = %s) AND created_at >= %s AND created_at < %s "
+                      "GROUP BY created_at / 86400000000 ORDER BY 1"},
+    [Q_USAGE_RTYPES] = {"pe_usage_rtypes", "SELECT r_type, COUNT(*) FROM pe_message_logs WHERE (%s = '' OR user_id = %s) "
+                        "AND created_at >= %s AND created_at < %s GROUP BY r_type ORDER BY r_type"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -535,6 +544,8 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .iplist_active = dbd_iplist_active,                                                        \
         .iplist_add = dbd_iplist_add,                                                              \
         .iplist_remove = dbd_iplist_remove,                                                        \
+        .ping = dbd_ping,                                                                          \
+        .usage = dbd_usage,                                                                        \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -18,6 +18,7 @@ typedef enum {
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
+    Q_PING, Q_USAGE_SUM, Q_USAGE_DAYS, Q_USAGE_RTYPES,
     Q_COUNT
 } pe_q_e;
 
@@ -99,5 +100,7 @@ pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, cons
 pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e dbd_ping(pe_store_t *st);
+pe_store_status_e dbd_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until, pe_usage_t *out);
 
 #endif

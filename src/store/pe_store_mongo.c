@@ -633,4 +633,6 @@ static const pe_store_ops_t pe_mongo_ops = {
     .iplist_active = pe_mg_iplist_active,
     .iplist_add = pe_mg_iplist_add,
     .iplist_remove = pe_mg_iplist_remove,
+    .ping = pe_mg_ping,
+    .usage = pe_mg_usage,
 };

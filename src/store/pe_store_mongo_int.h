@@ -139,4 +139,8 @@ pe_store_status_e pe_mg_iplist_active(pe_store_t *st, pe_iplist_e which, apr_tim
 pe_store_status_e pe_mg_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e pe_mg_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
 
+/* pe_store_mongo_monitor.c */
+pe_store_status_e pe_mg_ping(pe_store_t *st);
+pe_store_status_e pe_mg_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until, pe_usage_t *out);
+
 #endif

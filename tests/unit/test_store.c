@@ -10,6 +10,7 @@
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
+#include "pe_test_usage.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -947,6 +948,15 @@ START_TEST(pgsql_retry_after_connection_ended)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------------------------- */
+/* Monitoring: the readiness round trip and the usage figures */
+
+START_TEST(monitoring_ping_and_usage)
+{
+    pe_check_ping_and_usage(open_store(_i));
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -983,6 +993,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_registrations_one_email, 0, n);
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
+    tcase_add_loop_test(tc, monitoring_ping_and_usage, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
