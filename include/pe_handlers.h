@@ -16,5 +16,9 @@ pe_handler_fn pe_h_users_email, pe_h_users_password, pe_h_users_delete;
 pe_handler_fn pe_h_prompt_completions, pe_h_chat_completions, pe_h_models;
 /* batch (pe_h_batch.c) */
 pe_handler_fn pe_h_batch_process;
+/* monitoring, ready and metrics (pe_h_monitoring.c) */
+pe_handler_fn pe_h_monitoring_health, pe_h_monitoring_queue, pe_h_monitoring_flush, pe_h_monitoring_usage;
+pe_handler_fn pe_h_ready, pe_h_metrics;
+void pe_h_monitoring_child_init(apr_pool_t *pchild);
 
 #endif

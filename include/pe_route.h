@@ -29,6 +29,8 @@
 #define PE_G_SUPPORT 0x080u    /* /v1/support/... */
 #define PE_G_MONITORING 0x100u /* /v1/monitoring/... */
 #define PE_G_DIAG 0x200u       /* /v1/diag/...: diagnostics, never in "all" */
+#define PE_G_METRICS 0x400u    /* GET /metrics: Prometheus exposition, never in "all" */
+#define PE_G_READY 0x800u      /* GET /ready: readiness for load balancers, never in "all" */
 #define PE_G_ALL 0x1ffu        /* what "PEApi all" (and an unset PEApi) serves */
 
 /* Credentials a route accepts (route table "auth" bits); 0 = no authentication. */
