@@ -67,7 +67,7 @@ static void models_register(apr_pool_t *ptemp, server_rec *s)
         const char *extra[] = {pe_srv_research_topics_model(sc), pe_srv_research_synthesis_model(sc)};
 
         for (l = PE_LEVEL_LOW; l <= PE_LEVEL_ULTRA; l++)
-            if (ec->models[l] && pe_metrics_model_add(pe_mon.block, ec->models[l]) < 0)
+            if (pe_metrics_model_add(pe_mon.block, pe_enhance_level_model(ec, (pe_level_t)l)) < 0)
                 full++;
         for (l = 0; l < 2; l++)
             if (extra[l] && pe_metrics_model_add(pe_mon.block, extra[l]) < 0)
