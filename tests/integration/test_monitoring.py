@@ -81,7 +81,15 @@ class MetricsPrefork(MonitorBase):
     maxDiff = None
     """Counters in shared memory: what four prefork children did, seen from any child's scrape."""
 
-    EXTRA_CONF = BASE_CONF + MONITOR_CONF + "PEPrincipalRateLimit gold 2/min algorithm=fixed-window\n"
+    EXTRA_CONF = BASE_CONF + MONITOR_CONF + """PEPrincipalRateLimit gold 2/min algorithm=fixed-window
+<IfModule !status_module>
+    LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+</IfModule>
+<Location "/server-status">
+    SetHandler server-status
+    Require ip 127.0.0.1
+</Location>
+"""
     # the upstream 500s this test provokes are logged as errors (PE41004)
     ALLOWED_LOG_IDS = ("PE41004",)
 
@@ -191,6 +199,16 @@ class MetricsPrefork(MonitorBase):
                 self.assertNotRegex(value, r"^(pe-|[0-9a-f]{24}$|127\.)", k)
         self.assertLess(len(samples), 600)
 
+    def test_d_server_status_section(self):
+        text = self.httpd.get("/server-status?auto").body.decode()
+        m = parse(self.scrape())
+        requests = int(re.search(r"^PromptEnchanterRequests: (\d+)$", text, re.M).group(1))
+        self.assertGreater(requests, 0)
+        self.assertLessEqual(requests, sum(v for k, v in m.items() if k.startswith("promptenchanter_requests_total")))
+        self.assertRegex(text, r"(?m)^PromptEnchanterTokens: \d+$")
+        html = self.httpd.get("/server-status").body.decode()
+        self.assertIn("<h2>PromptEnchanter</h2>", html)
+
     def test_c_prometheus_server_scrapes(self):
         """A real Prometheus server on loopback scrapes /metrics and answers a query for the tokens."""
         binary = shutil.which("prometheus")
@@ -200,12 +218,22 @@ class MetricsPrefork(MonitorBase):
         want = parse(self.scrape())['promptenchanter_tokens_total{model="gpt-4o-mini",token_type="total"}']
         port = free_port()
         work = tempfile.mkdtemp(prefix="prom-", dir=RUN_ROOT)
+        scrape, rules = doc_yaml_blocks()
+        self.assertIn('"127.0.0.1:8080"', scrape)
+        with open(os.path.join(work, "rules.yml"), "w") as f:
+            f.write(rules)
+        # the documentation's configuration, pointed at this instance, scraping every second, with its rules
         with open(os.path.join(work, "prometheus.yml"), "w") as f:
-            f.write(SCRAPE_CONFIG % {"port": self.httpd.port})
-        proc = subprocess.Popen([binary, "--config.file=" + os.path.join(work, "prometheus.yml"),
-                                 "--storage.tsdb.path=" + os.path.join(work, "data"),
-                                 "--web.listen-address=127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
-                                stderr=open(os.path.join(work, "prometheus.log"), "w"))
+            f.write(scrape.replace("127.0.0.1:8080", "127.0.0.1:%d" % self.httpd.port)
+                    .replace("scrape_interval: 15s", "scrape_interval: 1s") + "rule_files:\n  - rules.yml\n")
+        p = subprocess.run([shutil.which("promtool"), "check", "config", os.path.join(work, "prometheus.yml")],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(os.path.join(work, "prometheus.log"), "w") as log:
+            proc = subprocess.Popen([binary, "--config.file=" + os.path.join(work, "prometheus.yml"),
+                                     "--storage.tsdb.path=" + os.path.join(work, "data"),
+                                     "--web.listen-address=127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
+                                    stderr=log)
         try:
             q = urllib.parse.quote('promptenchanter_tokens_total{model="gpt-4o-mini",token_type="total"}')
             got, deadline = None, time.time() + 60
@@ -224,21 +252,28 @@ class MetricsPrefork(MonitorBase):
             with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/targets" % port, timeout=5) as resp:
                 targets = json.load(resp)["data"]["activeTargets"]
             self.assertEqual([t["health"] for t in targets], ["up"])
+            with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/rules" % port, timeout=5) as resp:
+                groups = json.load(resp)["data"]["groups"]
+            self.assertEqual([g["name"] for g in groups], ["promptenchanter"])
+            self.assertEqual(len(groups[0]["rules"]), 7)
+            self.assertLessEqual({r["health"] for r in groups[0]["rules"]}, {"ok", "unknown"})
         finally:
             proc.terminate()
             proc.wait(20)
             shutil.rmtree(work, ignore_errors=True)
 
 
-# The scrape configuration of docs/monitoring.md, with this instance's port.
-SCRAPE_CONFIG = """global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: promptenchanter
-    metrics_path: /metrics
-    static_configs:
-      - targets: ["127.0.0.1:%(port)d"]
-"""
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "monitoring.md")
+
+
+def doc_yaml_blocks():
+    """The yaml examples of docs/monitoring.md: (scrape configuration, alert rules)."""
+    with open(DOC) as f:
+        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    scrape = [b for b in blocks if "scrape_configs" in b]
+    rules = [b for b in blocks if "groups:" in b]
+    assert len(scrape) == 1 and len(rules) == 1, "docs/monitoring.md: one scrape configuration, one rule file"
+    return scrape[0], rules[0]
 
 
 class QueueAcrossChildren(MonitorBase):
