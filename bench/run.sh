@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps)" >&2; exit 1; }
 command -v node >/dev/null || { echo "bench: node is missing" >&2; exit 1; }
 python3 bench/bench.py "$@"
+# Metrics: completions with PEMetrics On vs Off (bench/metrics.py).
+python3 bench/metrics.py
 # Access layer: GET /health with the access layer on vs off, event and prefork (bench/access.py).
 python3 bench/access.py
 # Research: depth=high against delayed fixture pages, parallel vs sequential (bench/research.sh).
