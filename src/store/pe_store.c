@@ -188,33 +188,35 @@ static pe_store_status_e call_end(pe_store_t *st, pe_store_status_e rs, const ch
     return rs;
 }
 
-/* The body of every public operation: dispatch, one retry after EIO, one log line (at level). */
-#define PE_STORE_CALL_AT(level, st, op, ...)                                                       \
+/* Add n to a counter (pe_metrics.h) when rs is PE_STORE_OK; returns rs. */
+static pe_store_status_e count_ok(pe_store_status_e rs, pe_metric_e metric, apr_int64_t n)
+{
+    if (rs == PE_STORE_OK)
+        pe_met_add(metric, 0, 0, (apr_uint64_t)n);
+    return rs;
+}
+
+/* Dispatch, one retry after EIO, then return fin (an expression of rs_). NB: GNU ## drops the
+ * comma of an op without arguments (ping). */
+#define PE_STORE_CALL_FIN(fin, st, op, ...)                                                        \
     do {                                                                                           \
         pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                      \
         if (rs_ == PE_STORE_OK) {                                                                  \
-            rs_ = (st)->ops->op((st), __VA_ARGS__);                                                \
+            rs_ = (st)->ops->op((st), ##__VA_ARGS__);                                              \
             if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                    \
-                rs_ = (st)->ops->op((st), __VA_ARGS__);                                            \
+                rs_ = (st)->ops->op((st), ##__VA_ARGS__);                                          \
         }                                                                                          \
-        return call_end((st), rs_, #op, (level));                                                  \
+        return fin;                                                                                \
     } while (0)
+
+/* The body of every public operation: dispatch, one retry after EIO, one log line (at level). */
+#define PE_STORE_CALL_AT(level, st, op, ...) PE_STORE_CALL_FIN(call_end((st), rs_, #op, (level)), st, op, __VA_ARGS__)
 
 #define PE_STORE_CALL(st, op, ...) PE_STORE_CALL_AT(PE_LOG_ERR, st, op, __VA_ARGS__)
 
-/* PE_STORE_CALL that adds n to a counter (pe_metrics.h) when the op succeeds. */
+/* PE_STORE_CALL that adds n to a counter when the op succeeds. */
 #define PE_STORE_CALL_COUNTED(metric, n, st, op, ...)                                              \
-    do {                                                                                           \
-        pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                      \
-        if (rs_ == PE_STORE_OK) {                                                                  \
-            rs_ = (st)->ops->op((st), __VA_ARGS__);                                                \
-            if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                    \
-                rs_ = (st)->ops->op((st), __VA_ARGS__);                                            \
-        }                                                                                          \
-        if (rs_ == PE_STORE_OK)                                                                    \
-            pe_met_add((metric), 0, 0, (apr_uint64_t)(n));                                         \
-        return call_end((st), rs_, #op, PE_LOG_ERR);                                               \
-    } while (0)
+    PE_STORE_CALL_FIN(count_ok(call_end((st), rs_, #op, PE_LOG_ERR), (metric), (n)), st, op, __VA_ARGS__)
 
 /* ----------------------------------------------------------------------------------------- */
 /* Operations (outputs are cleared first, so a failure leaves them empty on every backend) */
@@ -411,14 +413,7 @@ pe_store_status_e pe_store_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_
 
 pe_store_status_e pe_store_ping(pe_store_t *st)
 {
-    pe_store_status_e rs = call_begin(st, st->ops->ping != NULL, "ping");
-
-    if (rs == PE_STORE_OK) {
-        rs = st->ops->ping(st);
-        if (rs == PE_STORE_EIO && call_recover(st, "ping"))
-            rs = st->ops->ping(st);
-    }
-    return call_end(st, rs, "ping", PE_LOG_DEBUG);
+    PE_STORE_CALL_FIN(call_end((st), rs_, "ping", PE_LOG_DEBUG), st, ping);
 }
 
 pe_store_status_e pe_store_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
