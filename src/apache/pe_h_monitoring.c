@@ -66,6 +66,7 @@ static int require_trusted(request_rec *r)
     return pe_auth_route_check(r, PE_AUTH_ADMIN, p);
 }
 
+/* Milliseconds since t0, to the microsecond. */
 static double ms_since(apr_time_t t0)
 {
     return (double)(apr_time_now() - t0) / 1000.0;
@@ -269,7 +270,7 @@ int pe_h_monitoring_health(pe_ctx_t *cx)
 
         if (details) {
             json_object_set_new(c, "critical", json_boolean(cs[i].critical));
-            json_object_set_new(c, "latency_ms", json_real(cs[i].ms));
+            json_object_set_new(c, "latency_ms", json_real((double)(long long)(cs[i].ms * 1000.0 + 0.5) / 1000.0));
             if (cs[i].error)
                 json_object_set_new(c, "error", json_string(cs[i].error));
             if (cs[i].extra)
