@@ -199,6 +199,30 @@ class MetricsPrefork(MonitorBase):
                 self.assertNotRegex(value, r"^(pe-|[0-9a-f]{24}$|127\.)", k)
         self.assertLess(len(samples), 600)
 
+    def test_e_in_flight(self):
+        """Requests in flight, summed over the children (the scrape counts itself)."""
+        _, key = self.new_user()
+        self.up.control("POST", "config", {"delay_ms": 800})
+        try:
+            with concurrent.futures.ThreadPoolExecutor(3) as ex:
+                futs = [ex.submit(self.prompt, key, {"level": "low", "prompt": "slow %d %f" % (i, time.time())})
+                        for i in range(3)]
+                seen, deadline = 0, time.time() + 10
+                while time.time() < deadline and seen < 4:
+                    seen = max(seen, parse(self.scrape())["promptenchanter_requests_in_flight"])
+                    time.sleep(0.05)
+                self.assertEqual(seen, 4)
+                self.assertEqual([f.result().status for f in futs], [200] * 3)
+        finally:
+            self.up.control("POST", "config", {"delay_ms": None})
+        deadline, now = time.time() + 10, None
+        while time.time() < deadline:
+            now = parse(self.scrape())["promptenchanter_requests_in_flight"]
+            if now == 1:
+                break
+            time.sleep(0.05)
+        self.assertEqual(now, 1)
+
     def test_d_server_status_section(self):
         text = self.httpd.get("/server-status?auto").body.decode()
         m = parse(self.scrape())
