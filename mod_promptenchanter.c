@@ -15,6 +15,7 @@
 #include "pe_config.h"
 #include "pe_http.h"
 #include "pe_hooks.h"
+#include "pe_monitor_ap.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
 
@@ -54,6 +55,11 @@ static void pe_register_hooks(apr_pool_t *p)
     /* research and batch */
     ap_hook_pre_config(pe_research_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     pe_completion_set_research(pe_research_completion);
+    /* monitoring: requests in flight (a handler that runs first and declines), request counters,
+     * the mod_status section */
+    ap_hook_handler(pe_monitor_handler_first, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_log_transaction(pe_monitor_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    pe_monitor_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

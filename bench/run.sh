@@ -12,6 +12,8 @@ command -v node >/dev/null || { echo "bench: node is missing" >&2; exit 1; }
 python3 bench/bench.py "$@"
 # The same completions run on the other stores, each server started by the bench (BENCH_STORE).
 for store in pgsql mongodb; do BENCH_STORE=$store python3 bench/bench.py "$@"; done
+# Metrics: completions with PEMetrics On vs Off (bench/metrics.py).
+python3 bench/metrics.py
 # Access layer: GET /health with the access layer on vs off, event and prefork (bench/access.py).
 python3 bench/access.py
 # Research: depth=high against delayed fixture pages, parallel vs sequential (bench/research.sh).

@@ -56,6 +56,12 @@ pe_upstream_pool_t *pe_completion_handles(void);
 /** The process's response cache (NULL when PECache is Off or it could not be made). */
 pe_cache_t *pe_completion_cache(void);
 
+/** This child's memcached client of the cache (readiness checks), or NULL. */
+struct pe_memcache_t *pe_completion_memcache(void);
+
+/** This child's conversation-log queue, or NULL. */
+pe_msglog_t *pe_completion_msglog(void);
+
 /** The research function, or NULL. */
 pe_completion_research_fn *pe_completion_research(void);
 

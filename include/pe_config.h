@@ -15,6 +15,7 @@
 #include "pe_config_access.h"
 #include "pe_config_completion.h"
 #include "pe_config_research.h"
+#include "pe_config_monitor.h"
 
 /* Per <Location>/<Directory>/.htaccess. */
 #define PE_DIR_MEMBERS(X)                                                                          \
@@ -23,7 +24,8 @@
     X(const char *, base_uri, NULL, "")                                                            \
     PE_DIR_ACCESS_MEMBERS(X)                                                                       \
     PE_DIR_COMPLETION_MEMBERS(X)                                                                   \
-    PE_DIR_RESEARCH_MEMBERS(X)
+    PE_DIR_RESEARCH_MEMBERS(X)                                                                     \
+    PE_DIR_MONITOR_MEMBERS(X)
 
 /* Per virtual host. */
 #define PE_SRV_MEMBERS(X)                                                                          \
@@ -51,7 +53,8 @@
     X(long long, support_session_ttl_ms, -1, 43200000LL)                                           \
     PE_SRV_ACCESS_MEMBERS(X)                                                                       \
     PE_SRV_COMPLETION_MEMBERS(X)                                                                   \
-    PE_SRV_RESEARCH_MEMBERS(X)
+    PE_SRV_RESEARCH_MEMBERS(X)                                                                     \
+    PE_SRV_MONITOR_MEMBERS(X)
 
 #define PE_X_FIELD(t, n, u, d) t n;
 typedef struct pe_dir_conf_t {

@@ -34,6 +34,9 @@ typedef struct pe_msglog_conf_t {
     apr_interval_time_t interval; /**< longest a record waits before a write */
     apr_size_t max_field;         /**< messages/response text longer than this is cut (0: no cut) */
     apr_interval_time_t retry;    /**< pause after a failed write (0: interval) */
+    struct pe_metrics_t *watch;   /**< a flush generation to watch (pe_metrics.h), or NULL */
+    apr_interval_time_t watch_every; /**< how often the writer looks at it (0: 100 ms) */
+    struct pe_met_proc_t *slot;   /**< this process's gauge slot: records queued (may be NULL) */
 } pe_msglog_conf_t;
 
 /**
@@ -86,5 +89,8 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget);
 
 /** Read the counters. */
 void pe_msglog_stats(pe_msglog_t *q, pe_msglog_stats_t *st);
+
+/** Whether the writer thread runs (readiness). */
+int pe_msglog_running(pe_msglog_t *q);
 
 #endif

@@ -31,7 +31,9 @@
 #define PE_G_DIAG 0x200u       /* /v1/diag/...: diagnostics, never in "all" */
 #define PE_G_OPENAPI 0x400u    /* GET /openapi.json: the OpenAPI document of the groups served */
 #define PE_G_SYSADMIN 0x800u   /* /v1/admin/...: system prompts (administrators) */
-#define PE_G_ALL 0xdffu        /* what "PEApi all" (and an unset PEApi) serves: all but diag */
+#define PE_G_METRICS 0x1000u   /* GET /metrics: Prometheus exposition, never in "all" */
+#define PE_G_READY 0x2000u     /* GET /ready: readiness for load balancers, never in "all" */
+#define PE_G_ALL 0xdffu        /* what "PEApi all" (and an unset PEApi) serves: all but diag, metrics, ready */
 
 /* Credentials a route accepts (route table "auth" bits); 0 = no authentication. */
 #define PE_AUTH_USER_SESSION 0x01u /* a user's session token (from login) */

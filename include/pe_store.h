@@ -383,4 +383,36 @@ pe_store_status_e pe_store_msglog_usage(pe_store_t *st, apr_time_t since, long *
 /** The users with the most conversation logs since `since` (pe_usage_row_t *), most first, at most limit. */
 pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 
+/* Monitoring (SPEC 13) */
+
+/** A real round trip to the store (readiness): PE_STORE_OK when it answers. Fails at debug level. */
+pe_store_status_e pe_store_ping(pe_store_t *st);
+
+/** Conversation-log figures of a period (GET /v1/monitoring/usage). */
+typedef struct pe_usage_t {
+    long messages;               /* logged completions */
+    apr_int64_t tokens;          /* their tokens_used */
+    apr_int64_t processing_ms;   /* their processing_time_ms, summed */
+    apr_array_header_t *days;    /* pe_usage_day_t, oldest first, days with logs only */
+    apr_array_header_t *r_types; /* pe_usage_rtype_t, by name */
+} pe_usage_t;
+
+typedef struct pe_usage_day_t {
+    apr_int64_t day; /* days since 1970-01-01 (UTC) */
+    long messages;
+    apr_int64_t tokens;
+} pe_usage_day_t;
+
+typedef struct pe_usage_rtype_t {
+    const char *r_type; /* "" for none */
+    long messages;
+} pe_usage_rtype_t;
+
+/**
+ * The usage of one user (user_id) or of everyone (NULL) from the conversation logs created in
+ * [since, until): totals, per UTC day and per r_type. Arrays in the handle's pool.
+ */
+pe_store_status_e pe_store_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                 pe_usage_t *out);
+
 #endif

@@ -114,6 +114,10 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*system_prompt_reset)(pe_store_t *st, const char *r_type);
     pe_store_status_e (*msglog_usage)(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
     pe_store_status_e (*msglog_top_users)(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
+    /* Monitoring */
+    pe_store_status_e (*ping)(pe_store_t *st);
+    pe_store_status_e (*usage)(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                               pe_usage_t *out);
 } pe_store_ops_t;
 
 /**

@@ -15,6 +15,7 @@
 #include "pe_hooks.h"
 #include "pe_http.h"
 #include "pe_log.h"
+#include "pe_metrics.h"
 #include "pe_memcache.h"
 #include "pe_persist.h"
 
@@ -284,6 +285,7 @@ static int limit_apply(request_rec *r, const char *key, const pe_access_limit_t 
                                (json_int_t)apr_time_sec(l->rule.window), "rule", pe_access_limit_str(r->pool, l)),
                      "info");
     }
+    pe_met_inc(PE_MET_REFUSALS, strcmp(scope, "ip") ? PE_MET_REF_KEY_RATE : PE_MET_REF_IP_RATE, 0);
     return pe_http_fail(r, HTTP_TOO_MANY_REQUESTS, "RATE_LIMITED",
                         pe_json_bind(r->pool, json_pack("{s:s,s:I,s:I,s:I}", "scope", scope, "limit",
                                                         (json_int_t)res.limit, "window_seconds",
@@ -400,6 +402,7 @@ static int is_health(request_rec *r)
 static int deny_auto_block(request_rec *r, const pe_rl_block_t *b)
 {
     apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%u", b->retry_after));
+    pe_met_inc(PE_MET_REFUSALS, PE_MET_REF_FIREWALL, 0);
     return pe_http_fail(r, HTTP_FORBIDDEN, "IP_BLOCKED",
                         pe_json_bind(r->pool, json_pack("{s:s,s:o,s:I}", "reason", "too many failed authentications",
                                                         "blocked_until", pe_http_time(r->pool, b->blocked_until),
@@ -414,6 +417,7 @@ static int deny_stored_block(request_rec *r, const char *ip, const stored_verdic
 
     if (access_once(r, apr_pstrcat(r->pool, "ev:blocked:", ip, NULL), now, now + PE_ACCESS_EVENT_EVERY))
         access_event(r, "blocked_ip_refused", NULL, ip, json_pack("{s:s}", "reason", reason), "warning");
+    pe_met_inc(PE_MET_REFUSALS, PE_MET_REF_BLOCKED, 0);
     return pe_http_fail(r, HTTP_FORBIDDEN, "IP_BLOCKED",
                         pe_json_bind(r->pool, json_pack("{s:s,s:o}", "reason", reason, "blocked_until",
                                                         pe_http_time(r->pool, v->until))),
@@ -470,6 +474,7 @@ int pe_access_check(request_rec *r)
     if (wl && !v.whitelisted) {
         if (access_once(r, apr_pstrcat(r->pool, "ev:notlisted:", ip, NULL), now, now + PE_ACCESS_EVENT_EVERY))
             access_event(r, "ip_not_whitelisted", NULL, ip, NULL, "info");
+        pe_met_inc(PE_MET_REFUSALS, PE_MET_REF_WHITELIST, 0);
         return pe_http_fail(r, HTTP_FORBIDDEN, "IP_NOT_WHITELISTED", NULL,
                             "Access denied: this address is not on the IP whitelist");
     }

@@ -9,6 +9,7 @@
 #include "pe_http.h"
 #include "pe_log.h"
 #include "pe_memcache.h"
+#include "pe_monitor_ap.h"
 #include "pe_store_ap.h"
 #include "pe_version.h"
 
@@ -31,6 +32,7 @@ static struct {
     pe_cache_t *cache;
     pe_upstream_pool_t *handles;
     pe_msglog_t *msglog;
+    pe_memcache_t *mc;          /* the cache's memcached client in this child, or NULL */
     server_rec *s;
     pe_completion_research_fn *research;
 } pe_cpl;
@@ -140,6 +142,8 @@ static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
     mc.batch = pe_srv_msglog_batch(sc);
     mc.interval = apr_time_from_msec(pe_srv_msglog_interval_ms(sc));
     mc.max_field = (apr_size_t)pe_srv_msglog_max_record(sc);
+    mc.watch = pe_monitor_block(); /* POST /v1/monitoring/flush-logs reaches every child */
+    mc.slot = pe_monitor_slot();
     if ((rv = pe_msglog_create(pchild, &mc, msglog_write, pe_store_own_create(pchild, s), &pe_cpl.msglog)) !=
             APR_SUCCESS ||
         (rv = pe_msglog_start(pe_cpl.msglog)) != APR_SUCCESS) {
@@ -192,6 +196,7 @@ static void cache_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     pe_cache_set_remote(pe_cpl.cache, mc_get, mc_set, mc);
+    pe_cpl.mc = mc;
 }
 
 /* child_init: per-child state. */
@@ -242,6 +247,18 @@ pe_completion_research_fn *pe_completion_research(void)
 pe_upstream_pool_t *pe_completion_handles(void)
 {
     return pe_cpl.handles;
+}
+
+/* This child's memcached client of the cache (readiness checks), or NULL. */
+pe_memcache_t *pe_completion_memcache(void)
+{
+    return pe_cpl.mc;
+}
+
+/* This child's conversation-log queue, or NULL. */
+pe_msglog_t *pe_completion_msglog(void)
+{
+    return pe_cpl.msglog;
 }
 
 /* This generation's response cache. */

@@ -165,7 +165,7 @@ static const char *pe_cmd_enc_key(cmd_parms *cmd, void *dconf, const char *arg, 
 static const char *const pe_global_only[] = {
     "PESecretKeyFile", "PEEncryptionKeyFile", "PEEncryptionKeyFileOld", "PECommonPasswordFile", "PEPasswordHashMax", "PECacheServers", "PECacheTimeout", "PECacheShmEntries", "PECacheShmEntrySize",
     "PEMessageLog", "PEMessageLogBatch", "PEMessageLogInterval", "PEMessageLogQueue", "PEAccessRefresh",
-    "PEAccessServers", "PEAccessTableSize", "PEResearchCacheSize", NULL};
+    "PEAccessServers", "PEAccessTableSize", "PEResearchCacheSize", "PEMetrics", NULL};
 
 const char *pe_config_global_only(cmd_parms *cmd)
 {
@@ -296,7 +296,7 @@ static const char *pe_cmd_default_rtypes(cmd_parms *cmd, void *dconf, const char
 const command_rec pe_cmds[] = {
     AP_INIT_ITERATE("PEApi", pe_cmd_api, NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                     "Route groups served here: core users email prompt openai batch admin-panel support "
-                    "monitoring diag, or all (default: all but diag)"),
+                    "monitoring diag metrics ready, or all (default: all but diag, metrics and ready)"),
     AP_INIT_TAKE1("PEMaxBodySize", pe_cmd_max_body, NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
                   "Largest JSON request body, e.g. 64K or 1M (default 1M, at most 64M)"),
     AP_INIT_TAKE1("PEBaseURI", pe_cmd_base_uri, NULL, RSRC_CONF | ACCESS_CONF | OR_FILEINFO,
@@ -343,4 +343,5 @@ const command_rec pe_cmds[] = {
     PE_ACCESS_CMDS
     PE_COMPLETION_CMDS
     PE_RESEARCH_CMDS
+    PE_MONITOR_CMDS
     {NULL}};

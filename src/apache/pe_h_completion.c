@@ -16,6 +16,7 @@
 #include "pe_credits.h"
 #include "pe_handlers.h"
 #include "pe_log.h"
+#include "pe_monitor_ap.h"
 #include "pe_prompts_ap.h"
 #include "pe_sse.h"
 
@@ -47,6 +48,7 @@ static void set_overhead(cpl_t *c)
 
     if (t < 0)
         t = 0;
+    pe_met_observe(PE_MET_OVERHEAD_SECONDS, t);
     apr_table_setn(c->r->err_headers_out, "X-PE-Overhead-Ms",
                    apr_psprintf(c->r->pool, "%.2f", (double)t / 1000.0));
 }
@@ -206,6 +208,7 @@ static int send_raw(cpl_t *c, const char *body, apr_size_t len, const char *cach
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-PE-Cache", cache_state);
+    pe_met_inc(PE_MET_CACHE, PE_MET_CACHE_RESPONSE, *cache_state == 'h' ? PE_MET_HIT : *cache_state == 'm' ? PE_MET_MISS : PE_MET_BYPASS);
     set_overhead(c);
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only)
@@ -293,6 +296,8 @@ static apr_status_t stream_event(void *baton, const pe_sse_event_t *ev)
         s->c->note->tokens = (apr_int64_t)json_integer_value(json_object_get(usage, "total_tokens"));
     if (json_is_string(json_object_get(json_array_get(choices, 0), "finish_reason")))
         s->finished = 1;
+    if (json_is_object(usage))
+        pe_monitor_usage(s->c->note->model, s->c->note->r_type, usage);
     delta = json_object_get(json_object_get(json_array_get(choices, 0), "delta"), "content");
     if (json_is_string(delta))
         pe_buf_append(&s->text, json_string_value(delta), json_string_length(delta));
@@ -512,6 +517,7 @@ static int completion(pe_ctx_t *cx, int chat)
         return fail(&c, HTTP_BAD_GATEWAY, "UPSTREAM_INVALID", NULL, "the AI service sent an invalid answer");
     }
     note_answer(&c, reply);
+    pe_monitor_usage(c.note->model, c.note->r_type, json_object_get(reply, "usage"));
     if (key && json_array_size(json_object_get(reply, "choices")) > 0)
         pe_cache_set(cache, key, res.body.data, res.body.len, apr_time_from_msec(pe_srv_cache_ttl_ms(sc)),
                      apr_time_now(), NULL);

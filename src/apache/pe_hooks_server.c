@@ -10,6 +10,7 @@
 #include "pe_global.h"
 #include "pe_hooks.h"
 #include "pe_log.h"
+#include "pe_monitor_ap.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
 #include "pe_prompts_ap.h"
@@ -191,6 +192,9 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
     /* research post_config */
     if ((rc = pe_research_post_config(pconf, ptemp, s)) != OK)
         return rc;
+    /* monitoring post_config: the metrics block */
+    if ((rc = pe_monitor_post_config(pconf, plog, ptemp, s)) != OK)
+        return rc;
     pe_slog(s, APLOG_INFO, 0,
             PE_LOGNO(00001) "mod_promptenchanter %s initialised (jansson %s, curl %s, %s)", PE_VERSION,
             JANSSON_VERSION, curl_version_info(CURLVERSION_NOW)->version, OpenSSL_version(OPENSSL_VERSION));
@@ -201,6 +205,7 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
 void pe_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_main_server = s;
+    pe_monitor_child_init(pchild, s); /* first: the others use its gauge slot */
     pe_store_child_init(pchild, s);
     /* access layer child_init */
     pe_access_child_init(pchild, s);

@@ -86,7 +86,14 @@ const pe_route_t pe_routes[] = {
     {PE_M_DELETE, "/v1/admin/system-prompts/{r_type}", PE_G_SYSADMIN, pe_h_ops_prompts_reset, PE_AUTH_ADMIN,
      PE_ACT_SYSTEM},
 
-    /* monitoring */
+    /* monitoring (the admin parts are checked by the handlers: PEMonitorAccess) */
+    {PE_M_GET, "/v1/monitoring/health", PE_G_MONITORING, pe_h_monitoring_health, 0},
+    {PE_M_GET, "/v1/monitoring/queue-status", PE_G_MONITORING, pe_h_monitoring_queue, 0},
+    {PE_M_POST, "/v1/monitoring/flush-logs", PE_G_MONITORING, pe_h_monitoring_flush, 0},
+    {PE_M_GET, "/v1/monitoring/usage", PE_G_MONITORING, pe_h_monitoring_usage, 0},
+    /* readiness for load balancers, and the Prometheus exposition: mounted where the operator says */
+    {PE_M_GET, "/ready", PE_G_READY, pe_h_ready, 0},
+    {PE_M_GET, "/metrics", PE_G_METRICS, pe_h_metrics, 0},
 
     /* diag */
     {PE_M_POST, "/v1/diag/echo", PE_G_DIAG, pe_h_diag_echo},

@@ -3,6 +3,7 @@
  */
 #include "pe_msglog.h"
 #include "pe_logno.h"
+#include "pe_metrics.h"
 
 #include <apr_allocator.h>
 #include <apr_thread_cond.h>
@@ -51,6 +52,8 @@ apr_status_t pe_msglog_create(apr_pool_t *p, const pe_msglog_conf_t *conf, pe_ms
         q->conf.interval = apr_time_from_sec(1);
     if (q->conf.retry <= 0)
         q->conf.retry = q->conf.interval;
+    if (q->conf.watch_every <= 0)
+        q->conf.watch_every = apr_time_from_msec(100);
     q->fn = fn;
     q->baton = baton;
     if ((rv = apr_thread_mutex_create(&q->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
@@ -110,6 +113,7 @@ apr_status_t pe_msglog_put(pe_msglog_t *q, const pe_message_log_t *rec)
         int log_it = now - q->last_drop_log > apr_time_from_sec(60);
 
         q->stats.dropped++;
+        pe_met_inc(PE_MET_MSGLOG_ROWS, PE_MET_ROWS_DROPPED, 0);
         if (log_it)
             q->last_drop_log = now;
         apr_thread_mutex_unlock(q->mutex);
@@ -148,6 +152,7 @@ apr_status_t pe_msglog_put(pe_msglog_t *q, const pe_message_log_t *rec)
     q->tail = n;
     q->count++;
     q->stats.queued++;
+    pe_met_gauge_add(q->conf.slot, PE_MET_MSGLOG_QUEUE, 1);
     if (q->count >= q->conf.batch)
         apr_thread_cond_signal(q->cond);
     apr_thread_mutex_unlock(q->mutex);
@@ -186,6 +191,8 @@ static apr_status_t write_batch(pe_msglog_t *q, apr_pool_t *bp)
             q->tail = NULL;
         q->count -= k;
         q->stats.written += (apr_uint64_t)k;
+        pe_met_gauge_add(q->conf.slot, PE_MET_MSGLOG_QUEUE, -k);
+        pe_met_add(PE_MET_MSGLOG_ROWS, PE_MET_ROWS_WRITTEN, 0, (apr_uint64_t)k);
     }
     else {
         q->stats.failed++;
@@ -200,10 +207,11 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
     pe_msglog_t *q = data;
     apr_pool_t *bp;
     apr_time_t last_fail_log = 0;
+    apr_uint64_t gen = pe_metrics_flush_gen(q->conf.watch);
 
     apr_pool_create(&bp, apr_thread_pool_get(t));
     for (;;) {
-        int due, stopping;
+        int due, stopping, flushing;
         apr_status_t rv;
 
         apr_thread_mutex_lock(q->mutex);
@@ -212,14 +220,22 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
             apr_interval_time_t wait = q->conf.interval;
 
             stopping = q->stopping;
+            if (q->conf.watch && pe_metrics_flush_gen(q->conf.watch) != gen) {
+                /* every process's queue was asked to flush (POST /v1/monitoring/flush-logs) */
+                gen = pe_metrics_flush_gen(q->conf.watch);
+                q->flush_now = 1;
+            }
             due = q->count >= q->conf.batch || q->flush_now || stopping ||
                   (q->head && now - q->head->queued_at >= q->conf.interval);
             if (due)
                 break;
             if (q->head)
                 wait = q->conf.interval - (now - q->head->queued_at);
+            if (q->conf.watch && wait > q->conf.watch_every)
+                wait = q->conf.watch_every;
             apr_thread_cond_timedwait(q->cond, q->mutex, wait > 0 ? wait : 1000);
         }
+        flushing = q->flush_now;
         q->flush_now = 0;
         apr_thread_mutex_unlock(q->mutex);
 
@@ -230,7 +246,7 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
             if (rv != APR_SUCCESS)
                 break;
             apr_thread_mutex_lock(q->mutex);
-            due = q->head && (q->count >= q->conf.batch || q->stopping);
+            due = q->head && (q->count >= q->conf.batch || q->stopping || flushing);
             stopping = q->stopping;
             apr_thread_mutex_unlock(q->mutex);
         } while (due && (!stopping || apr_time_now() < q->deadline));
@@ -340,6 +356,8 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
     q->tail = NULL;
     q->count = 0;
     q->stats.lost += (apr_uint64_t)left;
+    pe_met_gauge_add(q->conf.slot, PE_MET_MSGLOG_QUEUE, -left);
+    pe_met_add(PE_MET_MSGLOG_ROWS, PE_MET_ROWS_LOST, 0, (apr_uint64_t)left);
     apr_thread_mutex_unlock(q->mutex);
     if (left) {
         pe_clog(PE_LOG_ERR, 0,
@@ -347,6 +365,17 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
         return APR_TIMEUP;
     }
     return APR_SUCCESS;
+}
+
+/* Whether the writer thread runs (started and not stopped). */
+int pe_msglog_running(pe_msglog_t *q)
+{
+    int r;
+
+    apr_thread_mutex_lock(q->mutex);
+    r = q->thread != NULL && !q->stopping && !q->stopped;
+    apr_thread_mutex_unlock(q->mutex);
+    return r;
 }
 
 /* Read the counters. */

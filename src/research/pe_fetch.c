@@ -9,6 +9,7 @@
 #include "pe_fetch.h"
 #include "pe_buf.h"
 #include "pe_logno.h"
+#include "pe_metrics.h"
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -221,6 +222,7 @@ static void fetch_finish(fetch_chain_t *c, pe_fetch_status_e status, const char 
     r->error = status == PE_FETCH_OK ? NULL : (why ? why : pe_fetch_status_name(status));
     r->refused = c->guard.refused;
     call->st.refused += c->guard.refused;
+    pe_met_inc(PE_MET_RESEARCH_PAGES, status == PE_FETCH_OK ? PE_MET_PAGE_FETCHED : status == PE_FETCH_REFUSED || c->guard.refused ? PE_MET_PAGE_SSRF_REFUSED : PE_MET_PAGE_FAILED, 0);
     if (status == PE_FETCH_OK) {
         r->body = c->body.data ? c->body.data : "";
         r->len = c->body.len;

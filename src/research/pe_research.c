@@ -6,6 +6,7 @@
 #include "pe_buf.h"
 #include "pe_cachekey.h"
 #include "pe_crypto.h"
+#include "pe_metrics.h"
 #include "pe_extract.h"
 #include "pe_json.h"
 #include "pe_logno.h"
@@ -155,7 +156,8 @@ static const char *rs_cache_get(apr_pool_t *p, const pe_research_conf_t *c, cons
     if (!c->cache || !c->cache->get || !key)
         return NULL;
     if (c->cache->get(c->cache->baton, p, key, &val, len) != APR_SUCCESS || !val)
-        return NULL;
+        val = NULL;
+    pe_met_inc(PE_MET_CACHE, PE_MET_CACHE_RESEARCH, val ? PE_MET_HIT : PE_MET_MISS);
     return val;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "pe_store_backend.h"
 #include "pe_logno.h"
+#include "pe_metrics.h"
 
 #include <apr_strings.h>
 #include <openssl/rand.h>
@@ -184,23 +185,40 @@ static pe_store_status_e call_end(pe_store_t *st, pe_store_status_e rs, const ch
         if (!st->error)
             st->error = "unknown error";
         pe_clog(level, 0, PE_LOGNO(30002) "store: %s failed (%s): %s", op, st->ops->name, st->error);
+        pe_met_inc(PE_MET_STORE_ERRORS, 0, 0);
     }
     return rs;
 }
 
-/* The body of every public operation: dispatch, one retry after EIO, one log line (at level). */
-#define PE_STORE_CALL_AT(level, st, op, ...)                                                                           \
-    do {                                                                                                               \
-        pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                                          \
-        if (rs_ == PE_STORE_OK) {                                                                                      \
-            rs_ = (st)->ops->op((st), __VA_ARGS__);                                                                    \
-            if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                                        \
-                rs_ = (st)->ops->op((st), __VA_ARGS__);                                                                \
-        }                                                                                                              \
-        return call_end((st), rs_, #op, (level));                                                                      \
+/* Add n to a counter (pe_metrics.h) when rs is PE_STORE_OK; returns rs. */
+static pe_store_status_e count_ok(pe_store_status_e rs, pe_metric_e metric, apr_int64_t n)
+{
+    if (rs == PE_STORE_OK)
+        pe_met_add(metric, 0, 0, (apr_uint64_t)n);
+    return rs;
+}
+
+/* Dispatch, one retry after EIO, then return fin (an expression of rs_). NB: GNU ## drops the
+ * comma of an op without arguments (ping). */
+#define PE_STORE_CALL_FIN(fin, st, op, ...)                                                        \
+    do {                                                                                           \
+        pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                      \
+        if (rs_ == PE_STORE_OK) {                                                                  \
+            rs_ = (st)->ops->op((st), ##__VA_ARGS__);                                              \
+            if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                    \
+                rs_ = (st)->ops->op((st), ##__VA_ARGS__);                                          \
+        }                                                                                          \
+        return fin;                                                                                \
     } while (0)
 
+/* The body of every public operation: dispatch, one retry after EIO, one log line (at level). */
+#define PE_STORE_CALL_AT(level, st, op, ...) PE_STORE_CALL_FIN(call_end((st), rs_, #op, (level)), st, op, __VA_ARGS__)
+
 #define PE_STORE_CALL(st, op, ...) PE_STORE_CALL_AT(PE_LOG_ERR, st, op, __VA_ARGS__)
+
+/* PE_STORE_CALL that adds n to a counter when the op succeeds. */
+#define PE_STORE_CALL_COUNTED(metric, n, st, op, ...)                                              \
+    PE_STORE_CALL_FIN(count_ok(call_end((st), rs_, #op, PE_LOG_ERR), (metric), (n)), st, op, __VA_ARGS__)
 
 /* ----------------------------------------------------------------------------------------- */
 /* Operations (outputs are cleared first, so a failure leaves them empty on every backend) */
@@ -331,12 +349,12 @@ pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, c
 
 pe_store_status_e pe_store_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
 {
-    PE_STORE_CALL(st, credits_take, user_id, today, now);
+    PE_STORE_CALL_COUNTED(PE_MET_CREDITS_TAKEN, 1, st, credits_take, user_id, today, now);
 }
 
 pe_store_status_e pe_store_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
 {
-    PE_STORE_CALL(st, credits_refund, user_id, day);
+    PE_STORE_CALL_COUNTED(PE_MET_CREDITS_REFUNDED, 1, st, credits_refund, user_id, day);
 }
 
 pe_store_status_e pe_store_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
@@ -351,14 +369,14 @@ pe_store_status_e pe_store_credits_take_n(pe_store_t *st, const char *user_id, a
 {
     if (n <= 0)
         return PE_STORE_OK;
-    PE_STORE_CALL(st, credits_take_n, user_id, n, today, now);
+    PE_STORE_CALL_COUNTED(PE_MET_CREDITS_TAKEN, n, st, credits_take_n, user_id, n, today, now);
 }
 
 pe_store_status_e pe_store_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
 {
     if (n <= 0)
         return PE_STORE_OK;
-    PE_STORE_CALL(st, credits_refund_n, user_id, n, day);
+    PE_STORE_CALL_COUNTED(PE_MET_CREDITS_REFUNDED, n, st, credits_refund_n, user_id, n, day);
 }
 
 pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
@@ -491,4 +509,18 @@ pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, in
 {
     *out = apr_array_make(st->pool, limit > 0 ? limit : 1, sizeof(pe_usage_row_t *));
     PE_STORE_CALL(st, msglog_top_users, since, limit, out);
+}
+
+pe_store_status_e pe_store_ping(pe_store_t *st)
+{
+    PE_STORE_CALL_FIN(call_end((st), rs_, "ping", PE_LOG_DEBUG), st, ping);
+}
+
+pe_store_status_e pe_store_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                 pe_usage_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->days = apr_array_make(st->pool, 8, sizeof(pe_usage_day_t));
+    out->r_types = apr_array_make(st->pool, 8, sizeof(pe_usage_rtype_t));
+    PE_STORE_CALL(st, usage, user_id, since, until, out);
 }

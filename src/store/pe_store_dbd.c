@@ -199,6 +199,15 @@ static const struct {
     [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
                           "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
                           "AND id = %s"},
+    /* Monitoring (pe_store_dbd_monitor.c): a user's figures, or everyone's when the id is ''. */
+    [Q_PING] = {"pe_ping", "SELECT COUNT(*) FROM pe_system_prompts"},
+    [Q_USAGE_SUM] = {"pe_usage_sum", "SELECT COUNT(*), COALESCE(SUM(tokens_used), 0), COALESCE(SUM(processing_time_ms), 0) "
+                     "FROM pe_message_logs WHERE (%s = '' OR user_id = %s) AND created_at >= %s AND created_at < %s"},
+    [Q_USAGE_DAYS] = {"pe_usage_days", "SELECT created_at / 86400000000, COUNT(*), COALESCE(SUM(tokens_used), 0) FROM "
+                      "pe_message_logs WHERE (%s = '' OR user_id = %s) AND created_at >= %s AND created_at < %s "
+                      "GROUP BY created_at / 86400000000 ORDER BY 1"},
+    [Q_USAGE_RTYPES] = {"pe_usage_rtypes", "SELECT r_type, COUNT(*) FROM pe_message_logs WHERE (%s = '' OR user_id = %s) "
+                        "AND created_at >= %s AND created_at < %s GROUP BY r_type ORDER BY r_type"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -602,6 +611,8 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .system_prompt_reset = pe_dbd_system_prompt_reset,                                                     \
         .msglog_usage = pe_dbd_msglog_usage,                                                                   \
         .msglog_top_users = pe_dbd_msglog_top_users,                                                           \
+        .ping = pe_dbd_ping,                                                                                   \
+        .usage = pe_dbd_usage,                                                                                 \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -71,6 +71,10 @@ typedef enum {
     Q_MSGLOG_LIST,
     Q_MSGLOG_USAGE,
     Q_MSGLOG_TOP,
+    Q_PING,
+    Q_USAGE_SUM,
+    Q_USAGE_DAYS,
+    Q_USAGE_RTYPES,
     Q_COUNT
 } pe_q_e;
 
@@ -187,5 +191,8 @@ pe_store_status_e pe_dbd_system_prompt_reset(pe_store_t *st, const char *r_type)
 pe_store_status_e pe_dbd_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
 pe_store_status_e pe_dbd_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+pe_store_status_e pe_dbd_ping(pe_store_t *st);
+pe_store_status_e pe_dbd_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                               pe_usage_t *out);
 
 #endif

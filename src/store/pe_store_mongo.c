@@ -700,4 +700,6 @@ static const pe_store_ops_t pe_mongo_ops = {
     .system_prompt_reset = pe_mg_system_prompt_reset,
     .msglog_usage = pe_mg_msglog_usage,
     .msglog_top_users = pe_mg_msglog_top_users,
+    .ping = pe_mg_ping,
+    .usage = pe_mg_usage,
 };

@@ -179,4 +179,8 @@ pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
 pe_store_status_e pe_mg_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
 pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 
+/* pe_store_mongo_monitor.c */
+pe_store_status_e pe_mg_ping(pe_store_t *st);
+pe_store_status_e pe_mg_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until, pe_usage_t *out);
+
 #endif

@@ -2,6 +2,7 @@
  * pe_upstream.c: the OpenAI-compatible upstream client on libcurl (see pe_upstream.h).
  */
 #include "pe_upstream.h"
+#include "pe_metrics.h"
 #include "pe_logno.h"
 
 #include <apr_date.h>
@@ -114,6 +115,7 @@ typedef struct attempt_t {
     const char *retry_after;
     const char *content_type;
     int too_large, aborted;
+    apr_time_t start; /* of the call, for the time to the first streamed byte */
 } attempt_t;
 
 /* Header callback: keep Retry-After and Content-Type of the final response. */
@@ -154,6 +156,8 @@ static size_t on_data(char *buf, size_t size, size_t n, void *ud)
 
     curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &status);
     if (a->fn && status >= 200 && status < 300) {
+        if (!a->res->streamed)
+            pe_met_observe(PE_MET_UPSTREAM_TTFT, apr_time_now() - a->start);
         if (a->fn(a->baton, buf, len) != APR_SUCCESS) {
             a->aborted = 1;
             return 0;
@@ -371,6 +375,7 @@ apr_status_t pe_upstream_post(apr_pool_t *p, pe_upstream_pool_t *hp, const pe_up
     a.conf = conf;
     a.fn = fn;
     a.baton = baton;
+    a.start = start;
     if (!conf->url || !(hdrs = request_headers(p, conf, fn != NULL)) || !(a.h = lease(hp))) {
         res->outcome = PE_UP_INTERNAL;
         res->error = conf->url ? "libcurl could not be set up" : "no upstream URL is configured";
@@ -398,5 +403,6 @@ apr_status_t pe_upstream_post(apr_pool_t *p, pe_upstream_pool_t *hp, const pe_up
     give_back(hp, a.h);
     res->outcome = o;
     res->elapsed = apr_time_now() - start;
+    pe_met_upstream((int)o, res->status, res->elapsed);
     return o == PE_UP_OK ? APR_SUCCESS : APR_EGENERAL;
 }

@@ -1,8 +1,10 @@
 /* test_msglog.c: the conversation-log queue: batching by size and interval, failed writes kept
  * and retried, flush on stop, bounded queue, time-bounded stop, text cut, puts after stop. */
+#include "pe_metrics.h"
 #include "pe_msglog.h"
 #include "pe_test.h"
 
+#include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <string.h>
@@ -219,6 +221,53 @@ START_TEST(test_stop_is_time_bounded)
 }
 END_TEST
 
+/* A flush asked through the shared flush generation writes the whole queue (more than a batch)
+ * well before the interval; the process's gauge follows the queue. */
+START_TEST(test_flush_generation_watched)
+{
+    sink_t s;
+    pe_msglog_t *q;
+    pe_msglog_conf_t c;
+    apr_shm_t *shm;
+    pe_metrics_t *m;
+    pe_met_proc_t *slot;
+    int i;
+
+    ck_assert_int_eq(apr_shm_create(&shm, pe_metrics_size(), NULL, pe_tp), APR_SUCCESS);
+    m = pe_metrics_init(apr_shm_baseaddr_get(shm));
+    slot = pe_metrics_proc_attach(m, (apr_int64_t)getpid());
+    memset(&s, 0, sizeof(s));
+    apr_thread_mutex_create(&s.mu, APR_THREAD_MUTEX_DEFAULT, pe_tp);
+    memset(&c, 0, sizeof(c));
+    c.max_records = 100;
+    c.batch = 4;
+    c.interval = apr_time_from_sec(600);
+    c.watch = m;
+    c.watch_every = apr_time_from_msec(20);
+    c.slot = slot;
+    ck_assert_int_eq(pe_msglog_create(pe_tp, &c, sink_write, &s, &q), APR_SUCCESS);
+    ck_assert_int_eq(pe_msglog_start(q), APR_SUCCESS);
+    ck_assert(pe_msglog_running(q));
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(put(q, i), APR_SUCCESS);
+    ck_assert_int_eq(pe_metrics_gauge_sum(m, PE_MET_MSGLOG_QUEUE, NULL), 3);
+    usleep(100000);
+    ck_assert_int_eq(rows(&s), 0); /* less than a batch, long interval: nothing written yet */
+    for (i = 3; i < 6; i++)
+        ck_assert_int_eq(put(q, i), APR_SUCCESS);
+    ck_assert_int_eq(wait_rows(&s, 4, 2000), 4); /* a full batch is written as usual */
+    ck_assert_int_eq(pe_metrics_gauge_sum(m, PE_MET_MSGLOG_QUEUE, NULL), 2);
+    for (i = 6; i < 15; i++)
+        ck_assert_int_eq(put(q, i), APR_SUCCESS);
+    pe_metrics_flush_request(m);
+    ck_assert_int_eq(wait_rows(&s, 15, 2000), 15);
+    ck_assert_int_eq(pe_metrics_gauge_sum(m, PE_MET_MSGLOG_QUEUE, NULL), 0);
+    ck_assert_int_eq(pe_msglog_stop(q, apr_time_from_sec(2)), APR_SUCCESS);
+    ck_assert(!pe_msglog_running(q));
+    pe_metrics_proc_detach(slot);
+}
+END_TEST
+
 Suite *pe_suite_msglog(void)
 {
     Suite *s = suite_create("msglog");
@@ -231,6 +280,7 @@ Suite *pe_suite_msglog(void)
     tcase_add_test(tc, test_stop_without_thread);
     tcase_add_test(tc, test_full_queue_drops);
     tcase_add_test(tc, test_stop_is_time_bounded);
+    tcase_add_test(tc, test_flush_generation_watched);
     suite_add_tcase(s, tc);
     return s;
 }

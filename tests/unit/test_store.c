@@ -15,6 +15,7 @@
 #include "pe_store_dbd.h"
 #include "pe_test.h"
 #include "pe_test_mongo.h"
+#include "pe_test_usage.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -1478,6 +1479,14 @@ START_TEST(system_prompt_reset)
 }
 END_TEST
 
+/* Monitoring: the readiness round trip and the usage figures */
+
+START_TEST(monitoring_ping_and_usage)
+{
+    pe_check_ping_and_usage(open_store(_i));
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1524,6 +1533,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, user_update_by_operator, 0, n);
     tcase_add_loop_test(tc, operator_lists, 0, n);
     tcase_add_loop_test(tc, system_prompt_reset, 0, n);
+    tcase_add_loop_test(tc, monitoring_ping_and_usage, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);

@@ -11,6 +11,7 @@
 #include "pe_store_mongo.h"
 #include "pe_store_backend.h"
 #include "pe_test.h"
+#include "pe_test_usage.h"
 #include "pe_test_mongo.h"
 
 #include <arpa/inet.h>
@@ -306,6 +307,14 @@ START_TEST(mongodb_server_down_is_eio)
 }
 END_TEST
 
+START_TEST(mongodb_ping_and_usage)
+{
+    if (mg_skip("mongodb_ping_and_usage"))
+        return;
+    pe_check_ping_and_usage(mg_store());
+}
+END_TEST
+
 START_TEST(mongodb_unique_secondary_index_needs_real_server)
 {
     pe_store_t *st;
@@ -341,6 +350,7 @@ Suite *pe_suite_store_mongo(void)
     tcase_add_test(tc, mongodb_layout_version_stepped_once);
     tcase_add_test(tc, mongodb_server_down_is_eio);
     tcase_add_test(tc, mongodb_unique_secondary_index_needs_real_server);
+    tcase_add_test(tc, mongodb_ping_and_usage);
     suite_add_tcase(s, tc);
     return s;
 }
