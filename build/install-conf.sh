@@ -6,8 +6,9 @@
 #       DEST missing, equal to SRC or unchanged since the last install: SRC is installed (0644).
 #       DEST edited: it is kept, and SRC is written beside it as DEST.dist (a message says so).
 #   install-conf.sh --remove SRC DEST REGISTRY
-#       DEST equal to SRC or unchanged since the install: removed, with the mods-enabled link to it
-#       (a link to a missing file stops httpd). DEST edited: kept (a message says so).
+#       DEST equal to SRC or unchanged since the install: removed; edited: kept (a message says so).
+#       Removing the .load disables the module: its mods-enabled links go (a link to a missing
+#       file stops httpd).
 set -euo pipefail
 
 remove=0
@@ -28,18 +29,22 @@ record() {
 ours() { [ "$(sum "$dest")" = "$(sum "$src")" ] || [ "$(sum "$dest")" = "$(recorded)" ]; }
 
 if [ "$remove" -eq 1 ]; then
-  [ -e "$dest" ] || { record ""; exit 0; }
-  if ours; then
-    enabled=$(dirname "$(dirname "$dest")")/mods-enabled/$name
-    if [ -L "$enabled" ]; then
-      echo "install-conf: $enabled removed (the module is no longer enabled)"
-      rm -f "$enabled"
-    fi
-    rm -f "$dest" "$dest.dist"
-    record ""
-  else
+  if [ -e "$dest" ] && ! ours; then
     echo "install-conf: $dest was edited: kept (remove it yourself when it is no longer needed)" >&2
+  else
+    rm -f "$dest"
   fi
+  # Without its .load the module is disabled: the links of both files go.
+  if [ "${name##*.}" = load ]; then
+    for link in "$(dirname "$(dirname "$dest")")/mods-enabled/${name%.load}".{load,conf}; do
+      if [ -L "$link" ]; then
+        echo "install-conf: $link removed (the module is no longer enabled)"
+        rm -f "$link"
+      fi
+    done
+  fi
+  rm -f "$dest.dist"
+  record ""
   exit 0
 fi
 

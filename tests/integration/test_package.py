@@ -15,6 +15,7 @@ import subprocess
 import time
 import unittest
 
+import fakes
 from pe_harness import RUN_ROOT, TOP, free_port, http_request
 
 PKG = "libapache2-mod-promptenchanter"
@@ -22,6 +23,7 @@ APACHE2 = "/usr/sbin/apache2"
 APACHE_STATE = ["/etc/apache2", "/var/lib/apache2"]
 KEY_DIR = "/etc/promptenchanter"
 DATA_DIR = "/var/lib/promptenchanter"
+UPSTREAM_CONF = KEY_DIR + "/upstream.conf"  # made by test_3, as an operator would
 LOCK = "/tmp/%s-test.lock" % PKG
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 APT_LOCK_WAIT = ["-o", "DPkg::Lock::Timeout=600"]
@@ -289,6 +291,13 @@ class PackageInstall(unittest.TestCase):
         # with the location of the example in promptenchanter.conf, uncommented as written
         with open("/etc/apache2/mods-available/promptenchanter.conf") as f:
             conf = f.read()
+        up = fakes.start_upstream()
+        self.addCleanup(up.stop)
+        example = re.search(r"/etc/promptenchanter/upstream.conf:\n((?:\s*#   .*\n){2})", conf).group(1)
+        upstream = "".join(re.sub(r"^\s*#   ", "", l) + "\n" for l in example.splitlines())
+        self.assertIn("PEUpstreamURL https://api.openai.com/v1/chat/completions", upstream)
+        with open(os.open(UPSTREAM_CONF, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(upstream.replace("https://api.openai.com/v1/chat/completions", up.chat_url))
         example = re.search(r"for example below /ai/:\n((?:\s*#   .*\n)+)", conf).group(1)
         location = "".join(re.sub(r"^\s*#   ", "", l) + "\n" for l in example.splitlines())
         self.assertIn("SetHandler promptenchanter", location)
@@ -319,6 +328,12 @@ class PackageInstall(unittest.TestCase):
         self.assertEqual(r.status, 201, r.body)
         self.assertTrue(r.json["api_key"])
         self.assertTrue(os.path.isfile(os.path.join(DATA_DIR, "pe.db")))  # DBDParams of the package
+        # the upstream, from the host's own file in /etc/promptenchanter (the example of the .conf)
+        r = http_request(self.port, "POST", "/ai/v1/chat/completions",
+                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]},
+                         headers={"Authorization": "Bearer " + r.json["api_key"]})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn("fake-upstream reply", r.json["choices"][0]["message"]["content"])
         # only /ai/ is mounted (a plain request: Apache's own 404 is not the document's)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
@@ -341,5 +356,86 @@ class PackageInstall(unittest.TestCase):
         self.assertNotEqual(run("dpkg-query", "-W", PKG).returncode, 0, "still known to dpkg")
         for path in (libexecdir() + "/mod_promptenchanter.so", "/etc/apache2/mods-available/promptenchanter.conf",
                      "/etc/apache2/mods-available/promptenchanter.load", "/etc/apache2/mods-enabled/promptenchanter.load",
-                     "/usr/share/promptenchanter", "/usr/share/doc/" + PKG, KEY_DIR, DATA_DIR):
+                     "/usr/share/promptenchanter", "/usr/share/doc/" + PKG, DATA_DIR):
             self.assertFalse(os.path.lexists(path), path)
+        # the keys the package made are gone; the operator's own file is not
+        self.assertEqual(os.listdir(KEY_DIR) if os.path.isdir(KEY_DIR) else [],
+                         ["upstream.conf"] if os.path.exists(UPSTREAM_CONF) else [])
+
+
+class MakeInstall(unittest.TestCase):
+    """`make install` / `make uninstall` into a DESTDIR: the apxs layout, an operator's edited
+    .conf kept across install and uninstall, an unedited older one replaced."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dest = os.path.join(RUN_ROOT, "make-install-%d" % os.getpid())
+        shutil.rmtree(cls.dest, ignore_errors=True)
+        os.makedirs(cls.dest)
+        cls.addClassCleanup(shutil.rmtree, cls.dest, True)
+        cls.mods = cls.dest + "/etc/apache2/mods-available"
+        cls.conf = cls.mods + "/promptenchanter.conf"
+
+    def make(self, target):
+        p = run("make", "--no-print-directory", target, "DESTDIR=" + self.dest, cwd=TOP)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout + p.stderr
+
+    def files(self):
+        return sorted(os.path.join(d, n)[len(self.dest):] for d, _, names in os.walk(self.dest) for n in names)
+
+    def source_conf(self):
+        with open(os.path.join(TOP, "conf", "mods-available", "promptenchanter.conf")) as f:
+            return f.read()
+
+    def test_1_install(self):
+        self.make("install")
+        files = self.files()
+        for path in (libexecdir() + "/mod_promptenchanter.so", "/etc/apache2/mods-available/promptenchanter.load",
+                     "/etc/apache2/mods-available/promptenchanter.conf", "/usr/share/promptenchanter/schema/sqlite3.sql",
+                     "/usr/share/promptenchanter/schema/pgsql.sql", "/usr/share/promptenchanter/common-passwords.txt",
+                     "/usr/share/doc/%s/configuration.md" % PKG, "/usr/share/doc/%s/README.md" % PKG):
+            self.assertIn(path, files)
+        if builds_admin_tool():
+            self.assertIn(run("apxs", "-q", "SBINDIR").stdout.strip() + "/pe-admin", files)
+        with open(self.mods + "/promptenchanter.load") as f:
+            self.assertIn("LoadModule promptenchanter_module %s/mod_promptenchanter.so\n" % libexecdir(), f.read())
+
+    def test_2_unedited_older_conf_replaced(self):
+        # what an older install left, unedited (its checksum is the recorded one)
+        old = "# an older promptenchanter.conf\n"
+        with open(self.conf, "w") as f:
+            f.write(old)
+        registry = self.dest + "/usr/share/promptenchanter/installed-conf.sha256"
+        with open(registry) as f:
+            lines = [l for l in f if not l.endswith(" promptenchanter.conf\n")]
+        digest = run("sha256sum", self.conf).stdout.split()[0]
+        with open(registry, "w") as f:
+            f.writelines(lines + ["%s  promptenchanter.conf\n" % digest])
+        self.make("install")
+        with open(self.conf) as f:
+            self.assertEqual(f.read(), self.source_conf())
+        self.assertFalse(os.path.exists(self.conf + ".dist"))
+
+    def test_3_edited_conf_kept(self):
+        with open(self.conf, "a") as f:
+            f.write("PEUpstreamURL http://127.0.0.1:1/v1/chat/completions\n")
+        with open(self.conf) as f:
+            edited = f.read()
+        out = self.make("install")
+        self.assertIn("was edited: kept", out)
+        with open(self.conf) as f:
+            self.assertEqual(f.read(), edited)
+        with open(self.conf + ".dist") as f:
+            self.assertEqual(f.read(), self.source_conf())
+
+    def test_4_uninstall(self):
+        enabled = self.dest + "/etc/apache2/mods-enabled"
+        os.makedirs(enabled)
+        for name in ("promptenchanter.load", "promptenchanter.conf"):
+            os.symlink("../mods-available/" + name, os.path.join(enabled, name))
+        out = self.make("uninstall")
+        self.assertIn("was edited: kept", out)
+        # the edited .conf stays; nothing else, and the module is no longer enabled
+        self.assertEqual(self.files(), ["/etc/apache2/mods-available/promptenchanter.conf"])
+        self.assertEqual(os.listdir(enabled), [])
