@@ -170,6 +170,17 @@ class PackageBuild(unittest.TestCase):
                   "PEEncryptionKeyFile %s/encryption.key" % KEY_DIR):
             self.assertIn(d, active)
 
+    def test_6_docs_examples(self):
+        # docs/install.md shows the examples of promptenchanter.conf that PackageInstall runs
+        def commented(after, n):
+            with open(os.path.join(TOP, "conf", "mods-available", "promptenchanter.conf")) as f:
+                block = re.search(re.escape(after) + r"\n((?:\s*#   .*\n){%d})" % n, f.read()).group(1)
+            return "".join(re.sub(r"^\s*#   ", "", l) + "\n" for l in block.splitlines())
+        with open(os.path.join(TOP, "docs", "install.md")) as f:
+            doc = f.read()
+        self.assertIn("promptenchanter-api.conf <<'EOF'\n" + commented("for example below /ai/:", 6) + "EOF\n", doc)
+        self.assertIn("upstream.conf <<'EOF'\n" + commented("/etc/promptenchanter/upstream.conf:", 2) + "EOF\n", doc)
+
     def test_5_lintian_no_errors(self):
         p = run("lintian", "--fail-on", "error", self.deb)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
