@@ -100,7 +100,7 @@ PE_DATADIR    ?= /usr/share/promptenchanter
 PE_DOCDIR     ?= /usr/share/doc/libapache2-mod-promptenchanter
 PE_LOAD_FILE  := .libs/promptenchanter.load
 PE_CONF_REGISTRY = $(DESTDIR)$(PE_DATADIR)/installed-conf.sha256
-PE_DOCS       := $(wildcard docs/*.md) docs/openapi.json README.md
+PE_DOCS       := $(wildcard docs/*.md docs/openapi.json) README.md
 
 .PHONY: install install-module install-conf install-data uninstall deb
 
