@@ -45,7 +45,7 @@ $(MODULE): $(CORE_OBJS) $(GLUE_OBJS)
 	@mkdir -p .libs
 	@grep -ho 'Suite \*pe_suite_[a-z0-9_]*(void)' $(UNIT_SRCS) | sed 's/Suite \*\(.*\)(void)/PE_SUITE(\1)/' > $@.tmp && mv $@.tmp $@
 
-$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c tests/unit/pe_test.h .libs/pe_suites.h $(CORE_OBJS)
+$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c tests/unit/pe_test.h tests/unit/pe_test_mongo.h .libs/pe_suites.h $(CORE_OBJS)
 	$(CC) $(CORE_CPPFLAGS) -Itests/unit -I.libs $(ALL_CFLAGS) -o $@ $(UNIT_SRCS) tests/unit/pe_unit_main.c \
 	    $(CORE_OBJS) $(PKG_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
@@ -69,7 +69,7 @@ test:
 	@bash build/run-tests.sh
 
 test-unit: $(UNIT_BIN)
-	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py $(UNIT_BIN)
+	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py python3 tests/unit/with-mongo.py $(UNIT_BIN)
 
 test-guards:
 	@bash tests/guards/run.sh
@@ -148,3 +148,11 @@ format:
 
 clean:
 	rm -rf .libs
+
+# Fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (build rules in tests/fuzz/fuzz.mk), each run for
+# FUZZ_SECONDS (default 10) over its corpus; fails on any crash (docs/development.md "Fuzzing").
+include tests/fuzz/fuzz.mk
+.PHONY: fuzz
+fuzz:
+	@bash build/install-deps.sh
+	@FUZZ_KEEP=$${FUZZ_KEEP:-1} bash tests/fuzz/run.sh

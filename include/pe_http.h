@@ -73,6 +73,13 @@ int pe_http_openai_route(request_rec *r);
 /** insert_error_filter hook: httpd-made error pages of PromptEnchanter locations become JSON. */
 void pe_http_insert_error_filter(request_rec *r);
 
+/**
+ * Whether a request that httpd's core refused before mapping it (so it still has the server's
+ * default configuration) lies in a section with SetHandler promptenchanter, judged from its URI
+ * path (src/apache/pe_errloc.c). 0 when it was mapped, or its request line could not be read.
+ */
+int pe_errloc_is_ours(request_rec *r);
+
 /** Register the error filter (register_hooks). */
 void pe_http_register_filters(void);
 

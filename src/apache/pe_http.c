@@ -326,7 +326,7 @@ static int pe_http_is_ours(request_rec *r)
         m = m->prev;
     if (ap_get_module_config(m->request_config, &promptenchanter_module))
         return 1;
-    return pe_http_handler_is_ours(r);
+    return pe_http_handler_is_ours(r) || pe_errloc_is_ours(r);
 }
 
 void pe_http_insert_error_filter(request_rec *r)

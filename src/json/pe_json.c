@@ -69,7 +69,12 @@ int pe_json_parse(apr_pool_t *p, const char *buf, size_t len, json_t **out, cons
     /* JSON_DECODE_ANY is not set: the top level must be an object or an array. */
     j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        *err = apr_psprintf(p, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
+        /* NB: jansson's own text names its decoder flag ("... without JSON_ALLOW_NUL") */
+        if (json_error_code(&je) == json_error_null_character)
+            *err = apr_psprintf(p, "malformed JSON at line %d, column %d: a string contains \\u0000 (NUL), which "
+                                "is not accepted", je.line, je.column);
+        else
+            *err = apr_psprintf(p, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
         return -1;
     }
     pe_json_bind(p, j);

@@ -266,6 +266,14 @@ pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr
     PE_STORE_CALL(st, user_login_failed, id, now, max, lock, failed, locked_until);
 }
 
+pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                              apr_time_t lock, int *attempt, apr_time_t *locked_until)
+{
+    *attempt = 0;
+    *locked_until = 0;
+    PE_STORE_CALL(st, user_login_reserve, id, now, max, lock, attempt, locked_until);
+}
+
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
 {
     PE_STORE_CALL(st, user_login_ok, id, now);

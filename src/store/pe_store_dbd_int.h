@@ -21,6 +21,7 @@ typedef enum {
     Q_USER_FAIL_LOCK,
     Q_USER_FAIL_READ,
     Q_USER_LOGIN_OK,
+    Q_USER_LOGIN_RESERVE,
     Q_USER_ARCHIVE,
     Q_USER_DELETE,
     Q_MSGLOG_DELETE_USER,
@@ -113,6 +114,8 @@ pe_store_status_e pe_dbd_user_set_api_key(pe_store_t *st, const char *id, const 
 pe_store_status_e pe_dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
                                         apr_time_t now);
 pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
+pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                            int *attempt, apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
                                            int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);

@@ -63,11 +63,20 @@ static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
     if (stmt)
         return stmt;
     pe_dbd_conn_init(st);
-    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") VALUES ";
+    /* NB: only rows whose user still exists (SPEC 6.7: deleting an account destroys its logs, also
+     * those queued or in flight at the time). SQLite runs one writer at a time; on PostgreSQL the
+     * user rows are locked FOR SHARE until this statement ends, so a deletion (which removes the
+     * user before its logs) either waits for this insert and then removes its rows, or has
+     * removed the user first and no row is inserted. VALUES columns are column1..column13 in
+     * both; the casts give PostgreSQL the types of untyped parameters. */
+    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") SELECT column1, column2, column3, column4, column5, "
+          "column6, column7, column8, column9, column10, column11, column12, column13 FROM (VALUES ";
     for (i = 0; i < k; i++)
-        sql = apr_pstrcat(pe_store_pool(st), sql, i ? ", " : "", "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                          NULL);
-    sql = apr_pstrcat(pe_store_pool(st), sql, " ON CONFLICT (request_id) DO NOTHING", NULL);
+        sql = apr_pstrcat(pe_store_pool(st), sql, i ? ", " : "",
+                          "(%s, %s, %s, %s, %s, CAST(%s AS SMALLINT), %s, %s, CAST(%s AS INTEGER), "
+                          "CAST(%s AS BIGINT), CAST(%s AS BIGINT), %s, CAST(%s AS BIGINT))", NULL);
+    sql = apr_pstrcat(pe_store_pool(st), sql, ") AS v WHERE EXISTS (SELECT 1 FROM pe_users u WHERE u.id = v.column2",
+                      DBD(st)->pgsql ? " FOR SHARE" : "", ") ON CONFLICT (request_id) DO NOTHING", NULL);
     label = apr_pstrdup(DBD(st)->conn_pool, label);
     rv = apr_dbd_prepare(DBD(st)->driver, DBD(st)->conn_pool, DBD(st)->handle, sql, DBD(st)->pgsql ? NULL : label,
                          &stmt);

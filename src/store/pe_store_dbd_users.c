@@ -151,6 +151,28 @@ pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_t
     return PE_STORE_OK;
 }
 
+pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                            int *attempt, apr_time_t *locked_until)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const char *a[] = {pe_dbd_i64(p, max), pe_dbd_i64(p, now + lock), id, pe_dbd_i64(p, now)};
+    const char *c[2];
+    pe_store_status_e rs = pe_dbd_select(st, Q_USER_LOGIN_RESERVE, 4, a, 2, c);
+
+    if (rs == PE_STORE_NOTFOUND) {
+        /* no row taken: locked, or no such user */
+        if ((rs = pe_dbd_select(st, Q_USER_FAIL_READ, 1, &id, 2, c)) != PE_STORE_OK)
+            return rs;
+        *locked_until = pe_dbd_to64(c[1]);
+        return PE_STORE_EMPTY;
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    *attempt = (int)pe_dbd_to64(c[0]);
+    *locked_until = pe_dbd_to64(c[1]);
+    return PE_STORE_OK;
+}
+
 pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
@@ -180,13 +202,15 @@ pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const c
 
     if ((rs = pe_dbd_tx_begin(st, &tx)) != PE_STORE_OK)
         return rs;
-    rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
+    /* NB: the user row goes first, then its logs: a conversation-log insert in flight holds the
+     * row FOR SHARE (PostgreSQL), so this waits for it and the next statement sees its rows. */
+    rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
+    if (rs == PE_STORE_OK)
+        rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_SESS_DELETE_ALL, NULL, 2, sess);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_MSGLOG_DELETE_USER, NULL, 1, &uid);
-    if (rs == PE_STORE_OK)
-        rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
     return pe_dbd_tx_end(st, tx, rs);
 }
 

@@ -260,8 +260,26 @@ class Completions(UpstreamMixin, HttpdTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEnvelope(self.prompt(r.json["session"]["session_token"], {"level": "low", "prompt": "x"}), 401,
                             "API_KEY_REQUIRED")
+        # X-API-Key takes API keys only: a session token there is refused and counted
+        tok = r.json["session"]["session_token"]
+        j = self.assertEnvelope(self.httpd.post("/v1/prompt/completions", {"level": "low", "prompt": "x"},
+                                                headers={"X-API-Key": tok}), 401, "INVALID_API_KEY")
+        self.assertIn("X-API-Key takes an API key", j["message"])
+        self.assertEnvelope(self.httpd.get("/v1/users/profile", headers={"X-API-Key": tok}), 401, "INVALID_API_KEY")
+        self.assertEqual(self.httpd.get("/v1/users/profile", headers=bearer(tok)).status, 200)
+        # the prompt route is strict about fields; the OpenAI-compatible route ignores new ones
+        j = self.assertEnvelope(self.prompt(key, {"level": "low", "prompt": "x", "temprature": 0.1}), 422,
+                                "VALIDATION_ERROR")
+        self.assertIn("unknown field 'temprature'", j["message"])
+        self.assertEnvelope(self.prompt(key, {"level": "low", "prompt": "x", "model": "gpt-4o"}), 422,
+                            "VALIDATION_ERROR")
         # only the one successful completion cost a credit
         self.assertEqual(self.conv_limit(uid), before - 1)
+        seq = self.last_seq()
+        r = self.chat(key, {"model": "low", "messages": [{"role": "user", "content": "x"}],
+                            "some_future_openai_field": {"a": 1}}, headers={"X-API-Key": key})
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("some_future_openai_field", self.upstream_since(seq)[0]["json"])
 
     def test_stream_arrives_in_pieces(self):
         uid, key = self.new_user()
@@ -713,6 +731,25 @@ class MessageLogDurability(UpstreamMixin, unittest.TestCase):
 
     def test_prefork(self):
         self.run_case("prefork")
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class MessageLogDurabilityMongo(pe_mongo.MongoClass, MessageLogDurability):
+    """The same on MongoDB (the writer's own client, flushed at child exit), a database per case."""
+    MONGO_NAME = "mongo-msglog"
+
+    def setUp(self):
+        self.ENV = dict(self.ENV, **self.mongo.new_database())
+
+    def sqlite(self, q, args=(), httpd=None):
+        if q.startswith("SELECT COUNT(*), COUNT(DISTINCT request_id)"):
+            c = self.mongo.client()
+            try:
+                docs = c.find("pe_message_logs")
+            finally:
+                c.close()
+            return [(len(docs), len({d["request_id"] for d in docs}), sum(1 for d in docs if d["status"] == 200))]
+        return self.mongo.sql(q, args)
 
 
 class CacheAcrossGraceful(UpstreamMixin, unittest.TestCase):

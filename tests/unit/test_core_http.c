@@ -94,6 +94,10 @@ START_TEST(json_strict_parse)
     ck_assert_ptr_nonnull(strstr(err, "line 1"));
     ck_assert_int_eq(pe_json_parse(pe_tp, "", 0, &j, &err), -1);
     ck_assert_int_eq(pe_json_parse(pe_tp, "\"\\u0000\"", 8, &j, &err), -1);
+    /* NUL in a string: a clean message, not the decoder's flag name */
+    ck_assert_int_eq(pe_json_parse(pe_tp, "{\"a\":\"x\\u0000y\"}", 17, &j, &err), -1);
+    ck_assert_msg(strstr(err, "\\u0000 (NUL)") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "JSON_") == NULL, "%s", err);
     ck_assert_int_eq(pe_json_parse(pe_tp, "{\"s\":\"\xff\"}", 9, &j, &err), -1);
 }
 END_TEST

@@ -4,12 +4,16 @@
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
  *    test starts a private cluster: tests/unit/with-pg.py);
- * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
- * a connection of its own (the concurrency tests open one per process).
+ *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
+ *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
+ * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
+ * and how to open a handle on a connection of its own (the concurrency tests open one per
+ * process). The backend's name must be what pe_store_backend_name() says of its handles.
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
+#include "pe_test_mongo.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -94,6 +98,7 @@ static void pg_fresh(void)
 static const pe_backend_t pe_backends[] = {
     {"sqlite3", sqlite_skip, sqlite_fresh, sqlite_open},
     {"pgsql", pg_skip, pg_fresh, pg_open},
+    {"mongodb", mg_why_not, mg_fresh, mg_open},
 };
 #define PE_NBACKENDS ((int)(sizeof(pe_backends) / sizeof(pe_backends[0])))
 
@@ -255,6 +260,56 @@ START_TEST(login_failures_lock_and_expiry)
 }
 END_TEST
 
+START_TEST(login_reserve_counts_first)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("fay", "fay@example.com", "f1");
+    apr_time_t hour = apr_time_from_sec(3600), lu = -1;
+    int attempt = -1, i;
+
+    pe_store_user_create(st, u);
+    /* attempts 1..4 are granted without a lock */
+    for (i = 1; i <= 4; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1000, 5, hour, &attempt, &lu), PE_STORE_OK);
+        ck_assert_int_eq(attempt, i);
+        ck_assert_int_eq(lu, 0);
+    }
+    /* the 5th is granted and locks at once, before its password is checked */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 5);
+    ck_assert_int_eq(lu, 1001 + hour);
+    /* every later one is refused while locked, and does not extend the lock */
+    for (i = 0; i < 6; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 2000, 5, hour, &attempt, &lu), PE_STORE_EMPTY);
+        ck_assert_int_eq(lu, 1001 + hour);
+    }
+    pe_store_user_by_id(st, u->id, &u);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_eq(u->locked_until, 1001 + hour);
+    /* after expiry the counter starts again at 1, with no lock */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001 + hour, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 0);
+    /* a success clears the reservations; a max of 1 locks on the first attempt */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3000, 1, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 3000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3001, 1, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* a lowered maximum below the counter: one more attempt, which locks */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    for (i = 1; i <= 3; i++)
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 10, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 4);
+    ck_assert_int_eq(lu, 4000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* no such user */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, "000000000000000000000000", 4000, 5, hour, &attempt, &lu),
+                     PE_STORE_NOTFOUND);
+}
+END_TEST
+
 static pe_session_t *mksess(const char *uid, const char *td, const char *rd, apr_time_t exp)
 {
     pe_session_t *s = apr_pcalloc(pe_tp, sizeof(*s));
@@ -321,7 +376,7 @@ START_TEST(delete_archives)
     ck_assert_int_eq(pe_store_user_delete(st, u, "bye", "self", 77), PE_STORE_OK);
     ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_session_by_token(st, dg("ft"), 1, (pe_session_t **)&got), PE_STORE_NOTFOUND);
-    ck_assert_int_eq(pe_store_user_delete(st, u, "bye", "self", 78), PE_STORE_CONFLICT); /* archived once */
+    ck_assert_int_eq(pe_store_user_delete(st, u, "bye", "self", 78), PE_STORE_NOTFOUND); /* archived once */
     /* no such user: nothing is archived */
     got = mkuser("ghost", "ghost@example.com", "g0");
     ck_assert_int_eq(pe_store_user_delete(st, got, "bye", "self", 78), PE_STORE_NOTFOUND);
@@ -718,6 +773,31 @@ START_TEST(race_login_failures_counted)
 }
 END_TEST
 
+static int racer_login_reserve(pe_store_t *st, int k, const void *arg)
+{
+    int attempt = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_user_login_reserve(st, (const char *)arg, 1000 + k, 5, 3600, &attempt, &until));
+}
+
+/* 29 logins at once with a maximum of 5: exactly 5 get to check their password (count first). */
+START_TEST(race_login_reserve_exact)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("lena", "lena@example.com", dg("l1"));
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 29, racer_login_reserve, u->id, counts);
+    ck_assert_int_eq(counts[RACE_OK], 5);
+    ck_assert_int_eq(counts[RACE_OK] + counts[RACE_EMPTY], 29);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_ne(u->locked_until, 0);
+}
+END_TEST
+
 static int racer_delete(pe_store_t *st, int k, const void *arg)
 {
     return outcome(pe_store_user_delete(st, (const pe_user_t *)arg, "race", "test", k + 1));
@@ -747,10 +827,16 @@ END_TEST
 START_TEST(msglog_batch_idempotent)
 {
     pe_store_t *st = open_store(_i);
-    const char *uid = pe_store_new_id(pe_tp), *u6 = pe_store_new_id(pe_tp);
+    pe_user_t *ua = mkuser("mia", "mia@example.com", dg("m1")), *ub = mkuser("ned", "ned@example.com", dg("n1"));
+    pe_user_t *gone = mkuser("olga", "olga@example.com", dg("o1"));
+    const char *uid = ua->id, *u6 = ub->id;
     pe_message_log_t recs[3];
     long n;
     int i;
+
+    ck_assert_int_eq(pe_store_user_create(st, ua), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, ub), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, gone), PE_STORE_OK);
 
     memset(recs, 0, sizeof(recs));
     for (i = 0; i < 3; i++) {
@@ -793,6 +879,19 @@ START_TEST(msglog_batch_idempotent)
         ck_assert_int_eq(pe_store_msglog_count(st, u6, &n), PE_STORE_OK);
         ck_assert_int_eq(n, 130);
     }
+    /* rows of an account deleted while they were queued are not stored (SPEC 6.7), the others are */
+    ck_assert_int_eq(pe_store_user_delete(st, gone, "test", "test", 5), PE_STORE_OK);
+    recs[0].request_id = "req-gone-0";
+    recs[0].user_id = gone->id;
+    recs[1].request_id = "req-kept";
+    recs[1].user_id = uid;
+    recs[2].request_id = "req-gone-1";
+    recs[2].user_id = gone->id;
+    ck_assert_int_eq(pe_store_msglog_insert(st, recs, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_count(st, gone->id, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(pe_store_msglog_count(st, uid, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 5);
 }
 END_TEST
 
@@ -1007,6 +1106,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, user_create_find_conflicts, 0, n);
     tcase_add_loop_test(tc, user_updates, 0, n);
     tcase_add_loop_test(tc, login_failures_lock_and_expiry, 0, n);
+    tcase_add_loop_test(tc, login_reserve_counts_first, 0, n);
     tcase_add_loop_test(tc, sessions, 0, n);
     tcase_add_loop_test(tc, delete_archives, 0, n);
     tcase_add_loop_test(tc, system_prompts, 0, n);
@@ -1022,6 +1122,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, race_deletions_once, 0, n);
     tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
+    tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
