@@ -19,13 +19,14 @@ out=.libs/deb
 tree=$out/$pkg-$version
 rm -rf "$out"
 mkdir -p "$tree"
-# The product's sources as they are in the work tree (committed or not; nothing git ignores), not
-# the tests, benchmarks or CI files; outside a git checkout, the product's folders.
+# The product's sources as they are in the work tree (committed or not; nothing git ignores), the
+# tests included (the Makefile includes tests/fuzz/fuzz.mk), not the benchmarks or CI files;
+# outside a git checkout, the product's folders.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git ls-files -z -co --exclude-standard --deduplicate -- . ':!tests' ':!bench' ':!.ci' ':!build/debian' |
+  git ls-files -z -co --exclude-standard --deduplicate -- . ':!bench' ':!.ci' ':!build/debian' |
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done > "$out/files"
 else
-  find mod_promptenchanter.c Makefile apxs.mk README.md src include conf build docs \
+  find mod_promptenchanter.c Makefile apxs.mk README.md src include conf build docs tests \
        -path build/debian -prune -o -name node_modules -prune -o -type f -print0 > "$out/files"
 fi
 tar -c --null -T "$out/files" | tar -x -C "$tree"
