@@ -102,6 +102,61 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh
 
+# ---- make install / uninstall (the apxs layout) and make deb (the Debian package) ----------------
+# install = install-module (the .so in `apxs -q LIBEXECDIR`; pe-admin in `apxs -q SBINDIR` when
+# this build has ADMIN_TOOL) + install-conf (promptenchanter.load/.conf in mods-available; an
+# edited .conf is kept and the new one written beside it as .conf.dist) + install-data (schema,
+# common passwords, docs). Every path honours DESTDIR; see docs/install.md.
+AP_SBINDIR    ?= $(shell $(APXS) -q SBINDIR)
+PE_CONFDIR    ?= $(shell $(APXS) -q SYSCONFDIR)
+PE_MODSDIR    ?= $(PE_CONFDIR)/mods-available
+PE_DATADIR    ?= /usr/share/promptenchanter
+PE_DOCDIR     ?= /usr/share/doc/libapache2-mod-promptenchanter
+PE_LOAD_FILE  := .libs/promptenchanter.load
+PE_CONF_REGISTRY = $(DESTDIR)$(PE_DATADIR)/installed-conf.sha256
+PE_DOCS       := $(wildcard docs/*.md docs/openapi.json) README.md
+
+.PHONY: install install-module install-conf install-data uninstall deb
+
+$(PE_LOAD_FILE): conf/mods-available/promptenchanter.load.in
+	@mkdir -p .libs
+	@sed 's|@LIBEXECDIR@|$(AP_LIBEXECDIR)|' $< > $@.tmp && mv $@.tmp $@
+
+install: install-module install-conf install-data
+
+install-module: all
+	install -d $(DESTDIR)$(AP_LIBEXECDIR)
+	install -m 644 $(MODULE) $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so
+	$(if $(ADMIN_TOOL),install -d $(DESTDIR)$(AP_SBINDIR))
+	$(if $(ADMIN_TOOL),install -m 755 $(ADMIN_TOOL) $(DESTDIR)$(AP_SBINDIR)/pe-admin)
+
+install-conf: $(PE_LOAD_FILE)
+	@bash build/install-conf.sh $(PE_LOAD_FILE) $(DESTDIR)$(PE_MODSDIR)/promptenchanter.load $(PE_CONF_REGISTRY)
+	@bash build/install-conf.sh conf/mods-available/promptenchanter.conf $(DESTDIR)$(PE_MODSDIR)/promptenchanter.conf $(PE_CONF_REGISTRY)
+
+install-data:
+	install -d $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DOCDIR)
+	install -m 644 conf/schema/sqlite3.sql conf/schema/pgsql.sql $(DESTDIR)$(PE_DATADIR)/schema/
+	install -m 644 conf/common-passwords.txt $(DESTDIR)$(PE_DATADIR)/
+	install -m 644 $(PE_DOCS) $(DESTDIR)$(PE_DOCDIR)/
+
+# Removes what install put there; an edited .conf is kept (and said so), and the module is
+# disabled first when it is enabled (a mods-enabled link to a missing file stops httpd).
+uninstall: $(PE_LOAD_FILE)
+	@bash build/install-conf.sh --remove $(PE_LOAD_FILE) $(DESTDIR)$(PE_MODSDIR)/promptenchanter.load $(PE_CONF_REGISTRY)
+	@bash build/install-conf.sh --remove conf/mods-available/promptenchanter.conf $(DESTDIR)$(PE_MODSDIR)/promptenchanter.conf $(PE_CONF_REGISTRY)
+	rm -f $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so $(DESTDIR)$(AP_SBINDIR)/pe-admin
+	rm -f $(DESTDIR)$(PE_DATADIR)/schema/sqlite3.sql $(DESTDIR)$(PE_DATADIR)/schema/pgsql.sql
+	rm -f $(DESTDIR)$(PE_DATADIR)/common-passwords.txt $(addprefix $(DESTDIR)$(PE_DOCDIR)/,$(notdir $(PE_DOCS)))
+	@rmdir $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DATADIR) $(DESTDIR)$(PE_DOCDIR) 2>/dev/null || true
+
+# The Debian package libapache2-mod-promptenchanter (packaging files: build/debian/), built in
+# .libs/deb/ from a copy of the sources; the .deb is left in .libs/deb/. DEB_LINTIAN=no skips
+# the lintian run that follows the build.
+deb:
+	@DEB_LINTIAN=$(DEB_LINTIAN) bash build/deb.sh
+# ---- end of install / deb ------------------------------------------------------------------------
+
 format:
 	clang-format -i $(CORE_SRCS) $(GLUE_SRCS) $(wildcard include/*.h src/*/*.h tests/unit/*.c tests/unit/*.h)
 

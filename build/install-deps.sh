@@ -10,6 +10,7 @@ PKGS=(
   libxml2-dev check pkg-config memcached postgresql sqlite3 wrk apache2-utils
   python3 curl valgrind procps prometheus
   clang-14 libclang-rt-14-dev   # the fuzz targets: clang with the ASan, UBSan and libFuzzer runtimes
+  debhelper dpkg-dev fakeroot lintian  # make deb and its test (dh_apache2 is in apache2-dev)
 )
 
 missing=()
