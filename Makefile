@@ -14,7 +14,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := .libs/pe_unit_tests
 ADMIN_TOOL := .libs/pe-admin
 
-.PHONY: all install run stop test test-unit test-integration test-guards test-memcheck bench clean format deps
+.PHONY: all run stop test test-unit test-integration test-guards test-memcheck bench clean format deps
 
 all: $(MODULE) $(ADMIN_TOOL)
 
@@ -46,12 +46,6 @@ $(ADMIN_TOOL): src/cli/pe_admin.c $(CORE_OBJS)
 	@echo "  LD    $@"
 	@$(CC) $(CORE_CPPFLAGS) $(ALL_CFLAGS) $(SANITIZE) $(EXTRA_LDFLAGS) -o $@ src/cli/pe_admin.c $(CORE_OBJS) $(PKG_LIBS)
 
-# Installs the module into httpd's module folder and pe-admin beside httpd's own tools
-# (htpasswd, htdbm): $(DESTDIR)$(AP_SBINDIR).
-install: all
-	install -d $(DESTDIR)$(AP_LIBEXECDIR) $(DESTDIR)$(AP_SBINDIR)
-	install -m 644 $(MODULE) $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so
-	install -m 755 $(ADMIN_TOOL) $(DESTDIR)$(AP_SBINDIR)/pe-admin
 
 # Unit tests: every tests/unit/test_*.c defines `Suite *pe_suite_<name>(void)`; the runner
 # registers them all (generated list, so a new test file needs no edit elsewhere).
@@ -59,7 +53,7 @@ install: all
 	@mkdir -p .libs
 	@grep -ho 'Suite \*pe_suite_[a-z0-9_]*(void)' $(UNIT_SRCS) | sed 's/Suite \*\(.*\)(void)/PE_SUITE(\1)/' > $@.tmp && mv $@.tmp $@
 
-$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c tests/unit/pe_test.h tests/unit/pe_test_mongo.h .libs/pe_suites.h $(CORE_OBJS)
+$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c $(wildcard tests/unit/*.h) .libs/pe_suites.h $(CORE_OBJS)
 	$(CC) $(CORE_CPPFLAGS) -Itests/unit -I.libs $(ALL_CFLAGS) -o $@ $(UNIT_SRCS) tests/unit/pe_unit_main.c \
 	    $(CORE_OBJS) $(PKG_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
