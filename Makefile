@@ -39,7 +39,7 @@ $(MODULE): $(CORE_OBJS) $(GLUE_OBJS)
 	@mkdir -p .libs
 	@grep -ho 'Suite \*pe_suite_[a-z0-9_]*(void)' $(UNIT_SRCS) | sed 's/Suite \*\(.*\)(void)/PE_SUITE(\1)/' > $@.tmp && mv $@.tmp $@
 
-$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c tests/unit/pe_test.h .libs/pe_suites.h $(CORE_OBJS)
+$(UNIT_BIN): $(UNIT_SRCS) tests/unit/pe_unit_main.c tests/unit/pe_test.h tests/unit/pe_test_mongo.h .libs/pe_suites.h $(CORE_OBJS)
 	$(CC) $(CORE_CPPFLAGS) -Itests/unit -I.libs $(ALL_CFLAGS) -o $@ $(UNIT_SRCS) tests/unit/pe_unit_main.c \
 	    $(CORE_OBJS) $(PKG_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
@@ -62,7 +62,7 @@ test:
 	@bash build/run-tests.sh
 
 test-unit: $(UNIT_BIN)
-	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py $(UNIT_BIN)
+	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py python3 tests/unit/with-mongo.py $(UNIT_BIN)
 
 test-guards:
 	@bash tests/guards/run.sh

@@ -418,55 +418,61 @@ pe_store_status_e pe_mg_user_login_ok(pe_store_t *st, const char *id, apr_time_t
 }
 
 /*
- * Delete: archive (an upsert on an id derived from the user's, so doing it twice is harmless),
- * remove the user (from then on no credential of it authenticates), then its sessions, logs and
- * claims. Without a multi-document transaction (not available on a standalone server) a stop
- * half way leaves only unreachable documents: sessions of a missing user are refused at
- * authentication, and its claims are taken over as stale.
+ * Delete, in an order that a retry (or a concurrent delete) completes and that never leaves a
+ * reachable half: the archive (an upsert with $setOnInsert on an id derived from the user's, so
+ * concurrent or repeated deletes archive once), the sessions, the logs, the user, and last its
+ * claims (a claim without its user is taken over after PE_MG_CLAIM_STALE; a user without its
+ * claims could lose its uniqueness). NB: not one transaction: multi-document transactions need a
+ * replica set, and every state this order can stop in is safe (docs/mongodb.md).
  */
 pe_store_status_e pe_mg_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
                                     apr_time_t now)
 {
     bson_t *f = by_id(u->id), *af, *up;
     bson_oid_t aid;
+    const bson_t *doc = NULL;
     long n = 0;
     pe_store_status_e rs;
 
     if (!f)
         return PE_STORE_NOTFOUND;
-    af = bson_new();
+    /* a user that is gone already is not archived */
+    if ((rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc)) != PE_STORE_OK) {
+        bson_destroy(f);
+        return rs;
+    }
     pe_mg_derived_oid(&aid, "deleted", u->id);
-    BSON_APPEND_OID(af, "_id", &aid);
-    up = BCON_NEW("$set", "{", "original_user_id", BCON_UTF8(u->id), "username", BCON_UTF8(s0(u->username)),
+    af = BCON_NEW("_id", BCON_OID(&aid));
+    up = BCON_NEW("$setOnInsert", "{", "original_user_id", BCON_UTF8(u->id), "username", BCON_UTF8(s0(u->username)),
                   "name", BCON_UTF8(s0(u->name)), "email", BCON_UTF8(s0(u->email)), "user_type",
                   BCON_UTF8(s0(u->user_type)), "time_created", BCON_INT64(u->created_at), "subscription_plan",
                   BCON_UTF8(s0(u->subscription_plan)), "deletion_reason", BCON_UTF8(s0(reason)), "deleted_at",
                   BCON_INT64(now), "deleted_by", BCON_UTF8(s0(deleted_by)), "}");
     rs = pe_mg_update_one(st, PE_MC_DELETED, af, up, 1, NULL);
+    if (rs == PE_STORE_CONFLICT) /* two first upserts at once: the other one archived */
+        rs = PE_STORE_OK;
     bson_destroy(up);
-    if (rs == PE_STORE_OK)
-        rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
-    if (rs == PE_STORE_OK && n == 0) {
-        /* no such user: the archive written above goes too */
-        BCON_APPEND(af, "deleted_at", BCON_INT64(now));
-        pe_mg_delete(st, PE_MC_DELETED, af, 0, NULL);
-        rs = PE_STORE_NOTFOUND;
-    }
     bson_destroy(af);
-    bson_destroy(f);
-    if (rs != PE_STORE_OK)
-        return rs;
-    f = BCON_NEW("principal_kind", BCON_UTF8(pe_principal_kind_name(PE_PRINCIPAL_USER)), "principal_id",
-                 BCON_UTF8(u->id));
-    rs = pe_mg_delete(st, PE_MC_SESSIONS, f, 1, NULL);
-    bson_destroy(f);
     if (rs == PE_STORE_OK) {
-        f = BCON_NEW("user_id", BCON_UTF8(u->id));
-        rs = pe_mg_delete(st, PE_MC_MSGLOGS, f, 1, NULL);
-        if (rs == PE_STORE_OK)
-            rs = pe_mg_delete(st, PE_MC_CLAIMS, f, 1, NULL);
-        bson_destroy(f);
+        bson_t *sf = BCON_NEW("principal_kind", BCON_UTF8(pe_principal_kind_name(PE_PRINCIPAL_USER)),
+                              "principal_id", BCON_UTF8(u->id));
+
+        rs = pe_mg_delete(st, PE_MC_SESSIONS, sf, 1, NULL);
+        bson_destroy(sf);
     }
+    if (rs == PE_STORE_OK) {
+        bson_t *lf = BCON_NEW("user_id", BCON_UTF8(u->id));
+
+        rs = pe_mg_delete(st, PE_MC_MSGLOGS, lf, 1, NULL);
+        if (rs == PE_STORE_OK)
+            rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
+        if (rs == PE_STORE_OK && n == 0)
+            rs = PE_STORE_NOTFOUND; /* a concurrent delete removed it first */
+        if (rs == PE_STORE_OK)
+            rs = pe_mg_delete(st, PE_MC_CLAIMS, lf, 1, NULL);
+        bson_destroy(lf);
+    }
+    bson_destroy(f);
     return rs;
 }
 

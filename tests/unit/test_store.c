@@ -4,12 +4,15 @@
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
  *    test starts a private cluster: tests/unit/with-pg.py);
+ *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
+ *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
  * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
  * a connection of its own (the concurrency tests open one per process).
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
 #include "pe_test.h"
+#include "pe_test_mongo.h"
 
 #include <apr_strings.h>
 #include <stdio.h>
@@ -117,6 +120,7 @@ static void pg_fresh(void)
 static const pe_backend_t pe_backends[] = {
     {"sqlite3", sqlite_skip, sqlite_fresh, sqlite_open},
     {"pgsql", pg_skip, pg_fresh, pg_open},
+    {"mongodb", mg_why_not, mg_fresh, mg_open},
 };
 #define PE_NBACKENDS ((int)(sizeof(pe_backends) / sizeof(pe_backends[0])))
 
