@@ -122,3 +122,12 @@ ALTER TABLE pe_blocked_ips ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
 ALTER TABLE pe_ip_whitelist ADD COLUMN is_active SMALLINT NOT NULL DEFAULT 1;
 CREATE INDEX IF NOT EXISTS pe_blocked_ips_active ON pe_blocked_ips (is_active, expires_at);
 CREATE INDEX IF NOT EXISTS pe_ip_whitelist_active ON pe_ip_whitelist (is_active, expires_at);
+-- @version 4
+-- E-mail verification: the user's one live code, only as a keyed digest (HMAC-SHA-256 under a
+-- key derived from the server secret), its expiry and its count of attempts; and the count of
+-- verification mails sent on email_send_day (a day number), for the daily limit.
+ALTER TABLE pe_users ADD COLUMN email_code_digest VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE pe_users ADD COLUMN email_code_expires BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_code_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_send_day BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_sends INTEGER NOT NULL DEFAULT 0;

@@ -18,6 +18,8 @@ typedef enum {
     Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
     Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
     Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
+    Q_EMAIL_SEND_TAKE, Q_EMAIL_SEND_READ, Q_EMAIL_SEND_RELEASE, Q_EMAIL_CODE_SET, Q_EMAIL_CODE_ATTEMPT,
+    Q_EMAIL_CODE_READ, Q_EMAIL_CODE_USE,
     Q_COUNT
 } pe_q_e;
 
@@ -99,5 +101,10 @@ pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, cons
 pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
 pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
 pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit, int *sends);
+pe_store_status_e dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
+pe_store_status_e dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest, apr_time_t expires_at);
+pe_store_status_e dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max, const char **digest, int *attempts);
+pe_store_status_e dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest, apr_time_t now);
 
 #endif

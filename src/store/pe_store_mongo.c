@@ -633,4 +633,9 @@ static const pe_store_ops_t pe_mongo_ops = {
     .iplist_active = pe_mg_iplist_active,
     .iplist_add = pe_mg_iplist_add,
     .iplist_remove = pe_mg_iplist_remove,
+    .email_send_take = pe_mg_email_send_take,
+    .email_send_release = pe_mg_email_send_release,
+    .email_code_set = pe_mg_email_code_set,
+    .email_code_attempt = pe_mg_email_code_attempt,
+    .email_code_use = pe_mg_email_code_use,
 };
