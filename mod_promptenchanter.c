@@ -13,6 +13,7 @@
 #include "pe_auth.h"
 #include "pe_completion.h"
 #include "pe_config.h"
+#include "pe_email_ap.h"
 #include "pe_http.h"
 #include "pe_hooks.h"
 #include "pe_research_ap.h"
@@ -54,6 +55,9 @@ static void pe_register_hooks(apr_pool_t *p)
     /* research and batch */
     ap_hook_pre_config(pe_research_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     pe_completion_set_research(pe_research_completion);
+    /* e-mail verification: its settings checked at start-up (and by apache2 -t) */
+    ap_hook_test_config(pe_email_test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pe_email_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

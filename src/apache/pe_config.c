@@ -334,4 +334,5 @@ const command_rec pe_cmds[] = {
     PE_ACCESS_CMDS
     PE_COMPLETION_CMDS
     PE_RESEARCH_CMDS
+    PE_EMAIL_CMDS
     {NULL}};

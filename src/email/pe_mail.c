@@ -270,7 +270,8 @@ void pe_mail_verification(apr_pool_t *p, const char *name, const char *code, apr
     else if (mins >= 1)
         span = apr_psprintf(p, "%" APR_INT64_T_FMT " minute%s", mins, mins == 1 ? "" : "s");
     else
-        span = apr_psprintf(p, "%" APR_INT64_T_FMT " seconds", (apr_int64_t)apr_time_sec(lifetime));
+        span = apr_psprintf(p, "%" APR_INT64_T_FMT " second%s", (apr_int64_t)apr_time_sec(lifetime),
+                            apr_time_sec(lifetime) == 1 ? "" : "s");
     m->subject = "Verify your email - PromptEnchanter";
     m->text = apr_psprintf(p,
                            "Hello %s,\r\n\r\n"
