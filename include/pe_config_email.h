@@ -18,7 +18,8 @@
     X(const char *, smtp_password, NULL, NULL)                                                     \
     X(const char *, smtp_ca_file, NULL, NULL)                                                      \
     X(const char *, mail_from, NULL, NULL)                                                         \
-    X(long long, smtp_timeout_ms, -1, 10000)
+    X(long long, smtp_timeout_ms, -1, 10000)                                                       \
+    X(int, smtp_max_concurrent, -1, 8)
 
 /* Directive handlers (src/apache/pe_email_config.c). */
 const char *pe_email_cmd_flag(cmd_parms *cmd, void *dconf, int on);
@@ -32,7 +33,7 @@ const char *pe_email_cmd_from(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Bounds of the numeric directives. */
 struct pe_email_range;
-extern const struct pe_email_range pe_er_lifetime, pe_er_send_limit, pe_er_timeout;
+extern const struct pe_email_range pe_er_lifetime, pe_er_send_limit, pe_er_timeout, pe_er_max_concurrent;
 
 #define PE_EMAIL_CMDS                                                                                               \
     AP_INIT_FLAG("PEEmailVerification", pe_email_cmd_flag, NULL, RSRC_CONF,                                         \
@@ -58,6 +59,8 @@ extern const struct pe_email_range pe_er_lifetime, pe_er_send_limit, pe_er_timeo
                   "Sender of verification mail: \"Name <address>\" or an address (default "                        \
                   "PromptEnchanter <noreply@ServerName>)"),                                                         \
     AP_INIT_TAKE1("PESMTPTimeout", pe_email_cmd_num, (void *)&pe_er_timeout, RSRC_CONF,                             \
-                  "Time limit of one mail, connection included (default 10s, at most 60s)"),
+                  "Time limit of one mail, connection included (default 10s, at most 60s)"),                       \
+    AP_INIT_TAKE1("PESMTPMaxConcurrent", pe_email_cmd_num, (void *)&pe_er_max_concurrent, RSRC_CONF,                \
+                  "Mails being sent at once by the whole server; a send beyond gets 503 MAIL_BUSY (default 8)"),
 
 #endif

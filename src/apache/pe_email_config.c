@@ -24,6 +24,7 @@ struct pe_email_range {
 ER(pe_er_lifetime, email_code_lifetime_ms, ER_MS, 1000, 7LL * 86400000);
 ER(pe_er_send_limit, email_send_limit, ER_INT, 1, 100);
 ER(pe_er_timeout, smtp_timeout_ms, ER_MS, 100, 60000);
+ER(pe_er_max_concurrent, smtp_max_concurrent, ER_INT, 1, 256);
 
 const char *pe_email_cmd_flag(cmd_parms *cmd, void *dconf, int on)
 {
@@ -37,6 +38,9 @@ const char *pe_email_cmd_num(cmd_parms *cmd, void *dconf, const char *arg)
     char *base = (char *)pe_config_srv(cmd->server);
     const char *err;
 
+    /* NB: one gate for the whole server, sized from the main server's value (pe_h_email.c). */
+    if (rg == &pe_er_max_concurrent && (err = ap_check_cmd_context(cmd, GLOBAL_ONLY)))
+        return apr_pstrcat(cmd->pool, err, " (a process-wide setting: set it in the main server configuration)", NULL);
     if (rg->kind == ER_INT) {
         long v;
 

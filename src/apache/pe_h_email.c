@@ -18,8 +18,13 @@
 #include "pe_log.h"
 #include "pe_valid.h"
 
+#include "http_core.h"
 #include "http_protocol.h"
 #include <apr_strings.h>
+
+/* Sends in progress in the whole server (PESMTPMaxConcurrent): a hung mail server holds at most
+ * this many workers, each for at most PESMTPTimeout. Made in post_config, inherited by children. */
+static pe_gate_t *pe_mail_gate;
 
 int pe_email_verification_on(request_rec *r)
 {
@@ -118,6 +123,9 @@ static const char *email_from(request_rec *r, const pe_srv_conf_t *sc)
     return apr_pstrcat(r->pool, "PromptEnchanter <noreply@", r->server->server_hostname, ">", NULL);
 }
 
+static int email_send_mail(request_rec *r, pe_srv_conf_t *sc, pe_store_t *st, pe_user_t *u, apr_int64_t day,
+                           const char *route, int sends);
+
 /* POST /v1/email/send-verification and /v1/email/resend: count, send, then keep the code. */
 static int email_send(pe_ctx_t *cx, const char *route)
 {
@@ -126,15 +134,10 @@ static int email_send(pe_ctx_t *cx, const char *route)
     pe_srv_conf_t *sc = pe_config_srv(r->server);
     pe_user_t *u = cx->rq->principal->user;
     pe_store_t *st = pe_auth_store(r);
-    apr_time_t now = apr_time_now(), exp;
-    apr_interval_time_t life = apr_time_from_msec(pe_srv_email_code_lifetime_ms(sc));
+    apr_time_t now = apr_time_now();
     apr_int64_t day = pe_email_day(now);
     int limit = pe_srv_email_send_limit(sc), sends = 0, rc, done;
-    const char *code, *digest, *err = NULL;
-    pe_smtp_conf_t smtp;
-    pe_mail_msg_t m;
     pe_store_status_e rs;
-    apr_status_t rv;
     pe_valid_t v;
 
     if ((rc = email_body(r, fields, 0, &v)) != OK)
@@ -161,6 +164,33 @@ static int email_send(pe_ctx_t *cx, const char *route)
     }
     if (rs != PE_STORE_OK)
         return email_store_down(r);
+    if (pe_mail_gate && pe_gate_enter(pe_mail_gate, 0) != APR_SUCCESS) {
+        pe_store_email_send_release(st, u->id, day);
+        pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(11005) "verification mail refused: PESMTPMaxConcurrent %d sends are "
+                "in progress", pe_srv_smtp_max_concurrent(sc));
+        apr_table_setn(r->err_headers_out, "Retry-After", "30");
+        return pe_http_error(r, HTTP_SERVICE_UNAVAILABLE, "MAIL_BUSY",
+                             "Too many verification emails are being sent right now. Nothing was counted against "
+                             "your daily limit; try again in a moment");
+    }
+    rc = email_send_mail(r, sc, st, u, day, route, sends);
+    if (pe_mail_gate)
+        pe_gate_leave(pe_mail_gate);
+    return rc;
+}
+
+/* The mail and the code, once the send is counted and a place of the gate is held. */
+static int email_send_mail(request_rec *r, pe_srv_conf_t *sc, pe_store_t *st, pe_user_t *u, apr_int64_t day,
+                           const char *route, int sends)
+{
+    apr_time_t now = apr_time_now(), exp;
+    apr_interval_time_t life = apr_time_from_msec(pe_srv_email_code_lifetime_ms(sc));
+    int limit = pe_srv_email_send_limit(sc);
+    const char *code, *digest, *err = NULL;
+    pe_smtp_conf_t smtp;
+    pe_mail_msg_t m;
+    pe_store_status_e rs;
+    apr_status_t rv;
 
     if (!(code = pe_email_code_new(r->pool)) ||
         !(digest = pe_email_code_digest(r->pool, pe_global()->secret_key, u->id, u->email, code))) {
@@ -326,5 +356,16 @@ void pe_email_test_config(apr_pool_t *pconf, server_rec *s)
 
 int pe_email_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    return email_check(s);
+    int rc = email_check(s);
+    apr_status_t rv;
+
+    pe_mail_gate = NULL;
+    if (rc != OK || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return rc;
+    rv = pe_gate_create(pconf, (unsigned)pe_srv_smtp_max_concurrent(pe_config_srv(s)), &pe_mail_gate);
+    if (rv != APR_SUCCESS) {
+        pe_slog(s, APLOG_CRIT, rv, PE_LOGNO(11006) "cannot create the gate of concurrent mail sends");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
 }

@@ -22,7 +22,14 @@ CONF = """PEArgon2Cost 1 1M 1
 PEEmailVerification On
 PESMTPStartTLS Optional
 PESMTPTimeout 2s
+PESMTPMaxConcurrent 3
 PEMailFrom "PromptEnchanter Test <noreply@pe-test.example>"
+PEDefaultConversationLimit 100
+"""
+# What the suite's main classes set through build/instance.sh (as `make run` does) instead.
+ENV_CONF = """PEArgon2Cost 1 1M 1
+PESMTPTimeout 2s
+PESMTPMaxConcurrent 3
 PEDefaultConversationLimit 100
 """
 
@@ -41,14 +48,15 @@ class EmailMixin:
     """A sink and a fake upstream per class; helpers; the tests every backend runs."""
 
     n = 0
-    SMTP_EXTRA = ""
 
     @classmethod
     def setUpClass(cls):
         cls.sink = fakes.start_smtp()
         cls.up = fakes.start_upstream()
-        cls.EXTRA_CONF = CONF + cls.SMTP_EXTRA + "PESMTPURL smtp://127.0.0.1:%d\n" % cls.sink.port
-        cls.ENV = dict(cls.ENV, PE_UPSTREAM_URL=cls.up.chat_url)
+        # NB: the mail settings through the environment, as `make run` takes them
+        cls.EXTRA_CONF = ENV_CONF
+        cls.ENV = dict(cls.ENV, PE_UPSTREAM_URL=cls.up.chat_url, PE_SMTP_URL="smtp://127.0.0.1:%d" % cls.sink.port,
+                       PE_SMTP_STARTTLS="Optional", PE_MAIL_FROM="PromptEnchanter Test <noreply@pe-test.example>")
         try:
             super().setUpClass()
         except Exception:
@@ -276,7 +284,17 @@ class EmailMixin:
         self.sink.config(greeting_delay_ms=60000)
         r = self.send(tok)
         self.assertEnvelope(r, 503, "MAIL_UNAVAILABLE")
+        # six at once while it hangs: PESMTPMaxConcurrent (3) hold a worker each, the others are
+        # turned away at once; none is counted
+        users = [self.register()[1] for _ in range(6)]
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            res = list(ex.map(self.send, users))
+        codes = [x.json["error_code"] for x in res]
+        self.assertEqual([x.status for x in res], [503] * 6, codes)
+        self.assertLessEqual(set(codes), {"MAIL_UNAVAILABLE", "MAIL_BUSY"})
+        self.assertGreaterEqual(codes.count("MAIL_BUSY"), 1, codes)
         self.sink.config(greeting_delay_ms=0)
+        self.assertEqual(self.send(users[0]).status, 200)
         # neither was counted: three sends still go
         for _ in range(3):
             self.assertEqual(self.send(tok).status, 200)
