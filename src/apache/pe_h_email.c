@@ -90,6 +90,32 @@ static int email_precheck(request_rec *r, const pe_user_t *u, int *done)
     return OK;
 }
 
+/* 422 naming every field problem. */
+static int email_invalid(request_rec *r, const pe_valid_t *v)
+{
+    json_t *extra = pe_json_object(r->pool);
+
+    json_object_set_new(extra, "errors", pe_valid_errors_json(v));
+    return pe_http_error_ex(r, HTTP_UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", extra, "%s", pe_valid_first(v));
+}
+
+/* After the body: its problems (422), the precheck, a store; *done when an answer was sent. */
+static int email_ready(request_rec *r, const pe_valid_t *v, const pe_user_t *u, pe_store_t *st, int *done)
+{
+    int rc;
+
+    *done = 1;
+    if (!pe_valid_ok(v))
+        return email_invalid(r, v);
+    if ((rc = email_precheck(r, u, done)) != OK || *done)
+        return rc;
+    if (!st) {
+        *done = 1;
+        return email_store_down(r);
+    }
+    return OK;
+}
+
 /* A body of the given fields, or none at all (send and resend take none; {} is accepted). */
 static int email_body(request_rec *r, const char *const *fields, int required, pe_valid_t *v)
 {
@@ -104,15 +130,6 @@ static int email_body(request_rec *r, const char *const *fields, int required, p
     }
     pe_valid_init(v, r->pool, body, fields);
     return OK;
-}
-
-/* 422 naming every field problem. */
-static int email_invalid(request_rec *r, const pe_valid_t *v)
-{
-    json_t *extra = pe_json_object(r->pool);
-
-    json_object_set_new(extra, "errors", pe_valid_errors_json(v));
-    return pe_http_error_ex(r, HTTP_UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", extra, "%s", pe_valid_first(v));
 }
 
 /* The sender: PEMailFrom, else PromptEnchanter <noreply@ServerName>. */
@@ -142,12 +159,8 @@ static int email_send(pe_ctx_t *cx, const char *route)
 
     if ((rc = email_body(r, fields, 0, &v)) != OK)
         return rc;
-    if (!pe_valid_ok(&v))
-        return email_invalid(r, &v);
-    if ((rc = email_precheck(r, u, &done)) != OK || done)
+    if ((rc = email_ready(r, &v, u, st, &done)) != OK || done)
         return rc;
-    if (!st)
-        return email_store_down(r);
     rs = pe_store_email_send_take(st, u->id, day, limit, &sends);
     if (rs == PE_STORE_EMPTY) {
         apr_time_t reset = pe_email_day_end(day);
@@ -246,6 +259,14 @@ int pe_h_email_resend(pe_ctx_t *cx)
     return email_send(cx, "resend");
 }
 
+/* 400 OTP_EXPIRED: the user has no code that could match. */
+static int email_no_code(request_rec *r)
+{
+    return pe_http_error(r, HTTP_BAD_REQUEST, "OTP_EXPIRED",
+                             "No valid verification code: it expired, was used or replaced, or none was sent. "
+                             "Request a new one (POST /v1/email/send-verification)");
+}
+
 /* POST /v1/email/verify {"otp_code": "..."}: the attempt is counted before the code is compared. */
 int pe_h_email_verify(pe_ctx_t *cx)
 {
@@ -262,18 +283,12 @@ int pe_h_email_verify(pe_ctx_t *cx)
     if ((rc = email_body(r, fields, 1, &v)) != OK)
         return rc;
     code = pe_valid_str(&v, "otp_code", 1, 1, 64);
-    if (!pe_valid_ok(&v))
-        return email_invalid(r, &v);
-    if ((rc = email_precheck(r, u, &done)) != OK || done)
+    if ((rc = email_ready(r, &v, u, st, &done)) != OK || done)
         return rc;
-    if (!st)
-        return email_store_down(r);
     rs = pe_store_email_code_attempt(st, u->id, now, PE_EMAIL_MAX_ATTEMPTS, &stored, &attempts);
     if (rs == PE_STORE_NOTFOUND) {
         email_event(r, st, "email_verification_failed", u, json_pack("{s:s}", "reason", "no_valid_code"), "info");
-        return pe_http_error(r, HTTP_BAD_REQUEST, "OTP_EXPIRED",
-                             "No valid verification code: it expired, was used or replaced, or none was sent. "
-                             "Request a new one (POST /v1/email/send-verification)");
+        return email_no_code(r);
     }
     if (rs == PE_STORE_EMPTY) {
         email_event(r, st, "email_verification_failed", u, json_pack("{s:s}", "reason", "too_many_attempts"),
@@ -299,9 +314,7 @@ int pe_h_email_verify(pe_ctx_t *cx)
         /* Another request used it first, or the address changed meanwhile. */
         if (pe_store_user_by_id(st, u->id, &now_u) == PE_STORE_OK && now_u->is_verified)
             return email_reply(r, 0, "Email is already verified", 0, NULL);
-        return pe_http_error(r, HTTP_BAD_REQUEST, "OTP_EXPIRED",
-                             "No valid verification code: it expired, was used or replaced, or none was sent. "
-                             "Request a new one (POST /v1/email/send-verification)");
+        return email_no_code(r);
     }
     if (rs != PE_STORE_OK)
         return email_store_down(r);

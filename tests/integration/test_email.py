@@ -44,33 +44,60 @@ def code_of(msg):
     return m.group(1)
 
 
-class EmailMixin:
-    """A sink and a fake upstream per class; helpers; the tests every backend runs."""
+class SinkClass:
+    """Mixin: the fakes of a class (an SMTP sink, more from fakes()) started before its httpd,
+    whose configuration mail_setup() makes from them, and stopped after it."""
 
-    n = 0
+    SINK = {}
+
+    @classmethod
+    def fakes(cls):
+        return {}
+
+    @classmethod
+    def mail_setup(cls):
+        raise NotImplementedError
 
     @classmethod
     def setUpClass(cls):
-        cls.sink = fakes.start_smtp()
-        cls.up = fakes.start_upstream()
-        # NB: the mail settings through the environment, as `make run` takes them
-        cls.EXTRA_CONF = ENV_CONF
-        cls.ENV = dict(cls.ENV, PE_UPSTREAM_URL=cls.up.chat_url, PE_SMTP_URL="smtp://127.0.0.1:%d" % cls.sink.port,
-                       PE_SMTP_STARTTLS="Optional", PE_MAIL_FROM="PromptEnchanter Test <noreply@pe-test.example>")
+        cls.sink = fakes.start_smtp(**cls.SINK)
+        cls.others = cls.fakes()
+        cls.mail_setup()
         try:
             super().setUpClass()
         except Exception:
-            cls.sink.stop()
-            cls.up.stop()
+            cls.stop_fakes()
             raise
+
+    @classmethod
+    def stop_fakes(cls):
+        for f in [cls.sink] + list(cls.others.values()):
+            f.stop()
 
     @classmethod
     def tearDownClass(cls):
         try:
             super().tearDownClass()
         finally:
-            cls.sink.stop()
-            cls.up.stop()
+            cls.stop_fakes()
+
+
+class EmailMixin(SinkClass):
+    """A sink and a fake upstream per class; helpers; the tests every backend runs."""
+
+    n = 0
+
+    @classmethod
+    def fakes(cls):
+        cls.up = fakes.start_upstream()
+        return {"upstream": cls.up}
+
+    @classmethod
+    def mail_setup(cls):
+        # NB: the mail settings through the environment, as `make run` takes them
+        cls.EXTRA_CONF = ENV_CONF
+        cls.ENV = dict(cls.ENV, PE_UPSTREAM_URL=cls.up.chat_url, PE_SMTP_URL="smtp://127.0.0.1:%d" % cls.sink.port,
+                       PE_SMTP_STARTTLS="Optional", PE_MAIL_FROM="PromptEnchanter Test <noreply@pe-test.example>")
 
     def setUp(self):
         self.sink.clear_fails()
@@ -343,36 +370,27 @@ class EmailMongo(pe_mongo.MongoClass, EmailSqlite):
     MONGO_NAME = "mongo-email"
 
 
-class EmailStartTLS(HttpdTestCase):
+# The certificate of the STARTTLS sink, in a folder the children (the server user) can read.
+TLS_DIR = tempfile.mkdtemp(prefix="pe-email-tls-")
+os.chmod(TLS_DIR, 0o755)
+
+
+class EmailStartTLS(SinkClass, HttpdTestCase):
     """smtp:// with STARTTLS required, the server's certificate checked against PESMTPCAFile,
     AUTH with the password from PESMTPPasswordFile."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="pe-email-tls-")
-        cert, key = fakes.make_self_signed_cert(cls.tmp)
-        # the children (the server user) read the CA file when they send
-        os.chmod(cls.tmp, 0o755)
-        os.chmod(cert, 0o644)
-        pw = os.path.join(cls.tmp, "smtp.pw")
-        with open(os.open(pw, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write("mail-s3cret\n")
-        cls.sink = fakes.start_smtp(tls_cert=cert, tls_key=key, require_auth=True)
-        cls.EXTRA_CONF = (CONF.replace("PESMTPStartTLS Optional", "PESMTPStartTLS Required") +
-                          "PESMTPURL smtp://127.0.0.1:%d\nPESMTPCAFile %s\nPESMTPUser mailer\nPESMTPPasswordFile %s\n"
-                          % (cls.sink.port, cert, pw))
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.sink.stop()
-            raise
+    CERT, KEY = fakes.make_self_signed_cert(TLS_DIR)
+    SINK = {"tls_cert": CERT, "tls_key": KEY, "require_auth": True}
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.sink.stop()
+    def mail_setup(cls):
+        os.chmod(cls.CERT, 0o644)
+        pw = os.path.join(TLS_DIR, "smtp.pw")
+        with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write("mail-s3cret\n")
+        cls.EXTRA_CONF = (CONF.replace("PESMTPStartTLS Optional", "PESMTPStartTLS Required") +
+                          "PESMTPURL smtp://127.0.0.1:%d\nPESMTPCAFile %s\nPESMTPUser mailer\nPESMTPPasswordFile %s\n"
+                          % (cls.sink.port, cls.CERT, pw))
 
     def test_starttls_and_auth(self):
         h = self.httpd
@@ -389,25 +407,12 @@ class EmailStartTLS(HttpdTestCase):
         self.assertNotIn("mail-s3cret", h.error_log())
 
 
-class EmailExpiry(HttpdTestCase):
+class EmailExpiry(SinkClass, HttpdTestCase):
     """A code past PEEmailCodeLifetime is refused (1 s here; the test waits 2.5 s)."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.sink = fakes.start_smtp()
+    def mail_setup(cls):
         cls.EXTRA_CONF = CONF + "PEEmailCodeLifetime 1s\nPESMTPURL smtp://127.0.0.1:%d\n" % cls.sink.port
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.sink.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.sink.stop()
 
     def test_expired_code_refused(self):
         h = self.httpd
