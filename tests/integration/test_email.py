@@ -208,6 +208,16 @@ class EmailMixin(SinkClass):
         self.assertEqual(codes.count("OTP_ATTEMPTS_EXCEEDED"), 7, codes)
         self.assertEnvelope(self.verify(tok, code), 400, "OTP_ATTEMPTS_EXCEEDED")
 
+    def test_parallel_right_code_used_once(self):
+        reg, tok = self.register()
+        code, _, _ = self.send_and_read(tok, reg["email"])
+        with concurrent.futures.ThreadPoolExecutor(10) as ex:
+            res = list(ex.map(lambda i: self.verify(tok, code), range(10)))
+        ok = [r for r in res if r.status == 200 and r.json["success"] is True]
+        self.assertEqual(len(ok), 1, [r.json for r in res])
+        self.assertIs(self.httpd.get("/v1/email/status", headers=bearer(tok)).json["is_verified"], True)
+        self.assertEqual(self.events(reg["user_id"]).count("email_verified"), 1)
+
     def test_new_code_replaces_the_old(self):
         reg, tok = self.register()
         old, _, _ = self.send_and_read(tok, reg["email"])
