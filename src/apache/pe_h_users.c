@@ -598,6 +598,9 @@ int pe_h_users_email(pe_ctx_t *cx)
         return pe_http_error(r, HTTP_CONFLICT, "EMAIL_EXISTS", "Email already exists");
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    /* A code mailed to the old address is dead (it could never match the new one anyway). */
+    if (pe_email_verification_on(r))
+        pe_store_email_code_set(st, p->id, "", 0);
     /* Other sessions end: whoever else was signed in must sign in again. */
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "email_changed", p->user, NULL, json_pack("{s:s,s:s}", "from", p->user->email, "to", lower),

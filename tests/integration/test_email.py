@@ -283,7 +283,7 @@ class EmailMixin(SinkClass):
         self.assertIn("Please verify your new email address", r.json["message"])
         self.assertIs(h.get("/v1/email/status", headers=bearer(tok)).json["is_verified"], False)
         self.assertEnvelope(self.complete(reg["api_key"]), 403, "EMAIL_NOT_VERIFIED")
-        self.assertEnvelope(self.verify(tok, code), 400)
+        self.assertEnvelope(self.verify(tok, code), 400, "OTP_EXPIRED")
         code2, mail, _ = self.send_and_read(tok, new)
         self.assertEqual(mail["rcpt_to"], [new])
         self.assertEqual(self.verify(tok, code2).status, 200)
