@@ -23,6 +23,12 @@ all: $(MODULE)
 	@bash build/embed-sql.sh $(filter %.sql,$^) > $@.tmp && mv $@.tmp $@
 $(OBJDIR)/src/store/pe_store_dbd.o: .libs/pe_schema_sql.h
 
+# The OpenAPI document, embedded in the module (GET /openapi.json, group openapi).
+.libs/pe_openapi_doc.h: docs/openapi.json build/embed-text.sh
+	@mkdir -p .libs
+	@bash build/embed-text.sh pe_openapi_doc docs/openapi.json > $@.tmp && mv $@.tmp $@
+$(OBJDIR)/src/apache/pe_h_openapi.o: .libs/pe_openapi_doc.h
+
 $(OBJDIR)/src/apache/%.o $(OBJDIR)/mod_promptenchanter.o: CPPFLAGS_FOR = $(GLUE_CPPFLAGS)
 $(OBJDIR)/%.o: %.c $(HEADERS) apxs.mk
 	@mkdir -p $(dir $@)
@@ -58,6 +64,7 @@ stop:
 # One command to run every test; ends with the check summary and `N passed, N failed`.
 test:
 	@bash build/install-deps.sh
+	@bash build/node-deps.sh
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@bash build/run-tests.sh
 
@@ -86,3 +93,11 @@ format:
 
 clean:
 	rm -rf .libs
+
+# Fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (build rules in tests/fuzz/fuzz.mk), each run for
+# FUZZ_SECONDS (default 10) over its corpus; fails on any crash (docs/development.md "Fuzzing").
+include tests/fuzz/fuzz.mk
+.PHONY: fuzz
+fuzz:
+	@bash build/install-deps.sh
+	@FUZZ_KEEP=$${FUZZ_KEEP:-1} bash tests/fuzz/run.sh

@@ -9,6 +9,7 @@ PKGS=(
   libmongoc-dev libbson-dev libcurl4-openssl-dev libjansson-dev libargon2-dev libssl-dev
   libxml2-dev check pkg-config memcached postgresql sqlite3 wrk apache2-utils
   python3 curl valgrind procps
+  clang-14 libclang-rt-14-dev   # the fuzz targets: clang with the ASan, UBSan and libFuzzer runtimes
 )
 
 missing=()

@@ -8,7 +8,7 @@
 #ifndef PE_CONFIG_RESEARCH_H
 #define PE_CONFIG_RESEARCH_H
 
-#include "pe_ipnet.h"
+#include "pe_ssrf.h"
 
 /* Per virtual host. Times in milliseconds. */
 #define PE_SRV_RESEARCH_MEMBERS(X)                                                                 \
@@ -16,7 +16,7 @@
     X(const char *, search_provider, NULL, "searxng")                                              \
     X(const char *, search_key, NULL, NULL)                                                        \
     X(const char *, search_language, NULL, NULL)                                                   \
-    X(const pe_ipnet_list_t *, research_allow, NULL, NULL)                                         \
+    X(const pe_ssrf_allow_list_t *, research_allow, NULL, NULL)                                    \
     X(int, research_parallel, -1, 24)                                                              \
     X(long long, research_page_bytes, -1, 1024 * 1024)                                             \
     X(long long, research_page_timeout_ms, -1, 10000)                                              \
@@ -40,7 +40,7 @@ const char *pe_research_cmd_search_provider(cmd_parms *cmd, void *dconf, const c
 const char *pe_research_cmd_search_key(cmd_parms *cmd, void *dconf, const char *arg);
 /** "PESearchLanguage code". */
 const char *pe_research_cmd_search_language(cmd_parms *cmd, void *dconf, const char *arg);
-/** "PEResearchAllowNetworks cidr... | none". */
+/** "PEResearchAllowNetworks net[:ports]... | none". */
 const char *pe_research_cmd_allow(cmd_parms *cmd, void *dconf, const char *line);
 /** Numeric and duration directives; cmd->info names the member and its bounds. */
 const char *pe_research_cmd_int(cmd_parms *cmd, void *dconf, const char *arg);
@@ -61,8 +61,8 @@ extern const struct pe_research_range pe_rr_parallel, pe_rr_page_bytes, pe_rr_pa
     AP_INIT_TAKE1("PESearchLanguage", pe_research_cmd_search_language, NULL, RSRC_CONF,                              \
                   "Language hint sent to the search provider, e.g. en (default: none)"),                            \
     AP_INIT_RAW_ARGS("PEResearchAllowNetworks", pe_research_cmd_allow, NULL, RSRC_CONF,                              \
-                     "Networks research may fetch from although they are not public, e.g. 127.0.0.2/32 "            \
-                     "(default: none)"),                                                                             \
+                     "Networks and ports research may fetch from although they are not public, e.g. "               \
+                     "127.0.0.2:8080 10.0.0.0/8:80,443 [::1]:8443 (no ports: 80,443; default: none)"),             \
     AP_INIT_TAKE1("PEResearchMaxParallel", pe_research_cmd_int, (void *)&pe_rr_parallel, RSRC_CONF,                  \
                   "Page fetches of one research call at once (default 24)"),                                        \
     AP_INIT_TAKE1("PEResearchPageSize", pe_research_cmd_int, (void *)&pe_rr_page_bytes, RSRC_CONF,                   \

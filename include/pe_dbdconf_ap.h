@@ -1,10 +1,11 @@
 /*
- * pe_dbdconf_ap.h: mod_dbd's settings as httpd read them (DBDriver, DBDParams of the main
+ * pe_dbdconf_ap.h: mod_dbd's settings as httpd read them (DBDriver, DBDParams, DBDMax of the main
  * server, from the configuration tree), for what mod_dbd's pool must not serve:
  *  - the conversation-log writer's connection of its own, so request threads can never starve
  *    it (issue 16 item 1: under a PostgreSQL restart every pooled connection was held by a
  *    request waiting for another one, and the writer waited behind them until httpd was killed);
- *  - the diagnosis of a store that cannot be opened (which file, which permission).
+ *  - the diagnosis of a store that cannot be opened (which file, which permission);
+ *  - the start-up check of DBDMax against the threads of a child.
  */
 #ifndef PE_DBDCONF_AP_H
 #define PE_DBDCONF_AP_H
@@ -15,10 +16,11 @@
 typedef struct pe_dbdconf_t {
     const char *driver; /* NULL when DBDriver is not set */
     const char *params;
+    int max;            /* DBDMax, or 0 when not set (mod_dbd's default applies) */
 } pe_dbdconf_t;
 
 /** post_config: remember the main server's DBD settings (top level of the configuration). */
-void pe_dbdconf_post_config(apr_pool_t *pconf);
+void pe_dbdconf_post_config(apr_pool_t *pconf, server_rec *s);
 
 /** The settings read at post_config (never NULL; driver NULL when none). */
 const pe_dbdconf_t *pe_dbdconf(void);

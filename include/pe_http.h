@@ -34,6 +34,7 @@ typedef struct pe_req_t {
     int err_status; /* the status the hook meant (httpd may answer another, see the filter) */
     int body_sent; /* the handler wrote its own response */
     struct pe_access_req_t *access; /* the access layer's decisions (rate-limit headers) */
+    int shape; /* error shape of this route: 0 not known yet, 1 the envelope, 2 OpenAI's */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
@@ -63,8 +64,21 @@ int pe_http_fail(request_rec *r, int status, const char *code, const json_t *ext
  */
 int pe_http_handler_is_ours(request_rec *r);
 
+/**
+ * Whether r is on a route of the openai group (/v1/chat/completions, /v1/models...) that this
+ * location serves: its errors take OpenAI's shape ({"error":{message,type,code,param}}).
+ */
+int pe_http_openai_route(request_rec *r);
+
 /** insert_error_filter hook: httpd-made error pages of PromptEnchanter locations become JSON. */
 void pe_http_insert_error_filter(request_rec *r);
+
+/**
+ * Whether a request that httpd's core refused before mapping it (so it still has the server's
+ * default configuration) lies in a section with SetHandler promptenchanter, judged from its URI
+ * path (src/apache/pe_errloc.c). 0 when it was mapped, or its request line could not be read.
+ */
+int pe_errloc_is_ours(request_rec *r);
 
 /** Register the error filter (register_hooks). */
 void pe_http_register_filters(void);

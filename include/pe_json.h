@@ -42,6 +42,34 @@ int pe_json_depth(const json_t *j);
 json_t *pe_json_error(apr_pool_t *p, const char *message, const char *error_code, const char *request_id,
                       const json_t *extra);
 
+/**
+ * The error in OpenAI's shape, for the OpenAI-compatible routes (the official SDKs read
+ * error.message, .type, .code and .param):
+ * {"error":{"message":msg,"type":type,"code":code,"param":param|null,..extra..,"request_id":id}}
+ * @param param the request field at fault, or NULL (JSON null)
+ * @param extra object whose members are kept inside "error" (may be NULL; not modified)
+ */
+json_t *pe_json_error_openai(apr_pool_t *p, const char *message, const char *type, const char *code,
+                             const char *param, const char *request_id, const json_t *extra);
+
+/** OpenAI's error "type" for a status and one of our codes ("invalid_request_error"...). */
+const char *pe_json_error_openai_type(int status, const char *code);
+
+/**
+ * The request field a validation message starts with ("temperature must be ..." -> "temperature",
+ * "messages[0].content must ..." -> "messages[0].content"), or NULL.
+ */
+const char *pe_json_error_param(apr_pool_t *p, const char *message);
+
+/**
+ * Whether a client should retry an error answer as it is, for the x-should-retry header:
+ * 0 when retrying cannot help (a refusal that stays: 4xx but 408 and a RATE_LIMITED 429,
+ * CREDITS_EXHAUSTED until the daily reset, UPSTREAM_INVALID, UPSTREAM_NOT_CONFIGURED), -1 when
+ * the client's own policy applies (408,
+ * RATE_LIMITED with its Retry-After, 5xx; the upstream handlers decide those themselves).
+ */
+int pe_json_error_retry(int status, const char *code);
+
 /** String member or NULL when absent or not a string. */
 const char *pe_json_str(const json_t *obj, const char *key);
 

@@ -38,6 +38,12 @@
  * Strikes (firewall): pe_rl_strike records one failure for a key; max_strikes failures within a
  * window that opens at the first failure block the key until now + block_for, and the strike count
  * starts again at zero. pe_rl_blocked answers whether a key is blocked now.
+ * Count first, then check: a caller about to verify a credential reserves the attempt with
+ * pe_rl_strike_reserve and settles it with pe_rl_strike_settle once the verification is done
+ * (failed: a strike; passed: given back). An attempt is reserved only while failures + reserved
+ * attempts stay below max_strikes, so however many attempts run at once, at most max_strikes
+ * failures are verified before the block; a reservation refused with APR_EAGAIN may be asked
+ * again once some reserved attempts are settled.
  *
  * Keys: the caller namespaces them ("rl:ip:192.0.2.1", "fw:ip:192.0.2.1"); a key holds one kind of
  * state. If a key is used with another algorithm than the one whose state it holds, the state is
@@ -52,6 +58,13 @@
 
 /** Value area the limiter needs in each slot of the table (pe_shm_create value_size). */
 #define PE_RL_VALUE_SIZE 32
+/**
+ * Seconds after which reserved attempts that were never settled (their process died) no longer
+ * count: when a key has had attempts reserved without a break for this long, its reservations are
+ * dropped (longer than any request can take, so at most one allowance of in-flight attempts is
+ * forgotten, once in that time).
+ */
+#define PE_RL_PENDING_MAX_SEC 600
 /** Largest limit, burst and strike count accepted. */
 #define PE_RL_LIMIT_MAX 1000000u
 /** Shortest and longest window accepted (also block_for for strikes). */
@@ -94,6 +107,7 @@ typedef struct pe_rl_strike_rule_t {
 typedef struct pe_rl_block_t {
     int blocked;              /* 1 while now < blocked_until */
     apr_uint32_t strikes;     /* failures in the current window (0 once a block starts) */
+    apr_uint32_t pending;     /* attempts reserved and not settled yet */
     apr_time_t blocked_until; /* end of the block, 0 when not blocked */
     apr_uint32_t retry_after; /* seconds until the block ends (rounded up), 0 when not blocked */
 } pe_rl_block_t;
@@ -139,6 +153,27 @@ const char *pe_rl_strike_rule_check(const pe_rl_strike_rule_t *rule);
  */
 apr_status_t pe_rl_strike(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
                           pe_rl_block_t *out);
+
+/**
+ * Reserve one attempt for key before verifying a credential (count first, then check).
+ * @param out out, may be NULL: the key's state (blocked = 1: refused, the key is blocked)
+ * @return APR_SUCCESS: reserved unless out->blocked; settle it with pe_rl_strike_settle.
+ *         APR_EAGAIN: not reserved, failures + reserved attempts already reach max_strikes; ask
+ *         again after a short wait (the pending attempts decide: a block, or room again).
+ *         APR_EINVAL, or the mutex error.
+ */
+apr_status_t pe_rl_strike_reserve(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                  pe_rl_block_t *out);
+
+/**
+ * Settle an attempt reserved with pe_rl_strike_reserve: it is no longer reserved, and when
+ * failed it counts as a failure as pe_rl_strike does (blocking at max_strikes).
+ * @param out out, may be NULL: the state afterwards (blocked = 1 when this failure started the
+ *            block, or the key was blocked)
+ * @return APR_SUCCESS, APR_EINVAL, or the mutex error
+ */
+apr_status_t pe_rl_strike_settle(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                 int failed, pe_rl_block_t *out);
 
 /**
  * Is key blocked now? Reads only; a key never struck is not blocked.

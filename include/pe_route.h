@@ -29,7 +29,8 @@
 #define PE_G_SUPPORT 0x080u    /* /v1/support/... */
 #define PE_G_MONITORING 0x100u /* /v1/monitoring/... */
 #define PE_G_DIAG 0x200u       /* /v1/diag/...: diagnostics, never in "all" */
-#define PE_G_ALL 0x1ffu        /* what "PEApi all" (and an unset PEApi) serves */
+#define PE_G_OPENAPI 0x400u    /* GET /openapi.json: the OpenAPI document of the groups served */
+#define PE_G_ALL 0x5ffu        /* what "PEApi all" (and an unset PEApi) serves: all but diag */
 
 /* Credentials a route accepts (route table "auth" bits); 0 = no authentication. */
 #define PE_AUTH_USER_SESSION 0x01u /* a user's session token (from login) */

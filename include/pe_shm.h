@@ -88,6 +88,13 @@ typedef int pe_shm_update_fn(void *baton, void *value, apr_size_t value_size, in
                              apr_time_t *expires);
 
 /**
+ * Name a table for its PE50004 message (evicting live entries), which then reads "shm: <name>
+ * full (n slots), evicting the least recently used live entries; <when_full>". Without a name:
+ * "shared table" and "raise the slot count". Both strings must outlive the handle (static text).
+ */
+void pe_shm_set_name(pe_shm_t *shm, const char *name, const char *when_full);
+
+/**
  * Size in bytes of a segment for nslots slots of value_size bytes.
  * @return the size, or 0 when the arguments are out of range
  */

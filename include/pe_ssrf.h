@@ -28,7 +28,8 @@
  * IPv4-compatible ::a.b.c.d (deprecated, RFC 4291) is always blocked; Teredo lies in 2001::/23.
  *
  * The allow list (PEResearchAllowNetworks, off by default; test set-ups serve pages on loopback)
- * overrides the table for the networks it names, on any port.
+ * overrides the table only for what each entry names: its network on its ports (80 and 443 when
+ * the entry names none). Every other address and port, and every host name, is judged as without it.
  */
 #ifndef PE_SSRF_H
 #define PE_SSRF_H
@@ -46,10 +47,48 @@
 #define PE_SSRF_TIMEOUT_MS 10000L
 #define PE_SSRF_MAX_FILESIZE ((curl_off_t)2 * 1024 * 1024)
 
+/** A range of ports, lo <= hi, both in 1..65535. */
+typedef struct pe_ssrf_ports_t {
+    int lo;
+    int hi;
+} pe_ssrf_ports_t;
+
+/** One allow-list entry: a network and the ports it is allowed on. */
+typedef struct pe_ssrf_allow_t {
+    pe_ipnet_t net;
+    apr_array_header_t *ports; /**< of pe_ssrf_ports_t, never empty (80 and 443 when none was written) */
+} pe_ssrf_allow_t;
+
+/** The allow list (an apr_array of pe_ssrf_allow_t, in the order written). */
+typedef struct pe_ssrf_allow_list_t {
+    apr_array_header_t *entries;
+} pe_ssrf_allow_list_t;
+
+/**
+ * Parse an allow list: entries separated by white space or commas. An entry is a network as
+ * pe_ipnet_parse() reads it, optionally followed by ':' and ports; an IPv6 network with ports is
+ * written in brackets. A port is a number 1..65535 or a range "lo-hi"; further ports of the same
+ * entry follow after commas. Without ports an entry means ports 80 and 443.
+ *   "127.0.0.2:8080"  "10.0.0.0/8:80,443"  "[::1]:8443"  "[fd00::/8]:8000-8099"  "fd00::/8"
+ * @param out receives the list in p (untouched on error); an empty string gives an empty list
+ * @return NULL, or a message in p naming the entry by position and text and the reason
+ */
+const char *pe_ssrf_allow_parse(apr_pool_t *p, const char *s, pe_ssrf_allow_list_t **out);
+
+/** Number of entries of l (0 for NULL). */
+int pe_ssrf_allow_count(const pe_ssrf_allow_list_t *l);
+
+/** Whether some entry of l names port (1..65535), whatever its network. */
+int pe_ssrf_allow_names_port(const pe_ssrf_allow_list_t *l, int port);
+
+/** Canonical text: "127.0.0.2:80,443 [::1]:8443 10.0.0.0/8:8000-8099" ("" when empty). */
+char *pe_ssrf_allow_str(apr_pool_t *p, const pe_ssrf_allow_list_t *l);
+
 /** What the guard permits. */
 typedef struct pe_ssrf_policy_t {
-    /** networks fetched although the table blocks them, on any port (NULL or empty: none) */
-    const pe_ipnet_list_t *allow;
+    /** network:port pairs fetched although the table (or the port rule) would refuse them
+        (NULL or empty: none) */
+    const pe_ssrf_allow_list_t *allow;
     /** 0: public destinations only on ports 80 and 443 (R78); 1: any port 1..65535 */
     int any_port;
 } pe_ssrf_policy_t;
@@ -57,7 +96,9 @@ typedef struct pe_ssrf_policy_t {
 /** How the table sees one address. All strings are static. */
 typedef struct pe_ssrf_class_t {
     int blocked;       /**< 1 when the table blocks the address (ignoring the allow list) */
-    int allowed;       /**< 1 when the policy's allow list names the address (set by pe_ssrf_dest_permitted) */
+    int allowed;       /**< 1 when an allow-list entry names the address and the port (set by
+                            pe_ssrf_dest_permitted) */
+    int other_ports;   /**< 1 when an allow-list entry names the address but not the port */
     const char *range; /**< the table entry that matched, e.g. "127.0.0.0/8"; NULL when public */
     const char *name;  /**< its meaning, e.g. "loopback"; NULL when public */
     const char *via;   /**< NULL, or the IPv6 embedding the IPv4 rule was reached through:
@@ -72,10 +113,10 @@ typedef struct pe_ssrf_class_t {
 int pe_ssrf_addr_classify(const pe_ipnet_addr_t *a, pe_ssrf_class_t *c);
 
 /**
- * Whether a connection to a:port is permitted by pol: a public address on an allowed port, or any
- * port of an address in pol->allow.
+ * Whether a connection to a:port is permitted by pol: a public address on ports 80/443 (any port
+ * with pol->any_port), or an address and port that one entry of pol->allow names together.
  * @param pol  may be NULL (no allow list, ports 80/443)
- * @param port the destination port; pass 0 to check the address alone
+ * @param port the destination port; pass 0 to check the address alone (on some port)
  * @param c    receives the classification (may be NULL)
  * @return 1 permitted, 0 refused
  */
@@ -99,10 +140,11 @@ typedef struct pe_ssrf_url_t {
  * Refused: longer than PE_SSRF_URL_MAX, unparsable, a scheme other than http/https, any userinfo
  * (even empty: "http://@host/"), no host, an IPv6 zone id, port 0, a numeric-looking host curl did
  * not accept as an address ("256.1.1.1", "1.2.3.4.5"), an IP literal that the policy refuses
- * (address and port), and, unless pol names an allow list, a port other than 80/443 (or any_port),
- * single-label host names ("intranet") and reserved names (localhost, *.localhost, *.local,
- * *.internal, *.home.arpa, *.onion, *.test, *.invalid, *.example, *.lan). With an allow list those
- * name and port checks are left to the connect-time address check, which always applies.
+ * (address and port), single-label host names ("intranet") and reserved names (localhost,
+ * *.localhost, *.local, *.internal, *.home.arpa, *.onion, *.test, *.invalid, *.example, *.lan),
+ * and for a host name a port other than 80/443 (any port with any_port) that no allow-list entry
+ * names. The allow list names networks, so it never exempts a name; the address a name resolves to
+ * is checked with its port when the socket is opened.
  * @param pol may be NULL
  * @param out receives the parsed URL (may be NULL)
  * @return NULL when acceptable, else a reason (static or in p) that does not quote the URL

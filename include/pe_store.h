@@ -51,7 +51,7 @@ typedef struct pe_user_t {
     apr_int64_t credits_main, credits_reset, conv_limit, conv_reset, reset_day;
     const char *access_rtype; /* comma-separated r_types */
     const char *level, *additional_notes;
-    const char *api_key_digest, *api_key_prefix, *api_key_enc;
+    const char *api_key_digest, *api_key_prefix, *api_key_enc; /* digest: 64 lower-case hex */
     int is_active, is_verified, failed_logins;
     apr_time_t locked_until, created_at, updated_at, last_login, last_activity;
 } pe_user_t;
@@ -60,7 +60,7 @@ typedef struct pe_session_t {
     const char *id;
     pe_principal_kind_e kind;
     const char *principal_id;
-    const char *token_digest, *refresh_digest;
+    const char *token_digest, *refresh_digest; /* 64 lower-case hex (SHA-256), as stored */
     apr_time_t expires_at, refresh_expires_at, created_at, last_used;
     const char *ip_address, *user_agent;
 } pe_session_t;
@@ -104,11 +104,11 @@ pe_store_status_e pe_store_user_by_key_digest(pe_store_t *st, const char *digest
  * concurrent updates of the same fields); PE_STORE_NOTFOUND when there is no such user.
  * Set name/about_me/hobbies where not NULL.
  */
-pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name,
-                                               const char *about_me, const char *hobbies, apr_time_t now);
+pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
+                                               const char *hobbies, apr_time_t now);
 /** Replace the API key; PE_STORE_CONFLICT ("api_key") when another user has that digest. */
-pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest,
-                                            const char *prefix, const char *enc, apr_time_t now);
+pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
+                                            const char *enc, apr_time_t now);
 /** Change the e-mail; PE_STORE_CONFLICT ("email") when another user has it. */
 pe_store_status_e pe_store_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
                                           apr_time_t now);
@@ -119,17 +119,33 @@ pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, con
  * locked_until = now + lock. *failed and *locked_until get the new values. Concurrent failures
  * are all counted (the count is an atomic increment), and the lock is set once.
  */
-pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max,
-                                             apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                             int *failed, apr_time_t *locked_until);
+/**
+ * Reserve one password check for a login BEFORE the password is verified (count first, then
+ * check). In one atomic write, unless the account is locked: the failed-login counter goes up
+ * by one (starting again at 1 after an expired lock), and the attempt that brings it to max locks
+ * the account until now + lock at once, whatever its password check then gives. So however many
+ * logins run at once, on any number of processes and nodes, at most max passwords are checked
+ * per lock. A failed check needs no further call (it is counted already; an attempt whose request
+ * dies counts as failed); a successful one clears counter and lock with pe_store_user_login_ok.
+ * @param attempt      out: with PE_STORE_OK, this attempt's number (1..max)
+ * @param locked_until out: with PE_STORE_OK, the lock this attempt set (0: none); with
+ *                     PE_STORE_EMPTY, the end of the running lock
+ * @return PE_STORE_OK: check the password; PE_STORE_EMPTY: locked, do not check it;
+ *         PE_STORE_NOTFOUND: no such user; PE_STORE_EIO
+ */
+pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                              apr_time_t lock, int *attempt, apr_time_t *locked_until);
 /** A successful login: counter and lock cleared, last_login/last_activity set. */
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 /**
  * Archive the user (deleted users), then remove its sessions, message logs and the user, all
- * or nothing. PE_STORE_NOTFOUND when the user is already gone (of concurrent deletions one
- * succeeds).
+ * or nothing. Of concurrent deletions of one user exactly one succeeds; a user already archived
+ * gives PE_STORE_CONFLICT ("id") and no such user PE_STORE_NOTFOUND, and neither changes anything.
  */
-pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason,
-                                       const char *deleted_by, apr_time_t now);
+pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
+                                       apr_time_t now);
 
 /* Sessions (tokens are stored only as digests) */
 /** Store a new session; PE_STORE_CONFLICT when its id or a digest is already stored. */
@@ -153,11 +169,10 @@ pe_store_status_e pe_store_session_delete_all(pe_store_t *st, pe_principal_kind_
 /* Security events */
 /** Append one event (details: a JSON object or NULL). Appends never conflict. */
 pe_store_status_e pe_store_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
-                                 const char *principal_id, const char *username, const char *ip,
-                                 const json_t *details, const char *severity, apr_time_t now);
+                                 const char *principal_id, const char *username, const char *ip, const json_t *details,
+                                 const char *severity, apr_time_t now);
 /** Count events of a type, of one principal when principal_id is not NULL (tests and monitoring). */
-pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id,
-                                       long *count);
+pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id, long *count);
 
 /* Completion credits (SPEC 6.6, DESIGN.md "Credits"): one atomic conditional write each. */
 
@@ -194,9 +209,9 @@ typedef struct pe_message_log_t {
     const char *request_id; /* unique: a replayed batch never duplicates a row */
     const char *user_id, *username, *model, *r_type;
     int research_enabled;
-    const char *messages;   /* JSON text of the client's messages */
-    const char *response;   /* the answer's text (cut to the configured size) */
-    int status;             /* HTTP status sent to the client */
+    const char *messages; /* JSON text of the client's messages */
+    const char *response; /* the answer's text (cut to the configured size) */
+    int status;           /* HTTP status sent to the client */
     apr_int64_t tokens_used, processing_time_ms;
     const char *ip_address;
     apr_time_t created_at;
@@ -242,11 +257,11 @@ typedef enum { PE_IPLIST_BLOCKED = 0, PE_IPLIST_WHITELIST = 1 } pe_iplist_e;
 
 typedef struct pe_ipentry_t {
     apr_int64_t id;
-    const char *network;    /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32" */
-    const char *note;       /* blocked: the reason shown to the client; whitelist: a description */
+    const char *network; /* "192.0.2.7", "10.0.0.0/8", "2001:db8::/32" */
+    const char *note;    /* blocked: the reason shown to the client; whitelist: a description */
     const char *created_by;
     apr_time_t created_at;
-    apr_time_t expires_at;  /* 0: never */
+    apr_time_t expires_at; /* 0: never */
     int is_active;
 } pe_ipentry_t;
 

@@ -23,6 +23,10 @@ typedef struct pe_store_provider_t {
     pe_store_t *(*for_request)(request_rec *r);
     /** A handle on a connection of its own, given back when p is cleaned up (background work). */
     pe_store_t *(*open)(apr_pool_t *p, server_rec *s);
+    /** An owned connection's state (see pe_store_own_create), its handle, its closing. */
+    void *(*own_create)(apr_pool_t *p, server_rec *s);
+    pe_store_t *(*own_get)(void *own, apr_pool_t *p);
+    void (*own_close)(void *own);
     /** optional_fn_retrieve (optional). */
     void (*retrieve_fns)(void);
 } pe_store_provider_t;
@@ -35,8 +39,8 @@ const pe_store_provider_t *pe_store_provider_find(const char *name);
 
 /** "PEStore dbd|mongodb" (server config only: the backend is process-wide). */
 const char *pe_store_cmd(cmd_parms *cmd, void *dconf, const char *arg);
-#define PE_STORE_CMDS                                                                              \
-    AP_INIT_TAKE1("PEStore", pe_store_cmd, NULL, RSRC_CONF,                                        \
+#define PE_STORE_CMDS                                                                                                  \
+    AP_INIT_TAKE1("PEStore", pe_store_cmd, NULL, RSRC_CONF,                                                            \
                   "The store backend: dbd (mod_dbd: SQLite or PostgreSQL, the default) or mongodb"),
 
 /** Hooks (mod_promptenchanter.c registers them). */
@@ -59,9 +63,10 @@ pe_store_t *pe_store_for_request(request_rec *r);
 pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s);
 
 /**
- * An owned connection for a long-lived background user (the conversation-log writer): on dbd,
- * opened with mod_dbd's driver and parameters but outside its pool, so request threads can never
- * starve it; kept across uses. Made on p (a child pool).
+ * An owned connection: outside the pool request threads use (for dbd: opened with mod_dbd's
+ * driver and parameters but not from its pool), so request threads can never starve its user
+ * (the conversation-log writer), kept across uses. Made on p (a child pool), on the selected
+ * backend.
  */
 typedef struct pe_store_own_t pe_store_own_t;
 pe_store_own_t *pe_store_own_create(apr_pool_t *p, server_rec *s);

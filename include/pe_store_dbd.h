@@ -17,14 +17,11 @@
  *        mod_dbd's ap_dbd_t.prepared, which lives as long as the connection)
  * @param conn_pool a pool that lives as long as the connection (statements are prepared there)
  */
-pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                              apr_hash_t *prepared, apr_pool_t *conn_pool);
+pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle, apr_hash_t *prepared,
+                              apr_pool_t *conn_pool);
 
 /** Point a dbd handle at another connection (a reconnect hook's new one). */
 void pe_store_dbd_attach(pe_store_t *st, const apr_dbd_driver_t *driver, apr_dbd_t *handle, apr_hash_t *prepared,
                          apr_pool_t *conn_pool);
-
-/** The latest SQL schema version this build knows. */
-int pe_store_dbd_schema_version(void);
 
 #endif

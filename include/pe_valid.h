@@ -20,6 +20,13 @@ typedef struct pe_valid_t {
 void pe_valid_init(pe_valid_t *v, apr_pool_t *p, const json_t *obj, const char *const *allowed);
 
 /**
+ * The first member of obj whose name is not in `allowed` (NULL-terminated), quoted for an error
+ * message: "'name'", cut at 40 bytes ("'name...'"), every byte outside printable ASCII as '?'.
+ * @return the quotation in p, or NULL when every member is allowed
+ */
+const char *pe_valid_unknown(apr_pool_t *p, const json_t *obj, const char *const *allowed);
+
+/**
  * A string member of min..max Unicode characters (valid UTF-8, no NUL: jansson checks).
  * @return the string, or NULL when absent/null (an error if required) or invalid
  */

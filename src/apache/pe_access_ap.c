@@ -73,6 +73,8 @@ static apr_status_t access_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void 
     if ((rv = pe_shm_create(pp, (apr_uint32_t)sh->nslots, PE_RL_VALUE_SIZE, mutex, &sh->shm)) != APR_SUCCESS ||
         (rv = apr_shm_create(&sh->seg, sizeof(apr_time_t), NULL, pp)) != APR_SUCCESS)
         return rv;
+    pe_shm_set_name(sh->shm, "access table",
+                    "rate limits and automatic blocks may under-count; raise PEAccessTableSize");
     sh->horizon = apr_shm_baseaddr_get(sh->seg);
     __atomic_store_n(sh->horizon, 0, __ATOMIC_SEQ_CST);
     *obj = sh;
@@ -386,6 +388,14 @@ static int exempt(request_rec *r, int mask, int whitelisted)
                           pe_route_method_bit(r->method), path, &m) != PE_ROUTE_NOT_FOUND;
 }
 
+/* GET (or HEAD) /health of this location. */
+static int is_health(request_rec *r)
+{
+    const char *path = (r->method_number == M_GET) ? pe_handler_route_path(r) : NULL;
+
+    return path && !strcmp(path, "/health");
+}
+
 /* 403 for an address blocked automatically (failed authentications). */
 static int deny_auto_block(request_rec *r, const pe_rl_block_t *b)
 {
@@ -440,7 +450,10 @@ int pe_access_check(request_rec *r)
     /* NB: the table is only asked while some automatic block may still run: the horizon is the
      * latest end of any block, raised (in shared memory) before the failure that started it is
      * answered. So with no block running no lock is taken for this check. */
-    if (ab->on && now < __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE)) {
+    /* NB: GET /health is never refused by an automatic block: behind a proxy or a NAT the load
+     * balancer's checks share the address that failed, and taking the node out of service for
+     * someone's wrong passwords helps no one (stored blocks, an administrator's choice, apply). */
+    if (ab->on && now < __atomic_load_n(pe_acc.shared->horizon, __ATOMIC_ACQUIRE) && !is_health(r)) {
         pe_rl_block_t b;
 
         if (pe_rl_blocked(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &b) == APR_SUCCESS && b.blocked)
@@ -508,18 +521,102 @@ int pe_access_principal(request_rec *r, const pe_principal_t *p)
                        "principal", p, client_ip(r, &a));
 }
 
-void pe_access_auth_failed(request_rec *r, const char *reason)
+/* An attempt of this request reserved in PEAutoBlock's counters (r->pool user data). */
+typedef struct access_attempt_t {
+    const char *key;
+    const pe_rl_strike_rule_t *rule;
+    int open; /* reserved and not settled */
+} access_attempt_t;
+
+#define PE_ACCESS_ATTEMPT "pe-access-attempt"
+
+/* The request is over with its attempt still reserved (an error path): give it back. */
+static apr_status_t attempt_cleanup(void *data)
+{
+    access_attempt_t *at = data;
+
+    if (at->open && pe_acc.shm)
+        pe_rl_strike_settle(pe_acc.shm, at->key, apr_time_now(), at->rule, 0, NULL);
+    at->open = 0;
+    return APR_SUCCESS;
+}
+
+int pe_access_attempt_begin(request_rec *r)
 {
     const pe_access_strikes_t *ab;
+    access_attempt_t *at = NULL;
+    apr_interval_time_t pause = apr_time_from_msec(1);
+    apr_time_t now = apr_time_now(), deadline = now + PE_ACCESS_ATTEMPT_WAIT;
+    pe_rl_block_t b;
+    pe_ipnet_addr_t a;
+    apr_status_t rv;
+    const char *ip;
+
+    if (!pe_acc.shm || !pe_dir_access_on(pe_config_dir(r)) || !(ab = pe_srv_autoblock(pe_config_srv(r->server)))->on ||
+        !(ip = client_ip(r, &a)))
+        return OK;
+    apr_pool_userdata_get((void **)&at, PE_ACCESS_ATTEMPT, r->pool);
+    if (at && at->open)
+        return OK;
+    for (;;) {
+        rv = pe_rl_strike_reserve(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &ab->rule, &b);
+        if (rv == APR_SUCCESS && b.blocked)
+            return deny_auto_block(r, &b);
+        if (rv == APR_SUCCESS)
+            break;
+        if (rv != APR_EAGAIN) {
+            /* NB: as when a failure cannot be counted: the attempt goes on, and is counted if it fails */
+            pe_rlog(r, APLOG_ERR, rv, PE_LOGNO(45033) "automatic block of %s not checked: shared table error", ip);
+            return OK;
+        }
+        /* failures and attempts in progress fill the allowance: wait for those to decide */
+        if (now >= deadline) {
+            apr_table_setn(r->err_headers_out, "Retry-After", "1");
+            return pe_http_fail(r, HTTP_TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS",
+                                pe_json_bind(r->pool, json_pack("{s:I}", "retry_after", (json_int_t)1)),
+                                "Too many authentication attempts in progress from this address; try again later");
+        }
+        apr_sleep(pause);
+        if (pause < apr_time_from_msec(32))
+            pause *= 2;
+        now = apr_time_now();
+    }
+    if (!at) {
+        at = apr_pcalloc(r->pool, sizeof(*at));
+        apr_pool_userdata_setn(at, PE_ACCESS_ATTEMPT, NULL, r->pool);
+        apr_pool_cleanup_register(r->pool, at, attempt_cleanup, apr_pool_cleanup_null);
+    }
+    at->key = apr_pstrcat(r->pool, "fw:ip:", ip, NULL);
+    at->rule = &ab->rule;
+    at->open = 1;
+    return OK;
+}
+
+void pe_access_attempt_end(request_rec *r, int failed, const char *reason)
+{
+    const pe_access_strikes_t *ab;
+    access_attempt_t *at = NULL;
     pe_rl_block_t b;
     pe_ipnet_addr_t a;
     const char *ip;
     apr_time_t now = apr_time_now();
+    apr_status_t rv;
 
     if (!pe_acc.shm || !pe_dir_access_on(pe_config_dir(r)) || !(ab = pe_srv_autoblock(pe_config_srv(r->server)))->on ||
         !(ip = client_ip(r, &a)))
         return;
-    if (pe_rl_strike(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &ab->rule, &b) != APR_SUCCESS)
+    apr_pool_userdata_get((void **)&at, PE_ACCESS_ATTEMPT, r->pool);
+    if (at && at->open) {
+        at->open = 0;
+        rv = pe_rl_strike_settle(pe_acc.shm, at->key, now, at->rule, failed, &b);
+    }
+    else if (failed) {
+        rv = pe_rl_strike(pe_acc.shm, apr_pstrcat(r->pool, "fw:ip:", ip, NULL), now, &ab->rule, &b);
+    }
+    else {
+        return;
+    }
+    if (rv != APR_SUCCESS || !failed)
         return;
     /* the failure that starts a block sets it to now + block_for exactly; later ones leave it */
     if (b.blocked && b.blocked_until == now + ab->rule.block_for) {
@@ -536,4 +633,28 @@ void pe_access_auth_failed(request_rec *r, const char *reason)
                                pe_http_time(r->pool, b.blocked_until), "last_failure", reason),
                      "warning");
     }
+}
+
+void pe_access_auth_failed(request_rec *r, const char *reason)
+{
+    pe_access_attempt_end(r, 1, reason);
+}
+
+/* A wrong credential settles the reserved attempt: a strike the first time this value (digest)
+ * fails from this address within the window, no strike for a value replayed or for no digest. */
+void pe_access_credential_failed(request_rec *r, const char *reason, const char *digest)
+{
+    const pe_access_strikes_t *ab;
+    pe_ipnet_addr_t a;
+    const char *ip;
+    apr_time_t now = apr_time_now();
+    int first;
+
+    if (!digest || !pe_acc.shm || !pe_dir_access_on(pe_config_dir(r)) ||
+        !(ab = pe_srv_autoblock(pe_config_srv(r->server)))->on || !(ip = client_ip(r, &a))) {
+        pe_access_attempt_end(r, 0, reason);
+        return;
+    }
+    first = access_once(r, apr_pstrcat(r->pool, "fw:cred:", ip, ":", digest, NULL), now, now + ab->rule.window);
+    pe_access_attempt_end(r, first, reason);
 }

@@ -28,11 +28,12 @@ pe_store_t *pe_auth_store(request_rec *r)
     return rq->store;
 }
 
-/* The credential: "Authorization: Bearer x" (scheme in any case) or "X-API-Key: x". */
-static const char *pe_auth_bearer(request_rec *r)
+/* The credential: "Authorization: Bearer x" (scheme in any case) or "X-API-Key: x" (*xkey = 1). */
+static const char *pe_auth_bearer(request_rec *r, int *xkey)
 {
     const char *h = apr_table_get(r->headers_in, "Authorization");
 
+    *xkey = 0;
     if (h) {
         while (apr_isspace(*h))
             h++;
@@ -43,7 +44,9 @@ static const char *pe_auth_bearer(request_rec *r)
             h++;
         return h;
     }
-    return apr_table_get(r->headers_in, "X-API-Key");
+    h = apr_table_get(r->headers_in, "X-API-Key");
+    *xkey = h != NULL;
+    return h;
 }
 
 /* A 401 with WWW-Authenticate, remembered for the rest of the request. */
@@ -53,10 +56,17 @@ static int pe_auth_unauthorized(request_rec *r, const char *code, const char *ms
     return pe_http_fail(r, HTTP_UNAUTHORIZED, code, NULL, "%s", msg);
 }
 
-/* A 401 for a credential that was given but is wrong: it counts towards PEAutoBlock. */
-static int pe_auth_rejected(request_rec *r, const char *code, const char *msg)
+/*
+ * A 401 for a credential that was given but is wrong. The attempt was reserved in PEAutoBlock's
+ * counters before it was checked (count first); what settles it as a strike (docs/configuration.md,
+ * "What counts as a failed authentication"): a wrong API key or a credential of no known format,
+ * once per distinct value (digest); never a session token, which only login or refresh hands out
+ * and which a client replays once it expired or was revoked (digest NULL: the reservation is
+ * given back). Wrong passwords count at /v1/users/login, every time.
+ */
+static int pe_auth_rejected(request_rec *r, const char *code, const char *msg, const char *digest)
 {
-    pe_access_auth_failed(r, code);
+    pe_access_credential_failed(r, code, digest);
     return pe_auth_unauthorized(r, code, msg);
 }
 
@@ -68,18 +78,32 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     pe_principal_t *p;
     pe_store_t *st;
     pe_store_status_e rs;
+    int rc, xkey;
 
     *out = rq->principal;
     if (rq->auth_done)
         return rq->principal ? OK : pe_auth_unauthorized(r, rq->err_code ? rq->err_code : "AUTH_REQUIRED",
                                                           rq->err_msg ? rq->err_msg
                                                                       : "Authentication credentials required");
-    tok = pe_auth_bearer(r);
-    if (!tok || !*tok) {
+    tok = pe_auth_bearer(r, &xkey);
+    if (!tok) {
         rq->auth_done = 1;
-        if (tok)
-            return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'");
         return pe_auth_unauthorized(r, "AUTH_REQUIRED", "Authentication credentials required");
+    }
+    /* count first, then check: the attempt is reserved in PEAutoBlock's counters before it is verified */
+    if ((rc = pe_access_attempt_begin(r)) != OK) {
+        rq->auth_done = 1;
+        return rc;
+    }
+    if (!*tok) {
+        rq->auth_done = 1;
+        return pe_auth_rejected(r, "AUTH_REQUIRED", "Invalid authorization format. Use 'Bearer <token>'", NULL);
+    }
+    if (xkey && !pe_apikey_format_ok(tok)) {
+        rq->auth_done = 1;
+        return pe_auth_rejected(r, "INVALID_API_KEY",
+                                "X-API-Key takes an API key (pe-...); send a session token as Authorization: Bearer",
+                                NULL);
     }
     if (!(st = pe_auth_store(r)))
         return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
@@ -92,7 +116,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key");
+            return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key", digest);
         }
         p->via = PE_AUTH_USER_KEY;
     }
@@ -106,13 +130,13 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
         if (rs != PE_STORE_OK || !p->user->is_active) {
             rq->auth_done = 1;
-            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired session token");
+            return pe_auth_rejected(r, "INVALID_SESSION", "Invalid or expired session token", NULL);
         }
         p->via = PE_AUTH_USER_SESSION;
     }
     else {
         rq->auth_done = 1;
-        return pe_auth_rejected(r, "INVALID_CREDENTIALS", "Invalid API key or session token");
+        return pe_auth_rejected(r, "INVALID_CREDENTIALS", "Invalid API key or session token", digest);
     }
     p->kind = PE_PRINCIPAL_USER;
     p->id = p->user->id;
@@ -123,6 +147,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     rq->err_code = rq->err_msg = NULL;
     r->user = apr_pstrdup(r->pool, p->username);
     r->ap_auth_type = PE_AUTH_TYPE;
+    pe_access_attempt_end(r, 0, NULL);
     *out = p;
     /* the per-principal rate limit, once per request, before any route work */
     return pe_access_principal(r, p);

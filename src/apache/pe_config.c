@@ -116,8 +116,11 @@ static const char *pe_cmd_base_uri(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *pe_existing_file(cmd_parms *cmd, const char *arg, const char **out)
 {
     const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char *err = pe_config_global_only(cmd);
     apr_finfo_t fi;
 
+    if (err)
+        return err;
     if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS || fi.filetype != APR_REG)
         return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
     *out = path;
@@ -152,13 +155,13 @@ static const char *pe_cmd_enc_key(cmd_parms *cmd, void *dconf, const char *arg, 
 }
 
 /*
- * The process-wide directives: each is read once per process from the main server (a table
- * size, the memcached clients, the message-log writer, the hash gate), so in a <VirtualHost>
- * it would be ignored; httpd refuses it there instead (ap_check_cmd_context, GLOBAL_ONLY).
- * PEStore refuses it itself.
+ * The process-wide directives: each is read once per process from the main server (the keys and
+ * the common-password list, a table size, the memcached clients, the message-log writer, the
+ * hash gate), so in a <VirtualHost> it would be ignored; httpd refuses it there instead
+ * (ap_check_cmd_context, GLOBAL_ONLY). PEStore refuses it itself.
  */
 static const char *const pe_global_only[] = {
-    "PEPasswordHashMax", "PECacheServers", "PECacheTimeout", "PECacheShmEntries", "PECacheShmEntrySize",
+    "PESecretKeyFile", "PEEncryptionKeyFile", "PEEncryptionKeyFileOld", "PECommonPasswordFile", "PEPasswordHashMax", "PECacheServers", "PECacheTimeout", "PECacheShmEntries", "PECacheShmEntrySize",
     "PEMessageLog", "PEMessageLogBatch", "PEMessageLogInterval", "PEMessageLogQueue", "PEAccessRefresh",
     "PEAccessServers", "PEAccessTableSize", "PEResearchCacheSize", NULL};
 

@@ -54,8 +54,8 @@ const char *pe_cmd_cpl_str(cmd_parms *cmd, void *dconf, const char *arg)
     apr_size_t n = strlen(arg), i;
 
     if ((long long)n < a->min || (long long)n > a->max)
-        return apr_psprintf(cmd->pool, "%s: the value must be %lld to %lld characters", cmd->cmd->name, a->min,
-                            a->max);
+        return apr_psprintf(cmd->pool, "%s: the value must be %" APR_INT64_T_FMT " to %" APR_INT64_T_FMT " characters",
+                            cmd->cmd->name, (apr_int64_t)a->min, (apr_int64_t)a->max);
     for (i = 0; i < n; i++)
         if ((unsigned char)arg[i] < 0x21 || arg[i] == 0x7f)
             return apr_psprintf(cmd->pool, "%s: the value must not contain spaces or control characters",
@@ -118,7 +118,8 @@ const char *pe_cmd_cpl_size(cmd_parms *cmd, void *dconf, const char *arg)
         return err;
     err = pe_parse_size(cmd->pool, arg, (apr_off_t)a->max, &v);
     if (!err && v < (apr_off_t)a->min)
-        err = apr_psprintf(cmd->pool, "'%s' is below the smallest value, %lld bytes", arg, a->min);
+        err = apr_psprintf(cmd->pool, "'%s' is below the smallest value, %" APR_INT64_T_FMT " bytes", arg,
+                           (apr_int64_t)a->min);
     if (err)
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     *(apr_off_t *)member(cmd) = v;

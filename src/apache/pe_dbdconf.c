@@ -5,6 +5,7 @@
 #include "pe_dbdconf_ap.h"
 #include "pe_log.h"
 
+#include "ap_mpm.h"
 #include "http_config.h"
 
 #include <apr_strings.h>
@@ -21,9 +22,10 @@ static const char *first_arg(apr_pool_t *p, const char *args)
     return ap_getword_conf(p, &args);
 }
 
-void pe_dbdconf_post_config(apr_pool_t *pconf)
+void pe_dbdconf_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const ap_directive_t *d;
+    int threads = 0;
 
     memset(&pe_dbdc, 0, sizeof(pe_dbdc));
     /* NB: <IfModule>/<IfDefine> contents and Include'd files are part of the top level here;
@@ -33,6 +35,19 @@ void pe_dbdconf_post_config(apr_pool_t *pconf)
             pe_dbdc.driver = first_arg(pconf, d->args);
         else if (!strcasecmp(d->directive, "DBDParams"))
             pe_dbdc.params = first_arg(pconf, d->args);
+        else if (!strcasecmp(d->directive, "DBDMax"))
+            pe_dbdc.max = atoi(first_arg(pconf, d->args));
+    }
+    if (!pe_dbdc.driver)
+        return;
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) == APR_SUCCESS && threads > 1) {
+        /* mod_dbd's default DBDMax for a threaded MPM is 10. */
+        int max = pe_dbdc.max > 0 ? pe_dbdc.max : 10;
+
+        if (max < threads)
+            pe_slog(s, APLOG_NOTICE, 0,
+                    PE_LOGNO(00206) "DBDMax %d is below ThreadsPerChild %d: under load requests wait for a database "
+                    "connection (set DBDMax %d to give every thread one)", max, threads, threads);
     }
 }
 
@@ -123,5 +138,5 @@ void pe_dbd_diagnose(server_rec *s, apr_pool_t *p)
         why = apr_psprintf(p, "%s is not writable (SQLite keeps its journal beside the file)", dir);
     if (why)
         pe_slog(s, APLOG_ERR, 0,
-                PE_LOGNO(00208) "the SQLite store %s cannot be opened by uid %ld: %s", file, (long)geteuid(), why);
+                PE_LOGNO(00205) "the SQLite store %s cannot be opened by uid %ld: %s", file, (long)geteuid(), why);
 }

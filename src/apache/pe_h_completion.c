@@ -172,6 +172,12 @@ static int upstream_failed(cpl_t *c, const pe_upstream_result_t *res)
     pe_rlog(c->r, res->outcome == PE_UP_HTTP && res->status < 500 ? APLOG_WARNING : APLOG_ERR, 0,
             PE_LOGNO(41004) "upstream call failed: %s, status %ld, %d attempt(s)%s%s", pe_upstream_outcome_name(res->outcome),
             res->status, res->attempts, res->error ? ": " : "", res->error ? res->error : "");
+    /* Retries as a whole (docs/api.md, "Errors and retries"): the gateway retries what may pass
+     * on a second try (network errors, 429, 5xx) itself. Once it has, or when the upstream's
+     * refusal is not transient, a client's retries would only multiply the upstream calls. */
+    if (res->attempts > 1 || !(res->outcome == PE_UP_TIMEOUT || pe_upstream_retryable(res->outcome, res->status) ||
+                               (res->outcome == PE_UP_HTTP && res->status == 408)))
+        apr_table_setn(c->r->err_headers_out, "x-should-retry", "false");
     json_object_set_new(extra, "upstream_attempts", json_integer(res->attempts));
     if (res->status)
         json_object_set_new(extra, "upstream_status", json_integer(res->status));
@@ -228,6 +234,8 @@ typedef struct stream_t {
     cpl_t *c;
     pe_sse_parser_t *ps;
     int started, want_usage, client_gone;
+    int done;     /* the upstream sent [DONE] */
+    int finished; /* a choice carried a finish_reason */
     pe_buf_t text;
 } stream_t;
 
@@ -269,8 +277,10 @@ static apr_status_t stream_event(void *baton, const pe_sse_event_t *ev)
 
     if (!s->started)
         stream_start(s);
-    if (ev->done)
+    if (ev->done) {
+        s->done = 1;
         return stream_write(s, "data: [DONE]\n\n", 14, 1);
+    }
     j = json_loadb(ev->data, ev->data_len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
@@ -281,6 +291,8 @@ static apr_status_t stream_event(void *baton, const pe_sse_event_t *ev)
     usage = json_object_get(j, "usage");
     if (json_is_object(usage) && json_is_integer(json_object_get(usage, "total_tokens")))
         s->c->note->tokens = (apr_int64_t)json_integer_value(json_object_get(usage, "total_tokens"));
+    if (json_is_string(json_object_get(json_array_get(choices, 0), "finish_reason")))
+        s->finished = 1;
     delta = json_object_get(json_object_get(json_array_get(choices, 0), "delta"), "content");
     if (json_is_string(delta))
         pe_buf_append(&s->text, json_string_value(delta), json_string_length(delta));
@@ -316,6 +328,19 @@ static apr_status_t stream_data(void *baton, const char *data, apr_size_t len)
     return pe_sse_feed(s->ps, data, len);
 }
 
+/* Cut off after the first event: tell the client in the stream, give the credit back. */
+static int stream_broke_off(cpl_t *c, stream_t *s, const pe_upstream_result_t *res, const char *why)
+{
+    static const char ev[] = "data: {\"error\":{\"message\":\"the AI service's stream broke off\","
+                             "\"type\":\"upstream_error\",\"code\":\"UPSTREAM_ERROR\",\"param\":null}}\n\n";
+
+    pe_rlog(c->r, APLOG_WARNING, 0, PE_LOGNO(41008) "the upstream stream broke off: %s%s%s",
+            pe_upstream_outcome_name(res->outcome), why ? ": " : "", why ? why : "");
+    refund(c);
+    stream_write(s, ev, sizeof(ev) - 1, 1);
+    return OK;
+}
+
 /* The streamed completion. */
 static int run_stream(cpl_t *c, const pe_upstream_conf_t *uc, const char *body, apr_size_t len, int want_usage)
 {
@@ -334,9 +359,20 @@ static int run_stream(cpl_t *c, const pe_upstream_conf_t *uc, const char *body, 
     c->upstream_time = res.elapsed;
     c->note->response = s.text.data ? s.text.data : "";
     if (rv == APR_SUCCESS && s.started) {
-        if (pe_sse_finish(s.ps) == APR_INCOMPLETE)
+        /* A body framed by the connection's close ends "successfully" wherever the upstream
+         * stopped: the answer is whole only with [DONE], or (an upstream that omits it) with a
+         * finish_reason and no event left half-sent. Anything else broke off. */
+        apr_status_t fin = pe_sse_finish(s.ps);
+
+        if (s.done)
+            return OK;
+        if (s.finished && fin == APR_SUCCESS) {
+            stream_write(&s, "data: [DONE]\n\n", 14, 1);
+            return OK;
+        }
+        if (fin == APR_INCOMPLETE)
             pe_rlog(r, APLOG_INFO, 0, PE_LOGNO(41006) "the upstream stream ended inside an event");
-        return OK;
+        return stream_broke_off(c, &s, &res, "the stream ended before its last event");
     }
     if (s.client_gone) {
         /* The credit stays used: the client had the answer until it left. */
@@ -352,20 +388,13 @@ static int run_stream(cpl_t *c, const pe_upstream_conf_t *uc, const char *body, 
             empty.error = "the stream had no event";
             return upstream_failed(c, &empty);
         }
-        if (res.outcome == PE_UP_ABORTED)
+        if (res.outcome == PE_UP_ABORTED) {
+            apr_table_setn(r->err_headers_out, "x-should-retry", "false");
             return fail(c, HTTP_BAD_GATEWAY, "UPSTREAM_ERROR", NULL, "the AI service sent an invalid event stream");
+        }
         return upstream_failed(c, &res);
     }
-    /* Cut off after the first event: tell the client in the stream, give the credit back. */
-    pe_rlog(r, APLOG_WARNING, 0, PE_LOGNO(41008) "the upstream stream broke off: %s%s%s",
-            pe_upstream_outcome_name(res.outcome), res.error ? ": " : "", res.error ? res.error : "");
-    refund(c);
-    {
-        static const char ev[] = "data: {\"error\":{\"message\":\"the AI service's stream broke off\","
-                                 "\"type\":\"upstream_error\",\"code\":\"UPSTREAM_ERROR\"}}\n\n";
-        stream_write(&s, ev, sizeof(ev) - 1, 1);
-    }
-    return OK;
+    return stream_broke_off(c, &s, &res, res.error);
 }
 
 /* ---- the pipeline ---- */
@@ -501,14 +530,12 @@ int pe_h_chat_completions(pe_ctx_t *cx)
     return completion(cx, 1);
 }
 
-/* GET /v1/models: the models of the levels this account may use, in OpenAI's list shape. */
-int pe_h_models(pe_ctx_t *cx)
+/* The models of the levels the caller may use, each once, in OpenAI's model shape. */
+static json_t *models_list(request_rec *r, const pe_req_t *rq)
 {
-    request_rec *r = cx->r;
     const pe_enhance_conf_t *ec = pe_completion_enhance_conf(r->pool, r->server);
-    pe_level_t max = cx->rq->principal && cx->rq->principal->user ? user_level(cx->rq->principal->user)
-                                                                  : PE_LEVEL_LOW;
-    json_t *o = pe_json_object(r->pool), *data = json_array();
+    pe_level_t max = rq->principal && rq->principal->user ? user_level(rq->principal->user) : PE_LEVEL_LOW;
+    json_t *data = pe_json_bind(r->pool, json_array());
     int l, k;
 
     for (l = PE_LEVEL_LOW; l <= (int)max; l++) {
@@ -523,7 +550,30 @@ int pe_h_models(pe_ctx_t *cx)
                                                   "owned_by", "promptenchanter", "pe_level",
                                                   pe_enhance_level_name((pe_level_t)l)));
     }
+    return data;
+}
+
+/* GET /v1/models: the models of the levels this account may use, in OpenAI's list shape. */
+int pe_h_models(pe_ctx_t *cx)
+{
+    json_t *o = pe_json_object(cx->r->pool);
+
     json_object_set_new(o, "object", json_string("list"));
-    json_object_set_new(o, "data", data);
-    return pe_http_send_json(r, HTTP_OK, o);
+    json_object_set(o, "data", models_list(cx->r, cx->rq));
+    return pe_http_send_json(cx->r, HTTP_OK, o);
+}
+
+/* GET /v1/models/{id}: one of those models (404 for any other, as OpenAI answers). */
+int pe_h_model_get(pe_ctx_t *cx)
+{
+    const char *id = pe_route_param(cx->match, "id");
+    json_t *data = models_list(cx->r, cx->rq), *m;
+    size_t i;
+
+    json_array_foreach(data, i, m) {
+        if (id && !strcmp(json_string_value(json_object_get(m, "id")), id))
+            return pe_http_send_json(cx->r, HTTP_OK, m);
+    }
+    return pe_http_error(cx->r, HTTP_NOT_FOUND, "MODEL_NOT_FOUND",
+                         "The model '%s' does not exist or this account may not use it", id ? id : "");
 }

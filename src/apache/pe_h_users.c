@@ -312,8 +312,10 @@ int pe_h_users_login(pe_ctx_t *cx)
     pe_store_t *st;
     pe_store_status_e rs;
     pe_valid_t v;
-    apr_time_t now = apr_time_now(), locked_until;
-    int rc, match, failed;
+    apr_time_t now = apr_time_now(), locked_until = 0;
+    const char *hash = NULL;
+    apr_status_t rv;
+    int rc, attempt = 0, locked = 0;
 
     if ((rc = users_body(r, fields, &v)) != OK)
         return rc;
@@ -328,35 +330,51 @@ int pe_h_users_login(pe_ctx_t *cx)
         if (rs == PE_STORE_EIO)
             return users_store_down(r);
     }
-    if (u && u->is_active && u->locked_until > now) {
-        pe_access_auth_failed(r, "login_failed");
-        users_event(r, st, "login_failed", u, NULL, json_pack("{s:s}", "reason", "account_locked"), "info");
-        return pe_http_error_ex(r, HTTP_LOCKED, "ACCOUNT_LOCKED",
-                                pe_json_bind(r->pool, json_pack("{s:o}", "locked_until",
-                                                                 pe_http_time(r->pool, u->locked_until))),
-                                "Account locked until %s",
-                                json_string_value(pe_json_bind(r->pool, pe_http_time(r->pool, u->locked_until))));
-    }
-    /* NB: an unknown e-mail verifies the dummy hash, so both failures take as long. */
-    if ((rc = users_verify(r, (u && u->is_active) ? u->password_hash : NULL, password, &match)) != OK)
+    /*
+     * Count first, then check (both exact under any concurrency): the attempt is reserved in the
+     * address's PEAutoBlock counters and, for an account, in its failed-login counter before the
+     * password is verified. A locked account, an unknown e-mail and an inactive account verify the
+     * dummy hash and get the same 401 as a wrong password (no account enumeration; docs/security.md).
+     */
+    if ((rc = pe_access_attempt_begin(r)) != OK)
         return rc;
-    if (!match) {
+    if ((rc = users_gate_enter(r)) != OK)
+        return rc;
+    now = apr_time_now(); /* NB: both steps above may wait */
+    if (u && u->is_active) {
+        rs = pe_store_user_login_reserve(st, u->id, now, pe_srv_login_max_failures(sc),
+                                         apr_time_from_msec(pe_srv_login_lockout_ms(sc)), &attempt, &locked_until);
+        if (rs == PE_STORE_OK)
+            hash = u->password_hash;
+        else if (rs == PE_STORE_EMPTY)
+            locked = 1;
+        else if (rs == PE_STORE_EIO) {
+            pe_gate_leave(pe_global()->hash_gate);
+            return users_store_down(r);
+        }
+    }
+    rv = pe_password_verify(hash ? hash : pe_global()->dummy_hash, password, strlen(password));
+    pe_gate_leave(pe_global()->hash_gate);
+    if (!hash || rv != APR_SUCCESS) {
         pe_access_auth_failed(r, "login_failed");
-        if (u && u->is_active) {
-            rs = pe_store_user_login_failed(st, u->id, now, pe_srv_login_max_failures(sc),
-                                            apr_time_from_msec(pe_srv_login_lockout_ms(sc)), &failed, &locked_until);
+        if (locked)
             users_event(r, st, "login_failed", u, NULL,
-                        json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", failed), "info");
-            if (rs == PE_STORE_OK && locked_until > now && failed == pe_srv_login_max_failures(sc))
+                        json_pack("{s:s,s:o}", "reason", "account_locked", "locked_until",
+                                  pe_http_time(r->pool, locked_until)),
+                        "info");
+        else if (hash) {
+            users_event(r, st, "login_failed", u, NULL,
+                        json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", attempt), "info");
+            if (locked_until > 0)
                 users_event(r, st, "account_locked", u, NULL,
                             json_pack("{s:o}", "locked_until", pe_http_time(r->pool, locked_until)), "warning");
         }
-        else {
+        else
             users_event(r, st, "login_failed", NULL, NULL,
                         json_pack("{s:s}", "reason", u ? "account_inactive" : "user_not_found"), "info");
-        }
         return pe_http_error(r, HTTP_UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid credentials");
     }
+    pe_access_attempt_end(r, 0, NULL);
     /* Parameters raised since this hash was made: store a new one (RELIABILITY R2). */
     if (pe_password_needs_rehash(u->password_hash, (unsigned)pe_srv_argon2_t(sc), (unsigned)pe_srv_argon2_m_kib(sc),
                                  (unsigned)pe_srv_argon2_p(sc))) {

@@ -3,6 +3,7 @@
  */
 #include "pe_config.h"
 #include "pe_buf.h"
+#include "pe_hooks.h"
 #include "pe_http.h"
 #include "pe_log.h"
 #include "pe_util.h"
@@ -66,10 +67,47 @@ int pe_http_send_json(request_rec *r, int status, const json_t *j)
     return OK;
 }
 
-/* Send the error envelope. */
-int pe_http_error_ex(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+/* Is r on an OpenAI-compatible route (the openai group, as this location serves it)? */
+int pe_http_openai_route(request_rec *r)
 {
     pe_req_t *rq = pe_req_get(r);
+
+    if (!rq->shape) {
+        unsigned groups = PE_G_OPENAI & (unsigned)pe_dir_api_groups(pe_config_dir(r));
+        const char *path = groups ? pe_handler_route_path(r) : NULL;
+        pe_route_match_t m;
+
+        rq->shape = path && pe_route_match(r->pool, pe_routes, pe_routes_count, groups,
+                                           pe_route_method_bit(r->method), path, &m) != PE_ROUTE_NOT_FOUND
+                        ? 2
+                        : 1;
+    }
+    return rq->shape == 2;
+}
+
+/*
+ * The body of an error answer, in the route's shape, and the retry advice in `headers`:
+ * x-should-retry: false where retrying the same request cannot help (the official OpenAI SDKs
+ * honour it before Retry-After), unless a handler already decided.
+ */
+static json_t *error_body(request_rec *r, apr_table_t *headers, int status, const char *code, const char *msg,
+                          const json_t *extra)
+{
+    pe_req_t *rq = pe_req_get(r);
+
+    if (pe_json_error_retry(status, code) == 0 && !apr_table_get(r->err_headers_out, "x-should-retry") &&
+        !apr_table_get(r->headers_out, "x-should-retry"))
+        apr_table_setn(headers, "x-should-retry", "false");
+    if (pe_http_openai_route(r))
+        return pe_json_error_openai(r->pool, msg, pe_json_error_openai_type(status, code), code,
+                                    status == 400 || status == 422 ? pe_json_error_param(r->pool, msg) : NULL,
+                                    rq->request_id, extra);
+    return pe_json_error(r->pool, msg, code, rq->request_id, extra);
+}
+
+/* Send the error answer (the envelope, or OpenAI's shape on its routes). */
+int pe_http_error_ex(request_rec *r, int status, const char *code, const json_t *extra, const char *fmt, ...)
+{
     va_list ap;
     const char *msg;
 
@@ -77,7 +115,7 @@ int pe_http_error_ex(request_rec *r, int status, const char *code, const json_t 
     msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
     pe_rlog(r, APLOG_DEBUG, 0, PE_LOGNO(00101) "%d %s: %s", status, code, msg);
-    pe_http_send_json(r, status, pe_json_error(r->pool, msg, code, rq->request_id, extra));
+    pe_http_send_json(r, status, error_body(r, r->err_headers_out, status, code, msg, extra));
     return DONE;
 }
 
@@ -237,7 +275,7 @@ static apr_status_t pe_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         if (!code || (rq->err_status && rq->err_status != r->status))
             pe_http_default_error(r->status, &code, &msg);
-        body = pe_json_dump(r->pool, pe_json_error(r->pool, msg, code, rq->request_id, rq->err_extra), &len);
+        body = pe_json_dump(r->pool, error_body(r, r->headers_out, r->status, code, msg, rq->err_extra), &len);
         f->ctx = body;
         ap_set_content_type(r, "application/json; charset=utf-8");
         apr_table_unset(r->headers_out, "Content-Length");
@@ -288,7 +326,7 @@ static int pe_http_is_ours(request_rec *r)
         m = m->prev;
     if (ap_get_module_config(m->request_config, &promptenchanter_module))
         return 1;
-    return pe_http_handler_is_ours(r);
+    return pe_http_handler_is_ours(r) || pe_errloc_is_ours(r);
 }
 
 void pe_http_insert_error_filter(request_rec *r)

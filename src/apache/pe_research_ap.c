@@ -47,7 +47,12 @@ int pe_research_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 /* The research cache's table, made once per httpd parent (pe_persist.h). */
 static apr_status_t research_make(apr_pool_t *pp, apr_global_mutex_t *mutex, void *baton, void **obj)
 {
-    return pe_shm_create(pp, (apr_uint32_t) * (const int *)baton, PE_RESEARCH_CACHE_VALUE, mutex, (pe_shm_t **)obj);
+    apr_status_t rv = pe_shm_create(pp, (apr_uint32_t) * (const int *)baton, PE_RESEARCH_CACHE_VALUE, mutex,
+                                    (pe_shm_t **)obj);
+
+    if (rv == APR_SUCCESS)
+        pe_shm_set_name(*obj, "research cache", "fewer results are served from it; raise PEResearchCacheSize");
+    return rv;
 }
 
 /* post_config: libraries once per process, then the shared cache (kept across generations). */

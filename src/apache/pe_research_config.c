@@ -54,7 +54,8 @@ const char *pe_research_cmd_int(cmd_parms *cmd, void *dconf, const char *arg)
 
         if (!(err = pe_parse_size(cmd->pool, arg, (apr_off_t)rg->max, &sz))) {
             if (sz < rg->min)
-                err = apr_psprintf(cmd->pool, "'%s' is below the minimum of %lld bytes", arg, rg->min);
+                err = apr_psprintf(cmd->pool, "'%s' is below the minimum of %" APR_INT64_T_FMT " bytes", arg,
+                                   (apr_int64_t)rg->min);
             else
                 *(long long *)(base + rg->offset) = (long long)sz;
         }
@@ -123,10 +124,10 @@ const char *pe_research_cmd_search_language(cmd_parms *cmd, void *dconf, const c
     return NULL;
 }
 
-/* "PEResearchAllowNetworks cidr ... | none". */
+/* "PEResearchAllowNetworks net[:ports] ... | none". */
 const char *pe_research_cmd_allow(cmd_parms *cmd, void *dconf, const char *line)
 {
-    pe_ipnet_list_t *l = NULL;
+    pe_ssrf_allow_list_t *l = NULL;
     const char *err;
 
     while (apr_isspace(*line))
@@ -134,8 +135,10 @@ const char *pe_research_cmd_allow(cmd_parms *cmd, void *dconf, const char *line)
     if (!*line)
         return apr_psprintf(cmd->pool, "%s: give one or more networks, or none", cmd->cmd->name);
     if (!strcasecmp(line, "none"))
-        l = pe_ipnet_list_make(cmd->pool);
-    else if ((err = pe_ipnet_list_parse(cmd->pool, line, &l)))
+        err = pe_ssrf_allow_parse(cmd->pool, "", &l);
+    else
+        err = pe_ssrf_allow_parse(cmd->pool, line, &l);
+    if (err)
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     pe_config_srv(cmd->server)->research_allow = l;
     return NULL;

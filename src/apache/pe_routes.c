@@ -10,6 +10,7 @@ const pe_route_t pe_routes[] = {
     /* core */
     {PE_M_GET, "/", PE_G_CORE, pe_h_root},
     {PE_M_GET, "/health", PE_G_CORE, pe_h_health},
+    {PE_M_GET, "/openapi.json", PE_G_OPENAPI, pe_h_openapi},
 
     /* users */
     {PE_M_POST, "/v1/users/register", PE_G_USERS, pe_h_users_register, 0},
@@ -34,6 +35,7 @@ const pe_route_t pe_routes[] = {
     {PE_M_POST, "/v1/prompt/completions", PE_G_PROMPT, pe_h_prompt_completions, PE_AUTH_USER_KEY},
     {PE_M_POST, "/v1/chat/completions", PE_G_OPENAI, pe_h_chat_completions, PE_AUTH_USER_KEY},
     {PE_M_GET, "/v1/models", PE_G_OPENAI, pe_h_models, PE_AUTH_USER_KEY},
+    {PE_M_GET, "/v1/models/{id}", PE_G_OPENAI, pe_h_model_get, PE_AUTH_USER_KEY},
 
     /* batch */
     {PE_M_POST, "/v1/batch/process", PE_G_BATCH, pe_h_batch_process, PE_AUTH_USER_KEY},

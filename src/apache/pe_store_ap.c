@@ -3,8 +3,6 @@
  * (process-wide), and the handles of requests and background work on the chosen provider.
  */
 #include "pe_config.h"
-#include "pe_dbdconf_ap.h"
-#include "pe_store_dbd.h"
 #include "pe_log.h"
 #include "pe_store_ap.h"
 #include "pe_store_mongo_ap.h"
@@ -98,60 +96,30 @@ void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
     pe_store_active()->child_init(pchild, s);
 }
 
-/*
- * An owned connection, kept across uses and reopened after a failure. On dbd it is opened with
- * mod_dbd's driver and parameters but outside mod_dbd's pool: the conversation-log writer uses
- * one, so request threads holding every pooled connection can never starve it (issue 16
- * item 1). Other backends' pools are not bounded by the threads of a child (MongoDB's client
- * pool), so there it is a handle from the provider's open per use.
- */
+/* An owned connection of the selected provider (see pe_store_ap.h). */
 struct pe_store_own_t {
-    apr_pool_t *parent;
-    apr_pool_t *cpool; /* dbd: the open connection and its prepared statements; NULL when closed */
-    const apr_dbd_driver_t *driver;
-    apr_dbd_t *handle;
-    apr_hash_t *prepared;
-    server_rec *s;
-    apr_time_t last_log;
+    const pe_store_provider_t *prov;
+    void *impl;
 };
 
+/* NB: a provider without owned connections (MongoDB: its client pool is not bounded by the
+ * threads of a child, so a background user cannot be starved) gives a handle from its open per use. */
 pe_store_own_t *pe_store_own_create(apr_pool_t *p, server_rec *s)
 {
     pe_store_own_t *o = apr_pcalloc(p, sizeof(*o));
 
-    o->parent = p;
-    o->s = s;
+    o->prov = pe_store_active();
+    o->impl = o->prov->own_create ? o->prov->own_create(p, s) : s;
     return o;
 }
 
 pe_store_t *pe_store_own_get(pe_store_own_t *o, apr_pool_t *p)
 {
-    if (pe_store_active() != &pe_store_dbd_provider)
-        return pe_store_active()->open(p, o->s);
-    if (!o->cpool) {
-        const char *err;
-        apr_status_t rv;
-
-        apr_pool_create(&o->cpool, o->parent);
-        if ((rv = pe_dbd_open_direct(o->cpool, &o->driver, &o->handle, &err)) != APR_SUCCESS) {
-            apr_time_t now = apr_time_now();
-
-            if (now - o->last_log > apr_time_from_sec(60)) {
-                o->last_log = now;
-                pe_slog(o->s, APLOG_WARNING, rv, PE_LOGNO(00207) "no database connection of its own: %s", err);
-            }
-            apr_pool_destroy(o->cpool);
-            o->cpool = NULL;
-            return NULL;
-        }
-        o->prepared = apr_hash_make(o->cpool);
-    }
-    return pe_store_dbd_make(p, o->driver, o->handle, o->prepared, o->cpool);
+    return o->prov->own_get ? o->prov->own_get(o->impl, p) : o->prov->open(p, o->impl);
 }
 
 void pe_store_own_close(pe_store_own_t *o)
 {
-    if (o->cpool)
-        apr_pool_destroy(o->cpool);
-    o->cpool = NULL;
+    if (o->prov->own_close)
+        o->prov->own_close(o->impl);
 }

@@ -1,6 +1,7 @@
 /*
  * pe_store_dbd_ap.c: the dbd store provider: handles on mod_dbd's connections, the reconnect
- * of background handles, the pool size check and the schema at child start.
+ * of background handles, the writer's connection outside mod_dbd's pool, the pool size check
+ * (pe_dbdconf.c) and the schema at child start.
  *
  * NB: a thread never holds two connections of mod_dbd's pool (issue of a PostgreSQL restart
  * under load: every thread held its request's connection and waited for a second one, and
@@ -17,14 +18,13 @@
 #include "pe_store_ap.h"
 #include "pe_store_dbd.h"
 
-#include "ap_mpm.h"
 #include "http_core.h"
 #include "http_request.h"
 #include <apr_strings.h>
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *pe_dbd_acquire;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *pe_dbd_open;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *pe_dbd_close;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * pe_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * pe_dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * pe_dbd_close;
 
 static void dbd_retrieve_fns(void)
 {
@@ -115,42 +115,15 @@ static pe_store_t *dbd_for_request(request_rec *r)
 /* ----------------------------------------------------------------------------------------- */
 /* Start-up */
 
-/* The DBDMax of the main server (mod_dbd's default 10 when unset) and the smallest of the
- * virtual hosts', from the configuration tree (mod_dbd keeps its settings private). */
-static void dbd_max_scan(const ap_directive_t *d, int in_vhost, int *main_max, int *vhost_min)
-{
-    for (; d; d = d->next) {
-        if (!strcasecmp(d->directive, "DBDMax") && d->args) {
-            int v = atoi(d->args);
-
-            if (in_vhost)
-                *vhost_min = (*vhost_min < 0 || v < *vhost_min) ? v : *vhost_min;
-            else
-                *main_max = v;
-        }
-        else if (d->first_child) {
-            dbd_max_scan(d->first_child, in_vhost || !strcasecmp(d->directive, "<VirtualHost"), main_max, vhost_min);
-        }
-    }
-}
-
 /*
- * post_config: warn when a child's connection pool is smaller than its threads. Nothing hangs
- * (a thread holds one connection at a time), but threads beyond DBDMax wait for a connection
- * with no time limit while the store is slow.
+ * post_config: mod_dbd's settings of the main server (the owned connection's driver and
+ * parameters, the diagnosis of an SQLite store that cannot be opened), and PE00206 when DBDMax
+ * is below the threads of a child: nothing hangs (a thread holds one connection at a time), but
+ * threads beyond DBDMax wait for a connection with no time limit while the database is slow.
  */
 static int dbd_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    int threads = 1, main_max = 10, vhost_min = -1, least;
-
-    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1)
-        threads = 1;
-    dbd_max_scan(ap_conftree, 0, &main_max, &vhost_min);
-    least = (vhost_min >= 0 && vhost_min < main_max) ? vhost_min : main_max;
-    if (least < threads)
-        pe_slog(s, APLOG_WARNING, 0, PE_LOGNO(00205) "DBDMax %d is below the %d threads of a child: under load "
-                "requests wait for a database connection (set DBDMax %d; with PostgreSQL keep DBDMax times the "
-                "number of children below max_connections)", least, threads, threads);
+    pe_dbdconf_post_config(pconf, s);
     return OK;
 }
 
@@ -189,11 +162,90 @@ static void dbd_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_destroy(p);
 }
 
+/* ----------------------------------------------------------------------------------------- */
+/* The owned connection (the conversation-log writer's) */
+
+/*
+ * Outside mod_dbd's pool, kept across uses, reopened after a failure: request threads holding
+ * every pooled connection can never starve its user (issue 16 item 1).
+ * NB: its pool is unmanaged, with an allocator of its own: the writer thread opens and closes
+ * it while the request thread allocates, and under prefork pchild's allocator (shared by the
+ * request's pools) has no mutex, so a subpool of pchild made and destroyed by the writer thread
+ * races with the request thread (a prefork child died of SIGSEGV in the fault suite while the
+ * writer kept reopening its connection during a PostgreSQL stop). pchild's cleanup closes it at
+ * child exit, after the writer has been stopped by its pre-cleanup.
+ */
+typedef struct {
+    apr_pool_t *cpool; /* the open connection and its prepared statements; NULL when closed */
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;
+    server_rec *s;
+    apr_time_t last_log;
+} dbd_own_t;
+
+static void dbd_own_close(void *own);
+
+static apr_status_t dbd_own_cleanup(void *own)
+{
+    dbd_own_close(own);
+    return APR_SUCCESS;
+}
+
+static void *dbd_own_create(apr_pool_t *p, server_rec *s)
+{
+    dbd_own_t *o = apr_pcalloc(p, sizeof(*o));
+
+    o->s = s;
+    apr_pool_cleanup_register(p, o, dbd_own_cleanup, apr_pool_cleanup_null);
+    return o;
+}
+
+static pe_store_t *dbd_own_get(void *own, apr_pool_t *p)
+{
+    dbd_own_t *o = own;
+
+    if (!o->cpool) {
+        const char *err;
+        apr_status_t rv;
+
+        if (apr_pool_create_unmanaged_ex(&o->cpool, NULL, NULL) != APR_SUCCESS) {
+            o->cpool = NULL;
+            return NULL;
+        }
+        if ((rv = pe_dbd_open_direct(o->cpool, &o->driver, &o->handle, &err)) != APR_SUCCESS) {
+            apr_time_t now = apr_time_now();
+
+            if (now - o->last_log > apr_time_from_sec(60)) {
+                o->last_log = now;
+                pe_slog(o->s, APLOG_WARNING, rv, PE_LOGNO(00207) "no database connection of its own: %s", err);
+            }
+            apr_pool_destroy(o->cpool);
+            o->cpool = NULL;
+            return NULL;
+        }
+        o->prepared = apr_hash_make(o->cpool);
+    }
+    return pe_store_dbd_make(p, o->driver, o->handle, o->prepared, o->cpool);
+}
+
+static void dbd_own_close(void *own)
+{
+    dbd_own_t *o = own;
+
+    if (o->cpool)
+        apr_pool_destroy(o->cpool);
+    o->cpool = NULL;
+}
+
 const pe_store_provider_t pe_store_dbd_provider = {
     .name = "dbd",
     .post_config = dbd_post_config,
     .child_init = dbd_child_init,
     .for_request = dbd_for_request,
     .open = dbd_open,
+    .own_create = dbd_own_create,
+    .own_get = dbd_own_get,
+    .own_close = dbd_own_close,
     .retrieve_fns = dbd_retrieve_fns,
 };

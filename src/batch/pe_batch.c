@@ -1,5 +1,6 @@
 /* pe_batch.c: batch validation, the bounded task runner and the batch response (see pe_batch.h). */
 #include "pe_batch.h"
+#include "pe_valid.h"
 #include "pe_crypto.h"
 #include "pe_json.h"
 
@@ -13,9 +14,14 @@
 const char pe_batch_instruction[] =
     "Enhance the prompt above as instructed. Do not ask questions; answer with the improved prompt only.";
 
-/* Task fields copied into the task's completion request (everything else is ignored). */
+/* Task fields copied into the task's completion request. */
 static const char *const batch_task_fields[] = {"r_type",           "temperature",      "max_tokens", "top_p",
                                                 "frequency_penalty", "presence_penalty", "stop",       NULL};
+/* Every member a task and the request accept; another one is a 422 (docs/api.md). */
+static const char *const batch_task_keys[] = {"prompt",           "r_type",           "temperature", "max_tokens",
+                                              "top_p",            "frequency_penalty", "presence_penalty",
+                                              "stop",             NULL};
+static const char *const batch_keys[] = {"batch", "level", "enable_research", "research_depth", "parallel", NULL};
 
 /* A boolean member with a default; -1 when present but not a boolean. */
 static int batch_bool(const json_t *o, const char *key, int dflt)
@@ -38,6 +44,11 @@ static int batch_task(apr_pool_t *p, const pe_enhance_conf_t *conf, const json_t
 
     if (!json_is_object(task)) {
         *err = apr_psprintf(p, "batch[%d] must be an object", i);
+        return 422;
+    }
+    if ((e = pe_valid_unknown(p, task, batch_task_keys)) != NULL) {
+        *err = apr_psprintf(p, "batch[%d]: unknown field %s: expected prompt, r_type, temperature, max_tokens, "
+                            "top_p, frequency_penalty, presence_penalty, stop", i, e);
         return 422;
     }
     if (!json_is_string(prompt) || json_string_length(prompt) == 0) {
@@ -88,6 +99,11 @@ int pe_batch_parse(apr_pool_t *p, const pe_enhance_conf_t *conf, const json_t *b
         max_tasks = PE_BATCH_MAX_TASKS;
     if (!json_is_object(body)) {
         *err = "the body must be a JSON object";
+        return 422;
+    }
+    if ((*err = pe_valid_unknown(p, body, batch_keys)) != NULL) {
+        *err = apr_psprintf(p, "unknown field %s: expected batch, level, enable_research, research_depth, parallel",
+                            *err);
         return 422;
     }
     if (!json_is_array(tasks)) {

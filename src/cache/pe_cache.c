@@ -33,6 +33,7 @@ apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t
             return APR_EINVAL;
         if ((rv = pe_shm_create(pconf, entries, entry_size + HDR, mutex, &c->shm)) != APR_SUCCESS)
             return rv;
+        pe_shm_set_name(c->shm, "response cache", "fewer answers are served from it; raise PECacheShmEntries");
     }
     *out = c;
     return APR_SUCCESS;

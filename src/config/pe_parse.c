@@ -58,6 +58,19 @@ const char *pe_parse_int(apr_pool_t *p, const char *arg, long min, long max, lon
     return NULL;
 }
 
+/* A duration in its largest whole unit ("500ms", "90s", "15m", "1d"), as the directives take it. */
+static const char *fmt_duration(apr_pool_t *p, long long ms)
+{
+    static const struct { long long n; const char *unit; } units[] = {
+        {86400000LL, "d"}, {3600000LL, "h"}, {60000LL, "m"}, {1000LL, "s"}};
+    apr_size_t i;
+
+    for (i = 0; ms != 0 && i < sizeof(units) / sizeof(units[0]); i++)
+        if (ms % units[i].n == 0)
+            return apr_psprintf(p, "%" APR_INT64_T_FMT "%s", (apr_int64_t)(ms / units[i].n), units[i].unit);
+    return apr_psprintf(p, "%" APR_INT64_T_FMT "ms", (apr_int64_t)ms);
+}
+
 /* Digits with ms/s/m/h/d. */
 const char *pe_parse_duration_ms(apr_pool_t *p, const char *arg, long long min_ms, long long max_ms,
                                  long long *out)
@@ -83,7 +96,9 @@ const char *pe_parse_duration_ms(apr_pool_t *p, const char *arg, long long min_m
     }
     v *= mul;
     if (v < min_ms || v > max_ms)
-        return apr_psprintf(p, "'%s' is out of range (%lld ms to %lld ms)", arg, min_ms, max_ms);
+        /* NB: apr_psprintf knows no %lld (it prints "%ld" literally): APR_INT64_T_FMT. */
+        return apr_psprintf(p, "'%s' is out of range (%s to %s)", arg, fmt_duration(p, min_ms),
+                            fmt_duration(p, max_ms));
     *out = v;
     return NULL;
 }

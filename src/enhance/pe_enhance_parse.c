@@ -6,6 +6,7 @@
  * the request keeps new arrays/objects that reference the client's (immutable) values.
  */
 #include "pe_enhance.h"
+#include "pe_valid.h"
 #include "pe_json.h"
 
 #include <apr_strings.h>
@@ -499,15 +500,28 @@ static int pe_parse_begin(apr_pool_t *p, const json_t *body, pe_enhance_req_t *r
     return 0;
 }
 
+/* Every member /v1/prompt/completions accepts; another one is a 422 (docs/api.md). */
+static const char *const pe_prompt_keys[] = {"level",       "messages",    "prompt", "r_type",
+                                             "ai_research", "research_depth", "stream", "temperature",
+                                             "max_tokens",  "top_p",       "frequency_penalty", "presence_penalty",
+                                             "stop",        NULL};
+
 /* /v1/prompt/completions. */
 int pe_enhance_parse_prompt(apr_pool_t *p, const pe_enhance_conf_t *conf, const json_t *body,
                             pe_enhance_req_t *req, const char **err)
 {
     json_t *msgs, *prompt, *t;
+    const char *unknown;
     int have_level, rc;
 
     if (pe_parse_begin(p, body, req, err) < 0)
         return PE_STATUS_UNPROCESSABLE;
+    if ((unknown = pe_valid_unknown(p, body, pe_prompt_keys)) != NULL) {
+        *err = apr_psprintf(p, "unknown field %s: expected level, messages or prompt, r_type, ai_research, "
+                            "research_depth, stream, temperature, max_tokens, top_p, frequency_penalty, "
+                            "presence_penalty, stop", unknown);
+        return PE_STATUS_UNPROCESSABLE;
+    }
     if (!json_object_get(body, "level")) {
         *err = apr_psprintf(p, "level is required: one of %s", pe_level_list);
         return PE_STATUS_UNPROCESSABLE;

@@ -69,7 +69,12 @@ int pe_json_parse(apr_pool_t *p, const char *buf, size_t len, json_t **out, cons
     /* JSON_DECODE_ANY is not set: the top level must be an object or an array. */
     j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        *err = apr_psprintf(p, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
+        /* NB: jansson's own text names its decoder flag ("... without JSON_ALLOW_NUL") */
+        if (json_error_code(&je) == json_error_null_character)
+            *err = apr_psprintf(p, "malformed JSON at line %d, column %d: a string contains \\u0000 (NUL), which "
+                                "is not accepted", je.line, je.column);
+        else
+            *err = apr_psprintf(p, "malformed JSON at line %d, column %d: %s", je.line, je.column, je.text);
         return -1;
     }
     pe_json_bind(p, j);
@@ -124,6 +129,69 @@ json_t *pe_json_error(apr_pool_t *p, const char *message, const char *error_code
     json_object_set_new(o, "error_code", pe_json_text(error_code));
     json_object_set_new(o, "details", details);
     return o;
+}
+
+/* The error in OpenAI's shape. */
+json_t *pe_json_error_openai(apr_pool_t *p, const char *message, const char *type, const char *code,
+                             const char *param, const char *request_id, const json_t *extra)
+{
+    json_t *o = pe_json_object(p);
+    json_t *e = json_object();
+
+    if (extra && json_is_object(extra))
+        json_object_update(e, (json_t *)extra);
+    json_object_set_new(e, "message", pe_json_text(message));
+    json_object_set_new(e, "type", pe_json_text(type));
+    json_object_set_new(e, "code", pe_json_text(code));
+    json_object_set_new(e, "param", param ? pe_json_text(param) : json_null());
+    json_object_set_new(e, "request_id", pe_json_text(request_id));
+    json_object_set_new(o, "error", e);
+    return o;
+}
+
+/* OpenAI's error types, by our code first, then by status. */
+const char *pe_json_error_openai_type(int status, const char *code)
+{
+    if (code && !strcmp(code, "CREDITS_EXHAUSTED"))
+        return "insufficient_quota";
+    if (code && !strncmp(code, "UPSTREAM_", 9))
+        return "upstream_error";
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    default:
+        return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+/* The field name a validation message starts with. */
+const char *pe_json_error_param(apr_pool_t *p, const char *message)
+{
+    const char *s = message;
+
+    if (!s)
+        return NULL;
+    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+           *s == '.' || *s == '[' || *s == ']')
+        s++;
+    if (s == message || strncmp(s, " must ", 6) != 0 || (*message >= '0' && *message <= '9'))
+        return NULL;
+    return apr_pstrmemdup(p, message, (apr_size_t)(s - message));
+}
+
+/* Retry advice for x-should-retry. */
+int pe_json_error_retry(int status, const char *code)
+{
+    /* the upstream answered 200 with something that is not a completion; no AI service configured */
+    if (code && (!strcmp(code, "UPSTREAM_INVALID") || !strcmp(code, "UPSTREAM_NOT_CONFIGURED")))
+        return 0;
+    if (status < 400 || status >= 500 || status == 408)
+        return -1;
+    if (status == 429 && !(code && !strcmp(code, "CREDITS_EXHAUSTED")))
+        return -1;
+    return 0;
 }
 
 /* String member or NULL. */

@@ -36,6 +36,30 @@ void pe_valid_init(pe_valid_t *v, apr_pool_t *p, const json_t *obj, const char *
     }
 }
 
+/* The first member not allowed, quoted for a message: printable ASCII, at most 40 bytes. */
+const char *pe_valid_unknown(apr_pool_t *p, const json_t *obj, const char *const *allowed)
+{
+    const char *k;
+    json_t *val;
+
+    json_object_foreach((json_t *)obj, k, val) {
+        const char *const *a;
+        char buf[48];
+        size_t i, n = 0;
+
+        for (a = allowed; a && *a; a++)
+            if (!strcmp(*a, k))
+                break;
+        if (a && *a)
+            continue;
+        for (i = 0; k[i] && n < 40; i++)
+            buf[n++] = ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7e || k[i] == '\'' ) ? '?' : k[i];
+        buf[n] = '\0';
+        return apr_psprintf(p, "'%s%s'", buf, k[i] ? "..." : "");
+    }
+    return NULL;
+}
+
 /* Code points of valid UTF-8; -1 when invalid (jansson already rejects invalid input). */
 long pe_valid_utf8_chars(const char *s, size_t len)
 {
@@ -106,7 +130,8 @@ int pe_valid_int(pe_valid_t *v, const char *key, int required, long long min, lo
     }
     x = json_integer_value(j);
     if (x < min || x > max) {
-        pe_valid_fail(v, "field '%s' must be between %lld and %lld", key, min, max);
+        pe_valid_fail(v, "field '%s' must be between %" APR_INT64_T_FMT " and %" APR_INT64_T_FMT, key,
+                      (apr_int64_t)min, (apr_int64_t)max);
         return 0;
     }
     *out = x;

@@ -158,22 +158,225 @@ static int ssrf_port_ok(const pe_ssrf_policy_t *pol, int port)
     return (pol && pol->any_port) || port == 80 || port == 443;
 }
 
+/* Whether the entry names port (0: any of its ports). */
+static int ssrf_entry_has_port(const pe_ssrf_allow_t *e, int port)
+{
+    const pe_ssrf_ports_t *r = (const pe_ssrf_ports_t *)e->ports->elts;
+    int i;
+
+    if (port == 0)
+        return 1;
+    for (i = 0; i < e->ports->nelts; i++)
+        if (port >= r[i].lo && port <= r[i].hi)
+            return 1;
+    return 0;
+}
+
+/* Number of entries. */
+int pe_ssrf_allow_count(const pe_ssrf_allow_list_t *l)
+{
+    return l && l->entries ? l->entries->nelts : 0;
+}
+
+/* Whether some entry names port. */
+int pe_ssrf_allow_names_port(const pe_ssrf_allow_list_t *l, int port)
+{
+    int i;
+
+    if (port < 1 || port > 65535)
+        return 0;
+    for (i = 0; i < pe_ssrf_allow_count(l); i++)
+        if (ssrf_entry_has_port(&APR_ARRAY_IDX(l->entries, i, pe_ssrf_allow_t), port))
+            return 1;
+    return 0;
+}
+
 /* Apply the allow list and the port rule on top of the table. */
 int pe_ssrf_dest_permitted(const pe_ssrf_policy_t *pol, const pe_ipnet_addr_t *a, int port, pe_ssrf_class_t *c)
 {
     pe_ssrf_class_t tmp;
-    int blocked;
+    int blocked, i;
 
     if (!c)
         c = &tmp;
     blocked = pe_ssrf_addr_classify(a, c);
-    if (pol && pol->allow && a && pe_ipnet_list_match(pol->allow, a)) {
-        c->allowed = 1;
-        return port >= 0 && port <= 65535;
+    if (port < 0 || port > 65535)
+        return 0;
+    for (i = 0; a && pol && i < pe_ssrf_allow_count(pol->allow); i++) {
+        const pe_ssrf_allow_t *e = &APR_ARRAY_IDX(pol->allow->entries, i, pe_ssrf_allow_t);
+
+        if (!pe_ipnet_contains(&e->net, a))
+            continue;
+        if (ssrf_entry_has_port(e, port)) {
+            c->allowed = 1;
+            c->other_ports = 0;
+            return 1;
+        }
+        c->other_ports = 1;
     }
     if (blocked)
         return 0;
     return ssrf_port_ok(pol, port);
+}
+
+/* Parse "n" or "lo-hi" (decimal, 1..65535, no leading zero) into r; 0 or -1. */
+static int ssrf_ports_parse(const char *s, apr_size_t n, pe_ssrf_ports_t *r)
+{
+    int v[2] = {0, 0}, k = 0;
+    apr_size_t i, digits = 0;
+
+    for (i = 0; i <= n; i++) {
+        if (i < n && apr_isdigit(s[i])) {
+            if (digits == 0 && s[i] == '0')
+                return -1;
+            if (++digits > 5)
+                return -1;
+            v[k] = v[k] * 10 + (s[i] - '0');
+            continue;
+        }
+        if (digits == 0 || v[k] > 65535)
+            return -1;
+        if (i == n)
+            break;
+        if (s[i] != '-' || k == 1)
+            return -1;
+        k = 1;
+        digits = 0;
+    }
+    r->lo = v[0];
+    r->hi = k ? v[1] : v[0];
+    return r->lo <= r->hi ? 0 : -1;
+}
+
+/* Whether the item (length n) is a port or a port range: digits and at most one '-'. */
+static int ssrf_is_port_item(const char *s, apr_size_t n)
+{
+    return n > 0 && strspn(s, "0123456789-") >= n && apr_isdigit(s[0]);
+}
+
+/*
+ * Parse one entry "net", "a.b.c.d[/n]:port" or "[v6[/n]][/n]:port" (the first port item; the
+ * caller adds the ports after commas). *had_ports tells whether a port was written.
+ */
+static const char *ssrf_allow_entry(apr_pool_t *p, const char *item, pe_ssrf_allow_t *e, int *had_ports)
+{
+    const char *net = item, *ports = NULL, *colon, *err;
+    pe_ssrf_ports_t r;
+
+    if (item[0] == '[') {
+        const char *close = strchr(item, ']');
+        const char *after;
+
+        if (!close)
+            return "a '[' without ']'";
+        after = close + 1;
+        if (*after == '/') {
+            apr_size_t nd = strcspn(after, ":");
+
+            net = apr_pstrcat(p, apr_pstrmemdup(p, item + 1, (apr_size_t)(close - item - 1)),
+                              apr_pstrmemdup(p, after, nd), NULL);
+            after += nd;
+        }
+        else {
+            net = apr_pstrmemdup(p, item + 1, (apr_size_t)(close - item - 1));
+        }
+        if (*after == ':')
+            ports = after + 1;
+        else if (*after)
+            return "unexpected text after ']' (ports follow a ':')";
+        if (!strchr(net, ':'))
+            return "brackets are for IPv6 networks";
+    }
+    else if ((colon = strchr(item, ':')) != NULL && !strchr(colon + 1, ':')) {
+        /* one colon: an IPv4 network and its ports (an IPv6 address has at least two colons) */
+        net = apr_pstrmemdup(p, item, (apr_size_t)(colon - item));
+        ports = colon + 1;
+    }
+    if ((err = pe_ipnet_parse(p, net, &e->net)) != NULL)
+        return err;
+    e->ports = apr_array_make(p, 2, sizeof(pe_ssrf_ports_t));
+    *had_ports = ports != NULL;
+    if (!ports) {
+        r.lo = r.hi = 80;
+        APR_ARRAY_PUSH(e->ports, pe_ssrf_ports_t) = r;
+        r.lo = r.hi = 443;
+        APR_ARRAY_PUSH(e->ports, pe_ssrf_ports_t) = r;
+        return NULL;
+    }
+    if (ssrf_ports_parse(ports, strlen(ports), &r) != 0)
+        return apr_psprintf(p, "port \"%s\" is not a number 1-65535 or a range lo-hi", ports);
+    APR_ARRAY_PUSH(e->ports, pe_ssrf_ports_t) = r;
+    return NULL;
+}
+
+/* Parse the allow list. */
+const char *pe_ssrf_allow_parse(apr_pool_t *p, const char *s, pe_ssrf_allow_list_t **out)
+{
+    static const char seps[] = " \t\r\n,";
+    pe_ssrf_allow_list_t *l = apr_pcalloc(p, sizeof(*l));
+    pe_ssrf_allow_t *last = NULL;
+    int idx = 0, last_has_ports = 0;
+
+    l->entries = apr_array_make(p, 4, sizeof(pe_ssrf_allow_t));
+    while (s && *s) {
+        apr_size_t len;
+        const char *err;
+        char *item;
+        pe_ssrf_allow_t e;
+
+        s += strspn(s, seps);
+        len = strcspn(s, seps);
+        if (len == 0)
+            break;
+        item = apr_pstrmemdup(p, s, len);
+        s += len;
+        if (ssrf_is_port_item(item, len)) {
+            /* a further port of the entry before it: "10.0.0.0/8:80,443" */
+            pe_ssrf_ports_t r;
+
+            if (!last || !last_has_ports)
+                return apr_psprintf(p, "entry %d: port \"%s\" follows no network with ports (write net:port)",
+                                    idx + 1, item);
+            if (ssrf_ports_parse(item, len, &r) != 0)
+                return apr_psprintf(p, "entry %d: port \"%s\" is not a number 1-65535 or a range lo-hi", idx, item);
+            APR_ARRAY_PUSH(last->ports, pe_ssrf_ports_t) = r;
+            continue;
+        }
+        idx++;
+        memset(&e, 0, sizeof(e));
+        if ((err = ssrf_allow_entry(p, item, &e, &last_has_ports)) != NULL) {
+            if (err[0] == '"') /* pe_ipnet_parse quotes the network itself */
+                return apr_psprintf(p, "entry %d %s", idx, err);
+            return apr_psprintf(p, "entry %d \"%s\": %s", idx, item, err);
+        }
+        APR_ARRAY_PUSH(l->entries, pe_ssrf_allow_t) = e;
+        last = &APR_ARRAY_IDX(l->entries, l->entries->nelts - 1, pe_ssrf_allow_t);
+    }
+    *out = l;
+    return NULL;
+}
+
+/* Canonical text of the list. */
+char *pe_ssrf_allow_str(apr_pool_t *p, const pe_ssrf_allow_list_t *l)
+{
+    char *out = "";
+    int i, j;
+
+    for (i = 0; i < pe_ssrf_allow_count(l); i++) {
+        const pe_ssrf_allow_t *e = &APR_ARRAY_IDX(l->entries, i, pe_ssrf_allow_t);
+        const char *net = pe_ipnet_str(p, &e->net);
+        char *ports = "";
+
+        for (j = 0; j < e->ports->nelts; j++) {
+            const pe_ssrf_ports_t *r = &APR_ARRAY_IDX(e->ports, j, pe_ssrf_ports_t);
+
+            ports = r->lo == r->hi ? apr_psprintf(p, "%s%s%d", ports, j ? "," : "", r->lo)
+                                   : apr_psprintf(p, "%s%s%d-%d", ports, j ? "," : "", r->lo, r->hi);
+        }
+        out = apr_psprintf(p, "%s%s%s%s%s:%s", out, i ? " " : "", e->net.addr.family == AF_INET6 ? "[" : "", net,
+                           e->net.addr.family == AF_INET6 ? "]" : "", ports);
+    }
+    return out;
 }
 
 /* Format a classification into buf (bounded); shared by the pool and the callback versions. */
@@ -183,7 +386,7 @@ static void ssrf_class_fmt(char *buf, apr_size_t n, const pe_ssrf_class_t *c)
         snprintf(buf, n, "public%s", c->allowed ? ", allow-listed" : "");
     else
         snprintf(buf, n, "%s %s%s%s%s", c->name, c->range, c->via ? " via " : "", c->via ? c->via : "",
-                 c->allowed ? ", allow-listed" : "");
+                 c->allowed ? ", allow-listed" : c->other_ports ? ", allow-listed on other ports only" : "");
 }
 
 /* Text of a classification in p. */
@@ -224,7 +427,7 @@ static int ssrf_name_under(const char *name, const char *sfx)
     return nl > sl && name[nl - sl - 1] == '.' && strcmp(name + nl - sl, sfx) == 0;
 }
 
-/* Judge a host name (not an IP literal) when no allow list is configured. */
+/* Judge a host name (not an IP literal); the allow list names addresses, never names. */
 static const char *ssrf_name_check(const char *name)
 {
     static const char *const reserved[] = {"localhost", "local", "internal", "home.arpa", "onion", "test",
@@ -248,7 +451,6 @@ const char *pe_ssrf_url_vet(apr_pool_t *p, const char *url, const pe_ssrf_policy
     const char *err = NULL;
     char *h, *name;
     apr_size_t hl;
-    int has_allow = pol && pe_ipnet_list_count(pol->allow) > 0;
     pe_ssrf_url_t r;
 
     memset(&r, 0, sizeof(r));
@@ -302,8 +504,14 @@ const char *pe_ssrf_url_vet(apr_pool_t *p, const char *url, const pe_ssrf_policy
 
     /* host: lower case (ASCII only), brackets off an IPv6 literal */
     h = apr_pstrdup(p, host);
-    for (name = h; *name; name++)
+    for (name = h; *name; name++) {
+        /* NB: curl decodes %7f in a host name and hands back a URL its own parser then refuses */
+        if (apr_iscntrl((unsigned char)*name)) {
+            err = "control character in host name";
+            goto end;
+        }
         *name = (char)apr_tolower((unsigned char)*name);
+    }
     hl = strlen(h);
     if (h[0] == '[') {
         if (hl < 3 || h[hl - 1] != ']') {
@@ -332,7 +540,7 @@ const char *pe_ssrf_url_vet(apr_pool_t *p, const char *url, const pe_ssrf_policy
                 err = "numeric host name that is not an IPv4 address";
                 goto end;
             }
-            if (!has_allow && (err = ssrf_name_check(name)) != NULL)
+            if ((err = ssrf_name_check(name)) != NULL)
                 goto end;
         }
     }
@@ -346,7 +554,7 @@ const char *pe_ssrf_url_vet(apr_pool_t *p, const char *url, const pe_ssrf_policy
             goto end;
         }
     }
-    else if (!has_allow && !ssrf_port_ok(pol, r.port)) {
+    else if (!ssrf_port_ok(pol, r.port) && !pe_ssrf_allow_names_port(pol ? pol->allow : NULL, r.port)) {
         err = apr_psprintf(p, "port %d is not allowed", r.port);
         goto end;
     }

@@ -11,7 +11,7 @@ static const struct {
     {"core", PE_G_CORE},   {"users", PE_G_USERS},     {"email", PE_G_EMAIL},
     {"prompt", PE_G_PROMPT}, {"openai", PE_G_OPENAI}, {"batch", PE_G_BATCH},
     {"admin-panel", PE_G_ADMIN}, {"support", PE_G_SUPPORT}, {"monitoring", PE_G_MONITORING},
-    {"diag", PE_G_DIAG},   {"all", PE_G_ALL},
+    {"diag", PE_G_DIAG},   {"openapi", PE_G_OPENAPI}, {"all", PE_G_ALL},
 };
 
 static const struct {
@@ -47,7 +47,7 @@ unsigned pe_route_group_bit(const char *name)
 /* The PEApi words, space separated. */
 const char *pe_route_group_names(void)
 {
-    return "core users email prompt openai batch admin-panel support monitoring diag all";
+    return "core users email prompt openai batch admin-panel support monitoring diag openapi all";
 }
 
 /*

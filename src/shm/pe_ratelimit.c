@@ -19,11 +19,17 @@
 /* The state in a slot's value area (PE_RL_VALUE_SIZE bytes). */
 typedef struct rl_state_t {
     apr_uint32_t tag;
-    apr_uint32_t pad;
+    apr_uint32_t pad; /* strikes: second (apr_time_sec) since which some attempt has been reserved */
     apr_time_t t0;  /* window start (windows, strikes) or last refill (bucket) */
-    apr_uint64_t a; /* count (windows), current count (sliding), level in ticks (bucket), strikes */
+    apr_uint64_t a; /* count (windows), current count (sliding), level in ticks (bucket),
+                       strikes: failures in the low 32 bits, reserved (pending) attempts in the high 32 */
     apr_uint64_t b; /* previous count (sliding), blocked_until (strikes) */
 } rl_state_t;
+
+/* The two halves of a strike state's a. */
+#define ST_STRIKES(st) ((apr_uint32_t)((st)->a & 0xffffffffu))
+#define ST_PENDING(st) ((apr_uint32_t)((st)->a >> 32))
+#define ST_SET(st, strikes, pending) ((st)->a = ((apr_uint64_t)(pending) << 32) | (apr_uint64_t)(strikes))
 
 typedef char rl_state_fits[(sizeof(rl_state_t) <= PE_RL_VALUE_SIZE) ? 1 : -1];
 
@@ -39,6 +45,8 @@ typedef struct strike_baton_t {
     const pe_rl_strike_rule_t *rule;
     apr_interval_time_t duration; /* pe_rl_block */
     pe_rl_block_t *out;
+    int failed;                   /* pe_rl_strike_settle */
+    apr_status_t status;          /* APR_SUCCESS, or APR_EAGAIN from reserve_cb */
 } strike_baton_t;
 
 /* ceil(a / b) for b > 0. */
@@ -244,20 +252,44 @@ static void block_report(const rl_state_t *st, apr_time_t now, pe_rl_block_t *ou
     apr_time_t until = (apr_time_t)st->b;
 
     out->blocked = until > now;
-    out->strikes = (apr_uint32_t)st->a;
+    out->strikes = ST_STRIKES(st);
+    out->pending = ST_PENDING(st);
     out->blocked_until = out->blocked ? until : 0;
     out->retry_after = out->blocked ? retry_secs(until - now) : 0;
 }
 
-/* Slot expiry for a strike state: the later of the strike window end and the block end. */
+/*
+ * Slot expiry for a strike state: the later of the strike window end and the block end, and while
+ * attempts are reserved, PE_RL_PENDING_MAX_SEC after the first of them.
+ */
 static int strike_keep(const rl_state_t *st, const pe_rl_strike_rule_t *rule, apr_time_t now, apr_time_t *expires)
 {
-    apr_time_t until = (apr_time_t)st->b, win = st->a > 0 && rule ? st->t0 + rule->window : 0;
+    apr_time_t until = (apr_time_t)st->b, win = ST_STRIKES(st) > 0 && rule ? st->t0 + rule->window : 0;
+    apr_time_t held = ST_PENDING(st) > 0 ? apr_time_from_sec((apr_time_t)st->pad + PE_RL_PENDING_MAX_SEC) : 0;
 
+    if (held > win)
+        win = held;
     if (until <= now && win <= now)
         return PE_SHM_REMOVE;
     *expires = until > win ? until : win;
     return PE_SHM_KEEP;
+}
+
+/* Count one failure in the window (the key is not blocked); block at max_strikes. */
+static void strike_count(rl_state_t *st, const pe_rl_strike_rule_t *rule, apr_time_t now)
+{
+    apr_uint32_t n = ST_STRIKES(st);
+
+    st->b = 0;
+    if (n == 0 || now >= st->t0 + rule->window || now < st->t0) {
+        st->t0 = now;
+        n = 0;
+    }
+    if (++n >= rule->max_strikes) {
+        st->b = (apr_uint64_t)(now + rule->block_for);
+        n = 0;
+    }
+    ST_SET(st, n, ST_PENDING(st));
 }
 
 /* Record one failure: count it in the window, block at max_strikes. */
@@ -268,34 +300,103 @@ static int strike_cb(void *baton, void *value, apr_size_t value_size, int create
     rl_state_t *st = value;
 
     state_init(st, TAG_STRIKE, created);
-    if ((apr_time_t)st->b <= now) {
-        st->b = 0;
-        if (st->a == 0 || now >= st->t0 + sb->rule->window || now < st->t0) {
-            st->t0 = now;
-            st->a = 0;
-        }
-        if (++st->a >= sb->rule->max_strikes) {
-            st->b = (apr_uint64_t)(now + sb->rule->block_for);
-            st->a = 0;
-        }
-    }
+    if ((apr_time_t)st->b <= now)
+        strike_count(st, sb->rule, now);
     block_report(st, now, sb->out);
     return strike_keep(st, sb->rule, now, expires);
+}
+
+/* Reserve one attempt: refused while blocked, or while failures + reserved attempts fill the rule. */
+static int reserve_cb(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now,
+                      apr_time_t *expires)
+{
+    strike_baton_t *sb = baton;
+    rl_state_t *st = value;
+    apr_uint32_t n, pending, sec = (apr_uint32_t)apr_time_sec(now);
+
+    state_init(st, TAG_STRIKE, created);
+    sb->status = APR_SUCCESS;
+    if ((apr_time_t)st->b > now) {
+        block_report(st, now, sb->out);
+        return strike_keep(st, sb->rule, now, expires);
+    }
+    st->b = 0;
+    n = ST_STRIKES(st);
+    pending = ST_PENDING(st);
+    /* NB: a window that is over starts again; reserved attempts stay reserved across it */
+    if (n > 0 && (now >= st->t0 + sb->rule->window || now < st->t0))
+        n = 0;
+    /* NB: attempts reserved without a break for longer than any request can live include some
+     * whose process died; they stop counting (the live ones are at most max_strikes) */
+    if (pending > 0 && (sec < st->pad || sec - st->pad >= PE_RL_PENDING_MAX_SEC))
+        pending = 0;
+    if ((apr_uint64_t)n + pending >= sb->rule->max_strikes) {
+        sb->status = APR_EAGAIN;
+    }
+    else {
+        if (pending++ == 0)
+            st->pad = sec;
+    }
+    ST_SET(st, n, pending);
+    block_report(st, now, sb->out);
+    return strike_keep(st, sb->rule, now, expires);
+}
+
+/* Settle a reserved attempt: give it back, and count it as a failure when it failed. */
+static int settle_cb(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now,
+                     apr_time_t *expires)
+{
+    strike_baton_t *sb = baton;
+    rl_state_t *st = value;
+    apr_uint32_t pending;
+
+    state_init(st, TAG_STRIKE, created);
+    pending = ST_PENDING(st);
+    ST_SET(st, ST_STRIKES(st), pending > 0 ? pending - 1 : 0);
+    if (sb->failed && (apr_time_t)st->b <= now)
+        strike_count(st, sb->rule, now);
+    block_report(st, now, sb->out);
+    return strike_keep(st, sb->rule, now, expires);
+}
+
+/* Run a strike callback on key's state; *status gets the callback's verdict. */
+static apr_status_t strike_update(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                  pe_shm_update_fn *cb, int failed, pe_rl_block_t *out)
+{
+    strike_baton_t sb;
+    pe_rl_block_t dummy;
+    apr_status_t rv;
+
+    if (!shm || !key || pe_rl_strike_rule_check(rule) || pe_shm_value_size(shm) < PE_RL_VALUE_SIZE)
+        return APR_EINVAL;
+    memset(&sb, 0, sizeof(sb));
+    sb.rule = rule;
+    sb.failed = failed;
+    sb.out = out ? out : &dummy;
+    if ((rv = pe_shm_update(shm, key, -1, now, rule->window, 0, cb, &sb)) != APR_SUCCESS)
+        return rv;
+    return sb.status;
 }
 
 /* Record one failure for key. */
 apr_status_t pe_rl_strike(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
                           pe_rl_block_t *out)
 {
-    strike_baton_t sb;
-    pe_rl_block_t dummy;
+    return strike_update(shm, key, now, rule, strike_cb, 1, out);
+}
 
-    if (!shm || !key || pe_rl_strike_rule_check(rule) || pe_shm_value_size(shm) < PE_RL_VALUE_SIZE)
-        return APR_EINVAL;
-    sb.rule = rule;
-    sb.duration = 0;
-    sb.out = out ? out : &dummy;
-    return pe_shm_update(shm, key, -1, now, rule->window, 0, strike_cb, &sb);
+/* Reserve one attempt for key. */
+apr_status_t pe_rl_strike_reserve(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                  pe_rl_block_t *out)
+{
+    return strike_update(shm, key, now, rule, reserve_cb, 0, out);
+}
+
+/* Settle a reservation of key. */
+apr_status_t pe_rl_strike_settle(pe_shm_t *shm, const char *key, apr_time_t now, const pe_rl_strike_rule_t *rule,
+                                 int failed, pe_rl_block_t *out)
+{
+    return strike_update(shm, key, now, rule, settle_cb, failed, out);
 }
 
 /* Is key blocked now? */
@@ -331,7 +432,7 @@ static int block_cb(void *baton, void *value, apr_size_t value_size, int created
     state_init(st, TAG_STRIKE, created);
     if ((apr_time_t)st->b < until)
         st->b = (apr_uint64_t)until;
-    st->a = 0;
+    ST_SET(st, 0, ST_PENDING(st));
     return strike_keep(st, NULL, now, expires);
 }
 
@@ -342,9 +443,8 @@ apr_status_t pe_rl_block(pe_shm_t *shm, const char *key, apr_time_t now, apr_int
 
     if (!shm || !key || !window_ok(duration) || pe_shm_value_size(shm) < PE_RL_VALUE_SIZE)
         return APR_EINVAL;
-    sb.rule = NULL;
+    memset(&sb, 0, sizeof(sb));
     sb.duration = duration;
-    sb.out = NULL;
     return pe_shm_update(shm, key, -1, now, duration, 0, block_cb, &sb);
 }
 
@@ -356,7 +456,7 @@ static int clear_cb(void *baton, void *value, apr_size_t value_size, int created
 
     if (st->tag != TAG_STRIKE)
         return PE_SHM_KEEP;
-    st->a = 0;
+    ST_SET(st, 0, ST_PENDING(st));
     return strike_keep(st, NULL, now, expires);
 }
 

@@ -72,6 +72,8 @@ struct pe_shm_t {
     shm_hdr_t *hdr;
     apr_global_mutex_t *mutex;
     apr_time_t evict_logged; /* process-local: when this process last logged PE50004 */
+    const char *name;        /* for PE50004: what the table holds, and what a full table costs */
+    const char *when_full;
 };
 
 /* A key made ready (form, bytes, hash) before the lock is taken. */
@@ -419,15 +421,23 @@ static void shm_unlock(pe_shm_t *shm, const shm_events_t *ev, apr_time_t now)
                                 "counters and blocks restart from zero");
     if (evicted && (shm->evict_logged == 0 || now - shm->evict_logged >= EVICT_LOG_INTERVAL)) {
         shm->evict_logged = now;
-        pe_clog(PE_LOG_WARNING, 0,
-                PE_LOGNO(50004) "shm: table full (%u slots), evicting live entries; limits may under-count, "
-                                "raise the slot count",
-                (unsigned)shm->hdr->nslots);
+        pe_clog(PE_LOG_WARNING, 0, PE_LOGNO(50004) "shm: %s full (%u slots), evicting the least recently used live "
+                "entries; %s", shm->name ? shm->name : "shared table", (unsigned)shm->hdr->nslots,
+                shm->when_full ? shm->when_full : "raise the slot count");
     }
 }
 
 /* ------------------------------------------------------------------------------------------------- */
 /* Public API                                                                                        */
+
+/* Name the table for PE50004. */
+void pe_shm_set_name(pe_shm_t *shm, const char *name, const char *when_full)
+{
+    if (!shm)
+        return;
+    shm->name = name;
+    shm->when_full = when_full;
+}
 
 /* Normalise a key (verbatim or digest) and hash it; runs before the lock. */
 static apr_status_t key_prepare(const pe_shm_t *shm, const void *key, apr_ssize_t klen, shm_key_t *k)

@@ -12,14 +12,14 @@
 #include <string.h>
 
 struct pe_store_t {
-    apr_pool_t *pool;           /* results and messages */
+    apr_pool_t *pool; /* results and messages */
     const pe_store_ops_t *ops;
-    void *conn;                 /* the backend's connection state; NULL: none */
-    const char *error;          /* after PE_STORE_EIO */
-    const char *conflict;       /* after PE_STORE_CONFLICT */
+    void *conn;           /* the backend's connection state; NULL: none */
+    const char *error;    /* after PE_STORE_EIO */
+    const char *conflict; /* after PE_STORE_CONFLICT */
     pe_store_reconnect_fn *reconnect;
     void *baton;
-    int retried;                /* the current operation's one retry is used */
+    int retried; /* the current operation's one retry is used */
 };
 
 /* ----------------------------------------------------------------------------------------- */
@@ -93,10 +93,14 @@ const char *pe_store_backend_name(const pe_store_t *st)
 const char *pe_principal_kind_name(pe_principal_kind_e k)
 {
     switch (k) {
-    case PE_PRINCIPAL_USER: return "user";
-    case PE_PRINCIPAL_ADMIN: return "admin";
-    case PE_PRINCIPAL_SUPPORT: return "support";
-    default: return "";
+    case PE_PRINCIPAL_USER:
+        return "user";
+    case PE_PRINCIPAL_ADMIN:
+        return "admin";
+    case PE_PRINCIPAL_SUPPORT:
+        return "support";
+    default:
+        return "";
     }
 }
 
@@ -140,10 +144,8 @@ static pe_store_status_e call_begin(pe_store_t *st, int has_op, const char *op)
     st->error = NULL;
     st->conflict = NULL;
     st->retried = 0;
-    if (!has_op) {
-        pe_clog(PE_LOG_ERR, 0, PE_LOGNO(30001) "store: the %s backend has no %s operation", st->ops->name, op);
+    if (!has_op)
         return pe_store_fail(st, "the %s backend has no %s operation", st->ops->name, op);
-    }
     if (!st->conn)
         return pe_store_fail(st, "no connection to the %s store", st->ops->name);
     return PE_STORE_OK;
@@ -187,15 +189,15 @@ static pe_store_status_e call_end(pe_store_t *st, pe_store_status_e rs, const ch
 }
 
 /* The body of every public operation: dispatch, one retry after EIO, one log line (at level). */
-#define PE_STORE_CALL_AT(level, st, op, ...)                                                       \
-    do {                                                                                           \
-        pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                      \
-        if (rs_ == PE_STORE_OK) {                                                                  \
-            rs_ = (st)->ops->op((st), __VA_ARGS__);                                                \
-            if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                    \
-                rs_ = (st)->ops->op((st), __VA_ARGS__);                                            \
-        }                                                                                          \
-        return call_end((st), rs_, #op, (level));                                                  \
+#define PE_STORE_CALL_AT(level, st, op, ...)                                                                           \
+    do {                                                                                                               \
+        pe_store_status_e rs_ = call_begin((st), (st)->ops->op != NULL, #op);                                          \
+        if (rs_ == PE_STORE_OK) {                                                                                      \
+            rs_ = (st)->ops->op((st), __VA_ARGS__);                                                                    \
+            if (rs_ == PE_STORE_EIO && call_recover((st), #op))                                                        \
+                rs_ = (st)->ops->op((st), __VA_ARGS__);                                                                \
+        }                                                                                                              \
+        return call_end((st), rs_, #op, (level));                                                                      \
     } while (0)
 
 #define PE_STORE_CALL(st, op, ...) PE_STORE_CALL_AT(PE_LOG_ERR, st, op, __VA_ARGS__)
@@ -233,14 +235,14 @@ pe_store_status_e pe_store_user_by_key_digest(pe_store_t *st, const char *digest
     PE_STORE_CALL(st, user_by_key_digest, digest, out);
 }
 
-pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name,
-                                               const char *about_me, const char *hobbies, apr_time_t now)
+pe_store_status_e pe_store_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
+                                               const char *hobbies, apr_time_t now)
 {
     PE_STORE_CALL(st, user_update_profile, id, name, about_me, hobbies, now);
 }
 
-pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest,
-                                            const char *prefix, const char *enc, apr_time_t now)
+pe_store_status_e pe_store_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
+                                            const char *enc, apr_time_t now)
 {
     PE_STORE_CALL(st, user_set_api_key, id, digest, prefix, enc, now);
 }
@@ -256,12 +258,20 @@ pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, con
     PE_STORE_CALL(st, user_set_password, id, hash, now);
 }
 
-pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max,
-                                             apr_time_t lock, int *failed, apr_time_t *locked_until)
+pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                             int *failed, apr_time_t *locked_until)
 {
     *failed = 0;
     *locked_until = 0;
     PE_STORE_CALL(st, user_login_failed, id, now, max, lock, failed, locked_until);
+}
+
+pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
+                                              apr_time_t lock, int *attempt, apr_time_t *locked_until)
+{
+    *attempt = 0;
+    *locked_until = 0;
+    PE_STORE_CALL(st, user_login_reserve, id, now, max, lock, attempt, locked_until);
 }
 
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
@@ -269,8 +279,8 @@ pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_tim
     PE_STORE_CALL(st, user_login_ok, id, now);
 }
 
-pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason,
-                                       const char *deleted_by, apr_time_t now)
+pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
+                                       apr_time_t now)
 {
     PE_STORE_CALL(st, user_delete, u, reason, deleted_by, now);
 }
@@ -307,14 +317,13 @@ pe_store_status_e pe_store_session_delete_all(pe_store_t *st, pe_principal_kind_
 }
 
 pe_store_status_e pe_store_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
-                                 const char *principal_id, const char *username, const char *ip,
-                                 const json_t *details, const char *severity, apr_time_t now)
+                                 const char *principal_id, const char *username, const char *ip, const json_t *details,
+                                 const char *severity, apr_time_t now)
 {
     PE_STORE_CALL(st, event, event_type, kind, principal_id, username, ip, details, severity, now);
 }
 
-pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id,
-                                       long *count)
+pe_store_status_e pe_store_event_count(pe_store_t *st, const char *event_type, const char *principal_id, long *count)
 {
     *count = 0;
     PE_STORE_CALL(st, event_count, event_type, principal_id, count);

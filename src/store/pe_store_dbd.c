@@ -48,6 +48,14 @@ static const struct {
                           "UPDATE pe_users SET locked_until = %s WHERE id = %s AND failed_logins >= %s "
                           "AND locked_until = 0"},
     [Q_USER_FAIL_READ] = {"pe_user_fail_read", "SELECT failed_logins, locked_until FROM pe_users WHERE id = %s"},
+    /* One guarded statement: only an unlocked account (no lock, or an expired one, after which the
+     * counter starts again) gets the attempt, and the attempt that reaches the maximum locks at once. */
+    [Q_USER_LOGIN_RESERVE] = {"pe_user_login_reserve",
+                              "UPDATE pe_users SET failed_logins = CASE WHEN locked_until > 0 THEN 1 ELSE "
+                              "failed_logins + 1 END, locked_until = CASE WHEN (CASE WHEN locked_until > 0 THEN 1 "
+                              "ELSE failed_logins + 1 END) >= CAST(%s AS INTEGER) THEN CAST(%s AS BIGINT) ELSE 0 END "
+                              "WHERE id = %s AND locked_until <= CAST(%s AS BIGINT) "
+                              "RETURNING failed_logins, locked_until"},
     [Q_USER_LOGIN_OK] = {"pe_user_login_ok",
                          "UPDATE pe_users SET failed_logins = 0, locked_until = 0, last_login = %s, "
                          "last_activity = %s WHERE id = %s"},
@@ -107,9 +115,10 @@ static const struct {
     [Q_PROMPT_INS] = {"pe_prompt_ins",
                       "INSERT INTO pe_system_prompts (r_type, prompt, updated_by, updated_at) VALUES (%s, %s, %s, %s)"},
     /* Address lists: Q_BLOCKED_* and Q_WHITELIST_* in the same order (pe_iplist_e picks the row). */
-    [Q_BLOCKED_ACTIVE] = {"pe_blocked_active",
-                          "SELECT id, network, reason, created_by, created_at, expires_at, is_active FROM pe_blocked_ips "
-                          "WHERE is_active = 1 AND (expires_at = 0 OR expires_at > %s) ORDER BY id"},
+    [Q_BLOCKED_ACTIVE] =
+        {"pe_blocked_active",
+         "SELECT id, network, reason, created_by, created_at, expires_at, is_active FROM pe_blocked_ips "
+         "WHERE is_active = 1 AND (expires_at = 0 OR expires_at > %s) ORDER BY id"},
     [Q_BLOCKED_INS] = {"pe_blocked_ins",
                        "INSERT INTO pe_blocked_ips (network, reason, created_by, created_at, expires_at, is_active) "
                        "VALUES (%s, %s, %s, %s, %s, %s)"},
@@ -154,8 +163,8 @@ static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
 /* ----------------------------------------------------------------------------------------- */
 /* Handles and connections */
 
-static pe_dbd_conn_t *conn_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                                apr_hash_t *prepared, apr_pool_t *conn_pool)
+static pe_dbd_conn_t *conn_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle, apr_hash_t *prepared,
+                                apr_pool_t *conn_pool)
 {
     pe_dbd_conn_t *c;
 
@@ -170,8 +179,8 @@ static pe_dbd_conn_t *conn_make(apr_pool_t *p, const apr_dbd_driver_t *driver, a
     return c;
 }
 
-pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle,
-                              apr_hash_t *prepared, apr_pool_t *conn_pool)
+pe_store_t *pe_store_dbd_make(apr_pool_t *p, const apr_dbd_driver_t *driver, apr_dbd_t *handle, apr_hash_t *prepared,
+                              apr_pool_t *conn_pool)
 {
     pe_dbd_conn_t *c = conn_make(p, driver, handle, prepared, conn_pool);
 
@@ -364,6 +373,9 @@ pe_store_status_e pe_dbd_tx_begin(pe_store_t *st, apr_dbd_transaction_t **tx)
     int rv;
 
     *tx = NULL;
+    /* NB: the connection's set-up first: apr_dbd_sqlite3 skips every statement of a transaction
+     * after one failed, and SQLite refuses "PRAGMA journal_mode" inside a transaction. */
+    pe_dbd_conn_init(st);
     rv = apr_dbd_transaction_start(c->driver, pe_store_pool(st), c->handle, tx);
     if (rv != 0)
         return pe_store_fail(st, "cannot begin a transaction: %s", apr_dbd_error(c->driver, c->handle, rv));
@@ -376,11 +388,10 @@ pe_store_status_e pe_dbd_tx_end(pe_store_t *st, apr_dbd_transaction_t *tx, pe_st
     pe_dbd_conn_t *c = DBD(st);
 
     /* NB: a failed operation forces the rollback whatever the driver's error state says. */
-    apr_dbd_transaction_mode_set(c->driver, tx, rs == PE_STORE_OK ? APR_DBD_TRANSACTION_COMMIT
-                                                                  : APR_DBD_TRANSACTION_ROLLBACK);
+    apr_dbd_transaction_mode_set(c->driver, tx,
+                                 rs == PE_STORE_OK ? APR_DBD_TRANSACTION_COMMIT : APR_DBD_TRANSACTION_ROLLBACK);
     if (apr_dbd_transaction_end(c->driver, pe_store_pool(st), tx) != 0 && rs == PE_STORE_OK)
-        return pe_store_fail(st, "the transaction could not be committed: %s",
-                             apr_dbd_error(c->driver, c->handle, 1));
+        return pe_store_fail(st, "the transaction could not be committed: %s", apr_dbd_error(c->driver, c->handle, 1));
     return rs;
 }
 
@@ -420,18 +431,6 @@ static int schema_versions(apr_pool_t *p, const char *script, apr_array_header_t
 static const char *schema_script(pe_store_t *st)
 {
     return DBD(st)->pgsql ? pe_schema_pgsql : pe_schema_sqlite3;
-}
-
-int pe_store_dbd_schema_version(void)
-{
-    apr_pool_t *p;
-    apr_array_header_t *vs;
-    int v;
-
-    apr_pool_create(&p, NULL);
-    v = schema_versions(p, pe_schema_sqlite3, &vs);
-    apr_pool_destroy(p);
-    return v;
 }
 
 /* Current version, 0 when none, -1 when it cannot be read. */
@@ -483,9 +482,11 @@ static pe_store_status_e schema_apply_version(pe_store_t *st, int v, apr_array_h
     for (i = 0; rs == PE_STORE_OK && i < stmts->nelts; i++)
         rs = schema_query(st, v, APR_ARRAY_IDX(stmts, i, const char *));
     if (rs == PE_STORE_OK)
-        rs = schema_query(st, v, apr_psprintf(pe_store_pool(st), "INSERT INTO pe_schema_version (version, "
-                                              "applied_at) VALUES (%d, %" APR_INT64_T_FMT ")",
-                                              v, (apr_int64_t)apr_time_now()));
+        rs = schema_query(st, v,
+                          apr_psprintf(pe_store_pool(st),
+                                       "INSERT INTO pe_schema_version (version, "
+                                       "applied_at) VALUES (%d, %" APR_INT64_T_FMT ")",
+                                       v, (apr_int64_t)apr_time_now()));
     if ((rs = pe_dbd_tx_end(st, tx, rs)) == PE_STORE_OK)
         *done = 1;
     return rs;
@@ -499,8 +500,9 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
     int v, done;
 
     pe_dbd_conn_init(st);
-    rs = schema_query(st, 0, "CREATE TABLE IF NOT EXISTS pe_schema_version (version INTEGER PRIMARY KEY, "
-                             "applied_at BIGINT NOT NULL)");
+    rs = schema_query(st, 0,
+                      "CREATE TABLE IF NOT EXISTS pe_schema_version (version INTEGER PRIMARY KEY, "
+                      "applied_at BIGINT NOT NULL)");
     if (rs != PE_STORE_OK)
         return rs;
     schema_versions(pe_store_pool(st), schema_script(st), &vs);
@@ -526,46 +528,26 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
 /* ----------------------------------------------------------------------------------------- */
 /* The ops tables: the same functions for both drivers, named apart for logs and tests */
 
-#define PE_DBD_OPS(nm)                                                                             \
-    {                                                                                              \
-        .name = nm,                                                                                \
-        .reset = dbd_reset,                                                                        \
-        .schema_apply = dbd_schema_apply,                                                          \
-        .user_create = dbd_user_create,                                                            \
-        .user_by_id = dbd_user_by_id,                                                              \
-        .user_by_email = dbd_user_by_email,                                                        \
-        .user_by_key_digest = dbd_user_by_key_digest,                                              \
-        .user_update_profile = dbd_user_update_profile,                                            \
-        .user_set_api_key = dbd_user_set_api_key,                                                  \
-        .user_set_email = dbd_user_set_email,                                                      \
-        .user_set_password = dbd_user_set_password,                                                \
-        .user_login_failed = dbd_user_login_failed,                                                \
-        .user_login_ok = dbd_user_login_ok,                                                        \
-        .user_delete = dbd_user_delete,                                                            \
-        .session_create = dbd_session_create,                                                      \
-        .session_by_token = dbd_session_by_token,                                                  \
-        .session_rotate = dbd_session_rotate,                                                      \
-        .session_delete = dbd_session_delete,                                                      \
-        .session_delete_all = dbd_session_delete_all,                                              \
-        .event = dbd_event,                                                                        \
-        .event_count = dbd_event_count,                                                            \
-        .credits_take = dbd_credits_take,                                                          \
-        .credits_refund = dbd_credits_refund,                                                      \
-        .credits_get = dbd_credits_get,                                                            \
-        .credits_take_n = dbd_credits_take_n,                                                      \
-        .credits_refund_n = dbd_credits_refund_n,                                                  \
-        .msglog_insert = dbd_msglog_insert,                                                        \
-        .msglog_count = dbd_msglog_count,                                                          \
-        .system_prompt_get = dbd_system_prompt_get,                                                \
-        .system_prompt_set = dbd_system_prompt_set,                                                \
-        .iplist_active = dbd_iplist_active,                                                        \
-        .iplist_add = dbd_iplist_add,                                                              \
-        .iplist_remove = dbd_iplist_remove,                                                        \
-        .email_send_take = dbd_email_send_take,                                                    \
-        .email_send_release = dbd_email_send_release,                                              \
-        .email_code_set = dbd_email_code_set,                                                      \
-        .email_code_attempt = dbd_email_code_attempt,                                              \
-        .email_code_use = dbd_email_code_use,                                                      \
+#define PE_DBD_OPS(nm)                                                                                                 \
+    {                                                                                                                  \
+        .name = nm, .reset = dbd_reset, .schema_apply = dbd_schema_apply, .user_create = pe_dbd_user_create,           \
+        .user_by_id = pe_dbd_user_by_id, .user_by_email = pe_dbd_user_by_email,                                        \
+        .user_by_key_digest = pe_dbd_user_by_key_digest, .user_update_profile = pe_dbd_user_update_profile,            \
+        .user_set_api_key = pe_dbd_user_set_api_key, .user_set_email = pe_dbd_user_set_email,                          \
+        .user_set_password = pe_dbd_user_set_password, .user_login_failed = pe_dbd_user_login_failed, .user_login_reserve = pe_dbd_user_login_reserve,                  \
+        .user_login_ok = pe_dbd_user_login_ok, .user_delete = pe_dbd_user_delete,                                      \
+        .session_create = pe_dbd_session_create, .session_by_token = pe_dbd_session_by_token,                          \
+        .session_rotate = pe_dbd_session_rotate, .session_delete = pe_dbd_session_delete,                              \
+        .session_delete_all = pe_dbd_session_delete_all, .event = pe_dbd_event, .event_count = pe_dbd_event_count,     \
+        .credits_take = pe_dbd_credits_take, .credits_refund = pe_dbd_credits_refund,                                  \
+        .credits_get = pe_dbd_credits_get, .credits_take_n = pe_dbd_credits_take_n,                                    \
+        .credits_refund_n = pe_dbd_credits_refund_n, .msglog_insert = pe_dbd_msglog_insert,                            \
+        .msglog_count = pe_dbd_msglog_count, .system_prompt_get = pe_dbd_system_prompt_get,                            \
+        .system_prompt_set = pe_dbd_system_prompt_set, .iplist_active = pe_dbd_iplist_active,                          \
+        .iplist_add = pe_dbd_iplist_add, .iplist_remove = pe_dbd_iplist_remove,                                        \
+        .email_send_take = pe_dbd_email_send_take, .email_send_release = pe_dbd_email_send_release,                    \
+        .email_code_set = pe_dbd_email_code_set, .email_code_attempt = pe_dbd_email_code_attempt,                      \
+        .email_code_use = pe_dbd_email_code_use,                                                                       \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -6,7 +6,7 @@
 
 #include <apr_strings.h>
 
-pe_store_status_e dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit, int *sends)
+pe_store_status_e pe_dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit, int *sends)
 {
     apr_pool_t *p = pe_store_pool(st);
     const char *d = pe_dbd_i64(p, day);
@@ -26,21 +26,21 @@ pe_store_status_e dbd_email_send_take(pe_store_t *st, const char *user_id, apr_i
     return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
 }
 
-pe_store_status_e dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day)
+pe_store_status_e pe_dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day)
 {
     const char *a[] = {user_id, pe_dbd_i64(pe_store_pool(st), day)};
 
     return pe_dbd_update(st, Q_EMAIL_SEND_RELEASE, 2, a);
 }
 
-pe_store_status_e dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest, apr_time_t expires_at)
+pe_store_status_e pe_dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest, apr_time_t expires_at)
 {
     const char *a[] = {digest, pe_dbd_i64(pe_store_pool(st), expires_at), user_id};
 
     return pe_dbd_update(st, Q_EMAIL_CODE_SET, 3, a);
 }
 
-pe_store_status_e dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+pe_store_status_e pe_dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
                                          const char **digest, int *attempts)
 {
     apr_pool_t *p = pe_store_pool(st);
@@ -64,7 +64,7 @@ pe_store_status_e dbd_email_code_attempt(pe_store_t *st, const char *user_id, ap
     return PE_STORE_EMPTY;
 }
 
-pe_store_status_e dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest,
+pe_store_status_e pe_dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest,
                                      apr_time_t now)
 {
     apr_pool_t *p = pe_store_pool(st);

@@ -9,28 +9,67 @@
 
 /* Every statement the backend uses; the SQL is in pe_store_dbd.c (%s are the parameters). */
 typedef enum {
-    Q_USER_INSERT, Q_USER_BY_ID, Q_USER_BY_EMAIL, Q_USER_BY_KEY, Q_USER_PROFILE, Q_USER_SET_KEY,
-    Q_USER_SET_EMAIL, Q_USER_SET_PASSWORD, Q_USER_FAIL_COUNT, Q_USER_FAIL_LOCK, Q_USER_FAIL_READ,
-    Q_USER_LOGIN_OK, Q_USER_ARCHIVE, Q_USER_DELETE, Q_MSGLOG_DELETE_USER,
-    Q_SESS_INSERT, Q_SESS_BY_TOKEN, Q_SESS_TOUCH, Q_SESS_ROTATE, Q_SESS_BY_REFRESHED, Q_SESS_DELETE,
-    Q_SESS_DELETE_ALL, Q_SESS_DELETE_ALL_BUT, Q_EVENT_INSERT, Q_EVENT_COUNT, Q_EVENT_COUNT_PRINCIPAL,
-    Q_CREDITS_TAKE, Q_CREDITS_REFUND, Q_CREDITS_GET, Q_MSGLOG_COUNT, Q_MSGLOG_COUNT_USER,
-    Q_CREDITS_TAKE_N, Q_CREDITS_REFUND_N,
-    Q_PROMPT_GET, Q_PROMPT_DEL, Q_PROMPT_INS,
-    Q_BLOCKED_ACTIVE, Q_BLOCKED_INS, Q_BLOCKED_DEL, Q_WHITELIST_ACTIVE, Q_WHITELIST_INS, Q_WHITELIST_DEL,
-    Q_EMAIL_SEND_TAKE, Q_EMAIL_SEND_READ, Q_EMAIL_SEND_RELEASE, Q_EMAIL_CODE_SET, Q_EMAIL_CODE_ATTEMPT,
-    Q_EMAIL_CODE_READ, Q_EMAIL_CODE_USE,
+    Q_USER_INSERT,
+    Q_USER_BY_ID,
+    Q_USER_BY_EMAIL,
+    Q_USER_BY_KEY,
+    Q_USER_PROFILE,
+    Q_USER_SET_KEY,
+    Q_USER_SET_EMAIL,
+    Q_USER_SET_PASSWORD,
+    Q_USER_FAIL_COUNT,
+    Q_USER_FAIL_LOCK,
+    Q_USER_FAIL_READ,
+    Q_USER_LOGIN_OK,
+    Q_USER_LOGIN_RESERVE,
+    Q_USER_ARCHIVE,
+    Q_USER_DELETE,
+    Q_MSGLOG_DELETE_USER,
+    Q_SESS_INSERT,
+    Q_SESS_BY_TOKEN,
+    Q_SESS_TOUCH,
+    Q_SESS_ROTATE,
+    Q_SESS_BY_REFRESHED,
+    Q_SESS_DELETE,
+    Q_SESS_DELETE_ALL,
+    Q_SESS_DELETE_ALL_BUT,
+    Q_EVENT_INSERT,
+    Q_EVENT_COUNT,
+    Q_EVENT_COUNT_PRINCIPAL,
+    Q_CREDITS_TAKE,
+    Q_CREDITS_REFUND,
+    Q_CREDITS_GET,
+    Q_MSGLOG_COUNT,
+    Q_MSGLOG_COUNT_USER,
+    Q_CREDITS_TAKE_N,
+    Q_CREDITS_REFUND_N,
+    Q_PROMPT_GET,
+    Q_PROMPT_DEL,
+    Q_PROMPT_INS,
+    Q_BLOCKED_ACTIVE,
+    Q_BLOCKED_INS,
+    Q_BLOCKED_DEL,
+    Q_WHITELIST_ACTIVE,
+    Q_WHITELIST_INS,
+    Q_WHITELIST_DEL,
+    Q_EMAIL_SEND_TAKE,
+    Q_EMAIL_SEND_READ,
+    Q_EMAIL_SEND_RELEASE,
+    Q_EMAIL_CODE_SET,
+    Q_EMAIL_CODE_ATTEMPT,
+    Q_EMAIL_CODE_READ,
+    Q_EMAIL_CODE_USE,
     Q_COUNT
 } pe_q_e;
 
 /* Column lists of the users and sessions tables, in the order the row readers expect. */
-#define USER_COLS                                                                                  \
-    "id, username, name, email, password_hash, about_me, hobbies, user_type, subscription_plan, "     \
-    "credits_main, credits_reset, conv_limit, conv_reset, reset_day, access_rtype, level, "           \
-    "additional_notes, api_key_digest, api_key_prefix, api_key_enc, is_active, is_verified, "         \
+#define USER_COLS                                                                                                      \
+    "id, username, name, email, password_hash, about_me, hobbies, user_type, subscription_plan, "                      \
+    "credits_main, credits_reset, conv_limit, conv_reset, reset_day, access_rtype, level, "                            \
+    "additional_notes, api_key_digest, api_key_prefix, api_key_enc, is_active, is_verified, "                          \
     "failed_logins, locked_until, created_at, updated_at, last_login, last_activity"
-#define SESS_COLS                                                                                  \
-    "id, principal_kind, principal_id, token_digest, refresh_digest, expires_at, refresh_expires_at, " \
+#define SESS_COLS                                                                                                      \
+    "id, principal_kind, principal_id, token_digest, refresh_digest, expires_at, refresh_expires_at, "                 \
     "ip_address, user_agent, created_at, last_used"
 #define USER_NCOLS 28
 #define SESS_NCOLS 11
@@ -71,40 +110,59 @@ apr_int64_t pe_dbd_to64(const char *s);
 const char *pe_dbd_s0(const char *s);
 
 /* The ops, by entity file. */
-pe_store_status_e dbd_user_create(pe_store_t *st, const pe_user_t *u);
-pe_store_status_e dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out);
-pe_store_status_e dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out);
-pe_store_status_e dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out);
-pe_store_status_e dbd_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me, const char *hobbies, apr_time_t now);
-pe_store_status_e dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix, const char *enc, apr_time_t now);
-pe_store_status_e dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified, apr_time_t now);
-pe_store_status_e dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
-pe_store_status_e dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
-pe_store_status_e dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
-pe_store_status_e dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by, apr_time_t now);
-pe_store_status_e dbd_session_create(pe_store_t *st, const pe_session_t *s);
-pe_store_status_e dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out);
-pe_store_status_e dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *new_token_digest, const char *new_refresh_digest, apr_time_t expires_at, apr_time_t refresh_expires_at, apr_time_t now, pe_session_t **out);
-pe_store_status_e dbd_session_delete(pe_store_t *st, const char *token_digest);
-pe_store_status_e dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id, const char *keep_id);
-pe_store_status_e dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind, const char *principal_id, const char *username, const char *ip, const json_t *details, const char *severity, apr_time_t now);
-pe_store_status_e dbd_event_count(pe_store_t *st, const char *event_type, const char *principal_id, long *count);
-pe_store_status_e dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now);
-pe_store_status_e dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day);
-pe_store_status_e dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit, apr_int64_t *reset);
-pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n);
-pe_store_status_e dbd_msglog_count(pe_store_t *st, const char *user_id, long *count);
-pe_store_status_e dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today, apr_time_t now);
-pe_store_status_e dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day);
-pe_store_status_e dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt);
-pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt, const char *updated_by, apr_time_t now);
-pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
-pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
-pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
-pe_store_status_e dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit, int *sends);
-pe_store_status_e dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
-pe_store_status_e dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest, apr_time_t expires_at);
-pe_store_status_e dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max, const char **digest, int *attempts);
-pe_store_status_e dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest, apr_time_t now);
+pe_store_status_e pe_dbd_user_create(pe_store_t *st, const pe_user_t *u);
+pe_store_status_e pe_dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out);
+pe_store_status_e pe_dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out);
+pe_store_status_e pe_dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out);
+pe_store_status_e pe_dbd_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
+                                             const char *hobbies, apr_time_t now);
+pe_store_status_e pe_dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
+                                          const char *enc, apr_time_t now);
+pe_store_status_e pe_dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
+                                        apr_time_t now);
+pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
+pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                            int *attempt, apr_time_t *locked_until);
+pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                           int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
+pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
+                                     apr_time_t now);
+pe_store_status_e pe_dbd_session_create(pe_store_t *st, const pe_session_t *s);
+pe_store_status_e pe_dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out);
+pe_store_status_e pe_dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *new_token_digest,
+                                        const char *new_refresh_digest, apr_time_t expires_at,
+                                        apr_time_t refresh_expires_at, apr_time_t now, pe_session_t **out);
+pe_store_status_e pe_dbd_session_delete(pe_store_t *st, const char *token_digest);
+pe_store_status_e pe_dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
+                                            const char *keep_id);
+pe_store_status_e pe_dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
+                               const char *principal_id, const char *username, const char *ip, const json_t *details,
+                               const char *severity, apr_time_t now);
+pe_store_status_e pe_dbd_event_count(pe_store_t *st, const char *event_type, const char *principal_id, long *count);
+pe_store_status_e pe_dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now);
+pe_store_status_e pe_dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day);
+pe_store_status_e pe_dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                     apr_int64_t *reset);
+pe_store_status_e pe_dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n);
+pe_store_status_e pe_dbd_msglog_count(pe_store_t *st, const char *user_id, long *count);
+pe_store_status_e pe_dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                        apr_time_t now);
+pe_store_status_e pe_dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day);
+pe_store_status_e pe_dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt);
+pe_store_status_e pe_dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt,
+                                           const char *updated_by, apr_time_t now);
+pe_store_status_e pe_dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out);
+pe_store_status_e pe_dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e);
+pe_store_status_e pe_dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id);
+pe_store_status_e pe_dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                         int *sends);
+pe_store_status_e pe_dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
+pe_store_status_e pe_dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest,
+                                        apr_time_t expires_at);
+pe_store_status_e pe_dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                            const char **digest, int *attempts);
+pe_store_status_e pe_dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email,
+                                        const char *digest, apr_time_t now);
 
 #endif

@@ -9,7 +9,7 @@
 
 /* Completion credits */
 
-pe_store_status_e dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
+pe_store_status_e pe_dbd_credits_take(pe_store_t *st, const char *user_id, apr_int64_t today, apr_time_t now)
 {
     const char *d = pe_dbd_i64(pe_store_pool(st), today);
     const char *a[] = {d, d, d, pe_dbd_i64(pe_store_pool(st), now), user_id, d};
@@ -21,15 +21,14 @@ pe_store_status_e dbd_credits_take(pe_store_t *st, const char *user_id, apr_int6
     return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
 }
 
-
-pe_store_status_e dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
+pe_store_status_e pe_dbd_credits_refund(pe_store_t *st, const char *user_id, apr_int64_t day)
 {
     const char *a[] = {user_id, pe_dbd_i64(pe_store_pool(st), day)};
     return pe_dbd_update(st, Q_CREDITS_REFUND, 2, a);
 }
 
-pe_store_status_e dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
-                                          apr_int64_t *reset)
+pe_store_status_e pe_dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
+                                     apr_int64_t *reset)
 {
     const char *c[3];
     pe_store_status_e rs = pe_dbd_select(st, Q_CREDITS_GET, 1, &user_id, 3, c);
@@ -44,15 +43,13 @@ pe_store_status_e dbd_credits_get(pe_store_t *st, const char *user_id, apr_int64
     return PE_STORE_OK;
 }
 
-
 /* ----------------------------------------------------------------------------------------- */
 /* Conversation logs */
 
-
 /* Rows per INSERT statement of a conversation-log batch. */
 #define MSGLOG_CHUNK 100
-#define MSGLOG_COLS                                                                                \
-    "request_id, user_id, username, model, r_type, research_enabled, messages, response, status, "  \
+#define MSGLOG_COLS                                                                                                    \
+    "request_id, user_id, username, model, r_type, research_enabled, messages, response, status, "                     \
     "tokens_used, processing_time_ms, ip_address, created_at"
 
 /* The k-row INSERT on this connection, prepared on first use (labels pe_msglog_insert_<k>). */
@@ -66,12 +63,23 @@ static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
     if (stmt)
         return stmt;
     pe_dbd_conn_init(st);
-    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") VALUES ";
+    /* NB: only rows whose user still exists (SPEC 6.7: deleting an account destroys its logs, also
+     * those queued or in flight at the time). SQLite runs one writer at a time; on PostgreSQL the
+     * user rows are locked FOR SHARE until this statement ends, so a deletion (which removes the
+     * user before its logs) either waits for this insert and then removes its rows, or has
+     * removed the user first and no row is inserted. VALUES columns are column1..column13 in
+     * both; the casts give PostgreSQL the types of untyped parameters. */
+    sql = "INSERT INTO pe_message_logs (" MSGLOG_COLS ") SELECT column1, column2, column3, column4, column5, "
+          "column6, column7, column8, column9, column10, column11, column12, column13 FROM (VALUES ";
     for (i = 0; i < k; i++)
-        sql = apr_pstrcat(pe_store_pool(st), sql, i ? ", " : "", "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", NULL);
-    sql = apr_pstrcat(pe_store_pool(st), sql, " ON CONFLICT (request_id) DO NOTHING", NULL);
+        sql = apr_pstrcat(pe_store_pool(st), sql, i ? ", " : "",
+                          "(%s, %s, %s, %s, %s, CAST(%s AS SMALLINT), %s, %s, CAST(%s AS INTEGER), "
+                          "CAST(%s AS BIGINT), CAST(%s AS BIGINT), %s, CAST(%s AS BIGINT))", NULL);
+    sql = apr_pstrcat(pe_store_pool(st), sql, ") AS v WHERE EXISTS (SELECT 1 FROM pe_users u WHERE u.id = v.column2",
+                      DBD(st)->pgsql ? " FOR SHARE" : "", ") ON CONFLICT (request_id) DO NOTHING", NULL);
     label = apr_pstrdup(DBD(st)->conn_pool, label);
-    rv = apr_dbd_prepare(DBD(st)->driver, DBD(st)->conn_pool, DBD(st)->handle, sql, DBD(st)->pgsql ? NULL : label, &stmt);
+    rv = apr_dbd_prepare(DBD(st)->driver, DBD(st)->conn_pool, DBD(st)->handle, sql, DBD(st)->pgsql ? NULL : label,
+                         &stmt);
     if (rv != 0) {
         pe_store_fail(st, "cannot prepare %s: %s", label, apr_dbd_error(DBD(st)->driver, DBD(st)->handle, rv));
         return NULL;
@@ -87,7 +95,7 @@ static apr_dbd_prepared_t *msglog_stmt(pe_store_t *st, int k)
  * busy timeout. Each multi-row INSERT is atomic on its own, and a batch written twice after a
  * failure skips the rows it already has (ON CONFLICT), so no transaction is needed.
  */
-pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
+pe_store_status_e pe_dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
 {
     int done = 0;
 
@@ -102,10 +110,18 @@ pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs
             const pe_message_log_t *m = &recs[done + i];
             const char **r = a + 13 * i;
 
-            r[0] = m->request_id; r[1] = pe_dbd_s0(m->user_id); r[2] = pe_dbd_s0(m->username); r[3] = pe_dbd_s0(m->model);
-            r[4] = pe_dbd_s0(m->r_type); r[5] = m->research_enabled ? "1" : "0"; r[6] = m->messages ? m->messages : "[]";
-            r[7] = pe_dbd_s0(m->response); r[8] = pe_dbd_i64(pe_store_pool(st), m->status); r[9] = pe_dbd_i64(pe_store_pool(st), m->tokens_used);
-            r[10] = pe_dbd_i64(pe_store_pool(st), m->processing_time_ms); r[11] = pe_dbd_s0(m->ip_address);
+            r[0] = m->request_id;
+            r[1] = pe_dbd_s0(m->user_id);
+            r[2] = pe_dbd_s0(m->username);
+            r[3] = pe_dbd_s0(m->model);
+            r[4] = pe_dbd_s0(m->r_type);
+            r[5] = m->research_enabled ? "1" : "0";
+            r[6] = m->messages ? m->messages : "[]";
+            r[7] = pe_dbd_s0(m->response);
+            r[8] = pe_dbd_i64(pe_store_pool(st), m->status);
+            r[9] = pe_dbd_i64(pe_store_pool(st), m->tokens_used);
+            r[10] = pe_dbd_i64(pe_store_pool(st), m->processing_time_ms);
+            r[11] = pe_dbd_s0(m->ip_address);
             r[12] = pe_dbd_i64(pe_store_pool(st), m->created_at);
         }
         rv = apr_dbd_pquery(DBD(st)->driver, pe_store_pool(st), DBD(st)->handle, &rows, stmt, 13 * k, a);
@@ -117,8 +133,7 @@ pe_store_status_e dbd_msglog_insert(pe_store_t *st, const pe_message_log_t *recs
     return PE_STORE_OK;
 }
 
-
-pe_store_status_e dbd_msglog_count(pe_store_t *st, const char *user_id, long *count)
+pe_store_status_e pe_dbd_msglog_count(pe_store_t *st, const char *user_id, long *count)
 {
     const char *c[1];
     pe_store_status_e rs = user_id ? pe_dbd_select(st, Q_MSGLOG_COUNT_USER, 1, &user_id, 1, c)
@@ -128,12 +143,11 @@ pe_store_status_e dbd_msglog_count(pe_store_t *st, const char *user_id, long *co
     return rs;
 }
 
-
 /* ----------------------------------------------------------------------------------------- */
 /* Batch credits */
 
-pe_store_status_e dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
-                                             apr_time_t now)
+pe_store_status_e pe_dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t today,
+                                        apr_time_t now)
 {
     const char *d = pe_dbd_i64(pe_store_pool(st), today), *k = pe_dbd_i64(pe_store_pool(st), n);
     const char *a[] = {d, k, d, d, pe_dbd_i64(pe_store_pool(st), now), user_id, d, k};
@@ -145,8 +159,7 @@ pe_store_status_e dbd_credits_take_n(pe_store_t *st, const char *user_id, apr_in
     return rows == 1 ? PE_STORE_OK : PE_STORE_EMPTY;
 }
 
-
-pe_store_status_e dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
+pe_store_status_e pe_dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_int64_t n, apr_int64_t day)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), n), user_id, pe_dbd_i64(pe_store_pool(st), day)};
 
@@ -158,7 +171,7 @@ pe_store_status_e dbd_credits_refund_n(pe_store_t *st, const char *user_id, apr_
 /* ----------------------------------------------------------------------------------------- */
 /* System prompts */
 
-pe_store_status_e dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt)
+pe_store_status_e pe_dbd_system_prompt_get(pe_store_t *st, const char *r_type, const char **prompt)
 {
     const char *c[1];
     pe_store_status_e rs = pe_dbd_select(st, Q_PROMPT_GET, 1, &r_type, 1, c);
@@ -167,9 +180,8 @@ pe_store_status_e dbd_system_prompt_get(pe_store_t *st, const char *r_type, cons
     return rs;
 }
 
-
-pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt, const char *by,
-                                         apr_time_t now)
+pe_store_status_e pe_dbd_system_prompt_set(pe_store_t *st, const char *r_type, const char *prompt, const char *by,
+                                           apr_time_t now)
 {
     apr_dbd_transaction_t *tx;
     const char *a[] = {r_type, prompt, by ? by : "", pe_dbd_i64(pe_store_pool(st), now)};
@@ -184,7 +196,6 @@ pe_store_status_e dbd_system_prompt_set(pe_store_t *st, const char *r_type, cons
     return pe_dbd_tx_end(st, tx, rs);
 }
 
-
 /* ----------------------------------------------------------------------------------------- */
 /* Address lists (access layer) */
 
@@ -194,8 +205,7 @@ static pe_q_e iplist_q(pe_iplist_e which, pe_q_e blocked_q)
     return which == PE_IPLIST_WHITELIST ? (pe_q_e)(blocked_q + (Q_WHITELIST_ACTIVE - Q_BLOCKED_ACTIVE)) : blocked_q;
 }
 
-pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now,
-                                            apr_array_header_t **out)
+pe_store_status_e pe_dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_t now, apr_array_header_t **out)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), now)};
     apr_array_header_t *rows;
@@ -220,19 +230,21 @@ pe_store_status_e dbd_iplist_active(pe_store_t *st, pe_iplist_e which, apr_time_
     return PE_STORE_OK;
 }
 
-
-pe_store_status_e dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e)
+pe_store_status_e pe_dbd_iplist_add(pe_store_t *st, pe_iplist_e which, const pe_ipentry_t *e)
 {
-    const char *a[] = {pe_dbd_s0(e->network), pe_dbd_s0(e->note), pe_dbd_s0(e->created_by), pe_dbd_i64(pe_store_pool(st), e->created_at),
-                       pe_dbd_i64(pe_store_pool(st), e->expires_at > 0 ? e->expires_at : 0), e->is_active ? "1" : "0"};
+    const char *a[] = {pe_dbd_s0(e->network),
+                       pe_dbd_s0(e->note),
+                       pe_dbd_s0(e->created_by),
+                       pe_dbd_i64(pe_store_pool(st), e->created_at),
+                       pe_dbd_i64(pe_store_pool(st), e->expires_at > 0 ? e->expires_at : 0),
+                       e->is_active ? "1" : "0"};
 
     return pe_dbd_exec(st, iplist_q(which, Q_BLOCKED_INS), NULL, 6, a);
 }
 
-pe_store_status_e dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id)
+pe_store_status_e pe_dbd_iplist_remove(pe_store_t *st, pe_iplist_e which, apr_int64_t id)
 {
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), id)};
 
     return pe_dbd_update(st, iplist_q(which, Q_BLOCKED_DEL), 1, a);
 }
-

@@ -9,40 +9,76 @@
 
 /* Users */
 
-
 /* A row of USER_COLS -> pe_user_t. */
 static pe_user_t *user_from_cols(apr_pool_t *p, const char **c)
 {
     pe_user_t *u = apr_pcalloc(p, sizeof(*u));
 
-    u->id = c[0]; u->username = c[1]; u->name = c[2]; u->email = c[3]; u->password_hash = c[4];
-    u->about_me = c[5] ? c[5] : ""; u->hobbies = c[6] ? c[6] : ""; u->user_type = c[7];
+    u->id = c[0];
+    u->username = c[1];
+    u->name = c[2];
+    u->email = c[3];
+    u->password_hash = c[4];
+    u->about_me = c[5] ? c[5] : "";
+    u->hobbies = c[6] ? c[6] : "";
+    u->user_type = c[7];
     u->subscription_plan = c[8];
-    u->credits_main = pe_dbd_to64(c[9]); u->credits_reset = pe_dbd_to64(c[10]); u->conv_limit = pe_dbd_to64(c[11]);
-    u->conv_reset = pe_dbd_to64(c[12]); u->reset_day = pe_dbd_to64(c[13]);
-    u->access_rtype = c[14] ? c[14] : ""; u->level = c[15]; u->additional_notes = c[16] ? c[16] : "";
-    u->api_key_digest = c[17]; u->api_key_prefix = c[18]; u->api_key_enc = c[19];
-    u->is_active = (int)pe_dbd_to64(c[20]); u->is_verified = (int)pe_dbd_to64(c[21]); u->failed_logins = (int)pe_dbd_to64(c[22]);
-    u->locked_until = pe_dbd_to64(c[23]); u->created_at = pe_dbd_to64(c[24]); u->updated_at = pe_dbd_to64(c[25]);
-    u->last_login = pe_dbd_to64(c[26]); u->last_activity = pe_dbd_to64(c[27]);
+    u->credits_main = pe_dbd_to64(c[9]);
+    u->credits_reset = pe_dbd_to64(c[10]);
+    u->conv_limit = pe_dbd_to64(c[11]);
+    u->conv_reset = pe_dbd_to64(c[12]);
+    u->reset_day = pe_dbd_to64(c[13]);
+    u->access_rtype = c[14] ? c[14] : "";
+    u->level = c[15];
+    u->additional_notes = c[16] ? c[16] : "";
+    u->api_key_digest = c[17];
+    u->api_key_prefix = c[18];
+    u->api_key_enc = c[19];
+    u->is_active = (int)pe_dbd_to64(c[20]);
+    u->is_verified = (int)pe_dbd_to64(c[21]);
+    u->failed_logins = (int)pe_dbd_to64(c[22]);
+    u->locked_until = pe_dbd_to64(c[23]);
+    u->created_at = pe_dbd_to64(c[24]);
+    u->updated_at = pe_dbd_to64(c[25]);
+    u->last_login = pe_dbd_to64(c[26]);
+    u->last_activity = pe_dbd_to64(c[27]);
     return u;
 }
 
-pe_store_status_e dbd_user_create(pe_store_t *st, const pe_user_t *u)
+pe_store_status_e pe_dbd_user_create(pe_store_t *st, const pe_user_t *u)
 {
     apr_pool_t *p = pe_store_pool(st);
-    const char *a[USER_NCOLS] = {
-        u->id, u->username, u->name, u->email, u->password_hash, u->about_me ? u->about_me : "",
-        u->hobbies ? u->hobbies : "", u->user_type, u->subscription_plan, pe_dbd_i64(p, u->credits_main),
-        pe_dbd_i64(p, u->credits_reset), pe_dbd_i64(p, u->conv_limit), pe_dbd_i64(p, u->conv_reset), pe_dbd_i64(p, u->reset_day),
-        u->access_rtype ? u->access_rtype : "", u->level, u->additional_notes ? u->additional_notes : "",
-        u->api_key_digest, u->api_key_prefix, u->api_key_enc, pe_dbd_i64(p, u->is_active), pe_dbd_i64(p, u->is_verified),
-        pe_dbd_i64(p, u->failed_logins), pe_dbd_i64(p, u->locked_until), pe_dbd_i64(p, u->created_at), pe_dbd_i64(p, u->updated_at),
-        pe_dbd_i64(p, u->last_login), pe_dbd_i64(p, u->last_activity)};
+    const char *a[USER_NCOLS] = {u->id,
+                                 u->username,
+                                 u->name,
+                                 u->email,
+                                 u->password_hash,
+                                 u->about_me ? u->about_me : "",
+                                 u->hobbies ? u->hobbies : "",
+                                 u->user_type,
+                                 u->subscription_plan,
+                                 pe_dbd_i64(p, u->credits_main),
+                                 pe_dbd_i64(p, u->credits_reset),
+                                 pe_dbd_i64(p, u->conv_limit),
+                                 pe_dbd_i64(p, u->conv_reset),
+                                 pe_dbd_i64(p, u->reset_day),
+                                 u->access_rtype ? u->access_rtype : "",
+                                 u->level,
+                                 u->additional_notes ? u->additional_notes : "",
+                                 u->api_key_digest,
+                                 u->api_key_prefix,
+                                 u->api_key_enc,
+                                 pe_dbd_i64(p, u->is_active),
+                                 pe_dbd_i64(p, u->is_verified),
+                                 pe_dbd_i64(p, u->failed_logins),
+                                 pe_dbd_i64(p, u->locked_until),
+                                 pe_dbd_i64(p, u->created_at),
+                                 pe_dbd_i64(p, u->updated_at),
+                                 pe_dbd_i64(p, u->last_login),
+                                 pe_dbd_i64(p, u->last_activity)};
 
     return pe_dbd_exec(st, Q_USER_INSERT, NULL, USER_NCOLS, a);
 }
-
 
 static pe_store_status_e user_by(pe_store_t *st, pe_q_e q, const char *key, pe_user_t **out)
 {
@@ -53,50 +89,50 @@ static pe_store_status_e user_by(pe_store_t *st, pe_q_e q, const char *key, pe_u
     return rs;
 }
 
-pe_store_status_e dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_id(pe_store_t *st, const char *id, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_ID, id, out);
 }
 
-pe_store_status_e dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_email(pe_store_t *st, const char *email, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_EMAIL, email, out);
 }
 
-pe_store_status_e dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out)
+pe_store_status_e pe_dbd_user_by_key_digest(pe_store_t *st, const char *digest, pe_user_t **out)
 {
     return user_by(st, Q_USER_BY_KEY, digest, out);
 }
 
-pe_store_status_e dbd_user_update_profile(pe_store_t *st, const char *id, const char *name,
-                                               const char *about_me, const char *hobbies, apr_time_t now)
+pe_store_status_e pe_dbd_user_update_profile(pe_store_t *st, const char *id, const char *name, const char *about_me,
+                                             const char *hobbies, apr_time_t now)
 {
     const char *a[] = {name, about_me, hobbies, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_PROFILE, 5, a);
 }
 
-pe_store_status_e dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest,
-                                            const char *prefix, const char *enc, apr_time_t now)
+pe_store_status_e pe_dbd_user_set_api_key(pe_store_t *st, const char *id, const char *digest, const char *prefix,
+                                          const char *enc, apr_time_t now)
 {
     const char *a[] = {digest, prefix, enc, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_KEY, 5, a);
 }
 
-pe_store_status_e dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
-                                          apr_time_t now)
+pe_store_status_e pe_dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
+                                        apr_time_t now)
 {
     const char *a[] = {email, is_verified ? "1" : "0", pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_EMAIL, 4, a);
 }
 
-pe_store_status_e dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now)
+pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now)
 {
     const char *a[] = {hash, pe_dbd_i64(pe_store_pool(st), now), id};
     return pe_dbd_update(st, Q_USER_SET_PASSWORD, 3, a);
 }
 
-pe_store_status_e dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max,
-                                           apr_time_t lock, int *failed, apr_time_t *locked_until)
+pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                           int *failed, apr_time_t *locked_until)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
     const char *a1[] = {snow, snow, id};
@@ -115,66 +151,109 @@ pe_store_status_e dbd_user_login_failed(pe_store_t *st, const char *id, apr_time
     return PE_STORE_OK;
 }
 
+pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                            int *attempt, apr_time_t *locked_until)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const char *a[] = {pe_dbd_i64(p, max), pe_dbd_i64(p, now + lock), id, pe_dbd_i64(p, now)};
+    const char *c[2];
+    pe_store_status_e rs = pe_dbd_select(st, Q_USER_LOGIN_RESERVE, 4, a, 2, c);
 
-pe_store_status_e dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
+    if (rs == PE_STORE_NOTFOUND) {
+        /* no row taken: locked, or no such user */
+        if ((rs = pe_dbd_select(st, Q_USER_FAIL_READ, 1, &id, 2, c)) != PE_STORE_OK)
+            return rs;
+        *locked_until = pe_dbd_to64(c[1]);
+        return PE_STORE_EMPTY;
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    *attempt = (int)pe_dbd_to64(c[0]);
+    *locked_until = pe_dbd_to64(c[1]);
+    return PE_STORE_OK;
+}
+
+pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
     const char *a[] = {snow, snow, id};
     return pe_dbd_update(st, Q_USER_LOGIN_OK, 3, a);
 }
 
-pe_store_status_e dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason,
-                                          const char *deleted_by, apr_time_t now)
+pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
+                                     apr_time_t now)
 {
     apr_dbd_transaction_t *tx;
     pe_store_status_e rs;
-    const char *arch[] = {apr_pstrcat(pe_store_pool(st), "deleted_", u->id, NULL), u->id, u->username, u->name, u->email,
-                          u->user_type, pe_dbd_i64(pe_store_pool(st), u->created_at), u->subscription_plan, reason ? reason : "",
-                          pe_dbd_i64(pe_store_pool(st), now), deleted_by};
+    const char *arch[] = {apr_pstrcat(pe_store_pool(st), "deleted_", u->id, NULL),
+                          u->id,
+                          u->username,
+                          u->name,
+                          u->email,
+                          u->user_type,
+                          pe_dbd_i64(pe_store_pool(st), u->created_at),
+                          u->subscription_plan,
+                          reason ? reason : "",
+                          pe_dbd_i64(pe_store_pool(st), now),
+                          deleted_by};
     const char *kind = pe_principal_kind_name(PE_PRINCIPAL_USER);
     const char *sess[] = {kind, u->id};
     const char *uid = u->id;
 
     if ((rs = pe_dbd_tx_begin(st, &tx)) != PE_STORE_OK)
         return rs;
-    rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
+    /* NB: the user row goes first, then its logs: a conversation-log insert in flight holds the
+     * row FOR SHARE (PostgreSQL), so this waits for it and the next statement sees its rows. */
+    rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
+    if (rs == PE_STORE_OK)
+        rs = pe_dbd_exec(st, Q_USER_ARCHIVE, NULL, 11, arch);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_SESS_DELETE_ALL, NULL, 2, sess);
     if (rs == PE_STORE_OK)
         rs = pe_dbd_exec(st, Q_MSGLOG_DELETE_USER, NULL, 1, &uid);
-    if (rs == PE_STORE_OK)
-        rs = pe_dbd_update(st, Q_USER_DELETE, 1, &uid);
     return pe_dbd_tx_end(st, tx, rs);
 }
 
-
 /* ----------------------------------------------------------------------------------------- */
 /* Sessions */
-
 
 static pe_session_t *sess_from_cols(apr_pool_t *p, const char **c)
 {
     pe_session_t *s = apr_pcalloc(p, sizeof(*s));
 
-    s->id = c[0]; s->kind = pe_principal_kind_parse(c[1]); s->principal_id = c[2]; s->token_digest = c[3];
-    s->refresh_digest = c[4]; s->expires_at = pe_dbd_to64(c[5]); s->refresh_expires_at = pe_dbd_to64(c[6]);
-    s->ip_address = c[7]; s->user_agent = c[8]; s->created_at = pe_dbd_to64(c[9]); s->last_used = pe_dbd_to64(c[10]);
+    s->id = c[0];
+    s->kind = pe_principal_kind_parse(c[1]);
+    s->principal_id = c[2];
+    s->token_digest = c[3];
+    s->refresh_digest = c[4];
+    s->expires_at = pe_dbd_to64(c[5]);
+    s->refresh_expires_at = pe_dbd_to64(c[6]);
+    s->ip_address = c[7];
+    s->user_agent = c[8];
+    s->created_at = pe_dbd_to64(c[9]);
+    s->last_used = pe_dbd_to64(c[10]);
     return s;
 }
 
-pe_store_status_e dbd_session_create(pe_store_t *st, const pe_session_t *s)
+pe_store_status_e pe_dbd_session_create(pe_store_t *st, const pe_session_t *s)
 {
     apr_pool_t *p = pe_store_pool(st);
-    const char *a[SESS_NCOLS] = {s->id, pe_principal_kind_name(s->kind), s->principal_id, s->token_digest,
-                                 s->refresh_digest, pe_dbd_i64(p, s->expires_at), pe_dbd_i64(p, s->refresh_expires_at),
-                                 s->ip_address ? s->ip_address : "", s->user_agent ? s->user_agent : "",
-                                 pe_dbd_i64(p, s->created_at), pe_dbd_i64(p, s->last_used)};
+    const char *a[SESS_NCOLS] = {s->id,
+                                 pe_principal_kind_name(s->kind),
+                                 s->principal_id,
+                                 s->token_digest,
+                                 s->refresh_digest,
+                                 pe_dbd_i64(p, s->expires_at),
+                                 pe_dbd_i64(p, s->refresh_expires_at),
+                                 s->ip_address ? s->ip_address : "",
+                                 s->user_agent ? s->user_agent : "",
+                                 pe_dbd_i64(p, s->created_at),
+                                 pe_dbd_i64(p, s->last_used)};
 
     return pe_dbd_exec(st, Q_SESS_INSERT, NULL, SESS_NCOLS, a);
 }
 
-
-pe_store_status_e dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out)
+pe_store_status_e pe_dbd_session_by_token(pe_store_t *st, const char *digest, apr_time_t now, pe_session_t **out)
 {
     const char *c[SESS_NCOLS];
     const char *a[] = {digest, pe_dbd_i64(pe_store_pool(st), now)};
@@ -191,13 +270,12 @@ pe_store_status_e dbd_session_by_token(pe_store_t *st, const char *digest, apr_t
     }
 }
 
-
-pe_store_status_e dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *ntd,
-                                          const char *nrd, apr_time_t exp, apr_time_t rexp, apr_time_t now,
-                                          pe_session_t **out)
+pe_store_status_e pe_dbd_session_rotate(pe_store_t *st, const char *refresh_digest, const char *ntd, const char *nrd,
+                                        apr_time_t exp, apr_time_t rexp, apr_time_t now, pe_session_t **out)
 {
     const char *snow = pe_dbd_i64(pe_store_pool(st), now);
-    const char *a[] = {ntd, nrd, pe_dbd_i64(pe_store_pool(st), exp), pe_dbd_i64(pe_store_pool(st), rexp), snow, refresh_digest, snow};
+    const char *a[] = {
+        ntd, nrd, pe_dbd_i64(pe_store_pool(st), exp), pe_dbd_i64(pe_store_pool(st), rexp), snow, refresh_digest, snow};
     const char *c[SESS_NCOLS];
     pe_store_status_e rs;
 
@@ -211,14 +289,13 @@ pe_store_status_e dbd_session_rotate(pe_store_t *st, const char *refresh_digest,
     return PE_STORE_OK;
 }
 
-
-pe_store_status_e dbd_session_delete(pe_store_t *st, const char *token_digest)
+pe_store_status_e pe_dbd_session_delete(pe_store_t *st, const char *token_digest)
 {
     return pe_dbd_update(st, Q_SESS_DELETE, 1, &token_digest);
 }
 
-pe_store_status_e dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
-                                              const char *keep_id)
+pe_store_status_e pe_dbd_session_delete_all(pe_store_t *st, pe_principal_kind_e kind, const char *principal_id,
+                                            const char *keep_id)
 {
     const char *a[] = {pe_principal_kind_name(kind), principal_id, keep_id};
 
@@ -235,20 +312,25 @@ static pe_store_status_e event_insert(pe_store_t *st, const char **a)
     return pe_dbd_exec(st, Q_EVENT_INSERT, NULL, 8, a);
 }
 
-pe_store_status_e dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
-                                 const char *principal_id, const char *username, const char *ip,
-                                 const json_t *details, const char *severity, apr_time_t now)
+pe_store_status_e pe_dbd_event(pe_store_t *st, const char *event_type, pe_principal_kind_e kind,
+                               const char *principal_id, const char *username, const char *ip, const json_t *details,
+                               const char *severity, apr_time_t now)
 {
     char *d = details ? json_dumps(details, JSON_COMPACT) : NULL;
-    const char *a[] = {event_type, pe_principal_kind_name(kind), principal_id ? principal_id : "",
-                       username ? username : "", ip ? ip : "", d ? apr_pstrdup(pe_store_pool(st), d) : "{}",
-                       severity ? severity : "info", pe_dbd_i64(pe_store_pool(st), now)};
+    const char *a[] = {event_type,
+                       pe_principal_kind_name(kind),
+                       principal_id ? principal_id : "",
+                       username ? username : "",
+                       ip ? ip : "",
+                       d ? apr_pstrdup(pe_store_pool(st), d) : "{}",
+                       severity ? severity : "info",
+                       pe_dbd_i64(pe_store_pool(st), now)};
 
     free(d);
     return event_insert(st, a);
 }
 
-pe_store_status_e dbd_event_count(pe_store_t *st, const char *type, const char *pid, long *count)
+pe_store_status_e pe_dbd_event_count(pe_store_t *st, const char *type, const char *pid, long *count)
 {
     const char *a[] = {type, pid};
     const char *c[1];
@@ -257,6 +339,5 @@ pe_store_status_e dbd_event_count(pe_store_t *st, const char *type, const char *
     *count = (rs == PE_STORE_OK) ? (long)pe_dbd_to64(c[0]) : 0;
     return rs;
 }
-
 
 /* ----------------------------------------------------------------------------------------- */

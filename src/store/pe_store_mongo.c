@@ -612,6 +612,7 @@ static const pe_store_ops_t pe_mongo_ops = {
     .user_set_email = pe_mg_user_set_email,
     .user_set_password = pe_mg_user_set_password,
     .user_login_failed = pe_mg_user_login_failed,
+    .user_login_reserve = pe_mg_user_login_reserve,
     .user_login_ok = pe_mg_user_login_ok,
     .user_delete = pe_mg_user_delete,
     .session_create = pe_mg_session_create,

@@ -204,13 +204,54 @@ static int only_duplicates(const bson_t *reply)
 }
 
 /*
+ * After a batch is written: the rows of users that no longer exist go (SPEC 6.7: deleting an
+ * account destroys its conversation logs, also those still queued or in flight when it was
+ * deleted). The deletion removes the user first and its logs after; this insert comes first and
+ * the check after, so whichever order the two meet in, no row of a deleted user is left.
+ */
+static pe_store_status_e msglog_sweep_deleted(pe_store_t *st, const pe_message_log_t *recs, int k)
+{
+    int i, j;
+
+    for (i = 0; i < k; i++) {
+        const char *uid = recs[i].user_id;
+        bson_t *f;
+        long n = 0;
+        pe_store_status_e rs;
+
+        for (j = 0; j < i && (!uid || !recs[j].user_id || strcmp(recs[j].user_id, uid)); j++)
+            ;
+        if (!uid || j < i) /* none, or seen already */
+            continue;
+        f = bson_new();
+        if (!pe_mg_append_oid(f, "_id", uid)) {
+            bson_destroy(f);
+            continue;
+        }
+        rs = pe_mg_count(st, PE_MC_USERS, f, &n);
+        bson_destroy(f);
+        if (rs != PE_STORE_OK)
+            return rs;
+        if (n == 0) {
+            f = BCON_NEW("user_id", BCON_UTF8(uid));
+            rs = pe_mg_delete(st, PE_MC_MSGLOGS, f, 1, NULL);
+            bson_destroy(f);
+            if (rs != PE_STORE_OK)
+                return rs;
+        }
+    }
+    return PE_STORE_OK;
+}
+
+/*
  * Idempotent by request_id: each document's _id is derived from it, so a batch written again
  * after a failure meets duplicate-key errors for the records it has, and those are skipped
- * (an unordered insert writes the others).
+ * (an unordered insert writes the others). Rows of deleted users do not stay (msglog_sweep_deleted).
  */
 pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n)
 {
     int done = 0;
+    pe_store_status_e rs;
 
     while (done < n) {
         int k = n - done > PE_MG_MSGLOG_CHUNK ? PE_MG_MSGLOG_CHUNK : n - done, i;
@@ -242,6 +283,8 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
         bson_destroy(&reply);
         if (!ok)
             return pe_mg_fail(st, PE_MC_MSGLOGS, &err);
+        if ((rs = msglog_sweep_deleted(st, recs + done, k)) != PE_STORE_OK)
+            return rs;
         done += k;
     }
     return PE_STORE_OK;

@@ -410,6 +410,65 @@ pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_ti
     return PE_STORE_OK;
 }
 
+/*
+ * Reserve a password check in guarded writes, each atomic on its own (no value is read and
+ * written back); the first whose filter matches takes the attempt:
+ *  1. unlocked, below max - 1: $inc failed_logins;
+ *  2. unlocked, reaching max: $inc failed_logins and set the lock;
+ *  3. an expired lock: the count starts again at 1 (and locks when max is 1).
+ * None matching: locked (or no such user), read what there is.
+ */
+pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                           int *attempt, apr_time_t *locked_until)
+{
+    const bson_t *doc = NULL;
+    pe_store_status_e rs = PE_STORE_NOTFOUND;
+    int step;
+
+    for (step = 0; step < 3 && rs == PE_STORE_NOTFOUND; step++) {
+        bson_t *f = by_id(id), *up;
+
+        if (!f)
+            return PE_STORE_NOTFOUND;
+        if (step == 0) {
+            BCON_APPEND(f, "locked_until", BCON_INT64(0), "failed_logins", "{", "$lt", BCON_INT32(max - 1), "}");
+            up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
+        }
+        else if (step == 1) {
+            BCON_APPEND(f, "locked_until", BCON_INT64(0), "failed_logins", "{", "$gte", BCON_INT32(max - 1), "}");
+            up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}", "$set", "{", "locked_until",
+                          BCON_INT64(now + lock), "}");
+        }
+        else {
+            BCON_APPEND(f, "locked_until", "{", "$gt", BCON_INT64(0), "$lte", BCON_INT64(now), "}");
+            up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until",
+                          BCON_INT64(max <= 1 ? now + lock : 0), "}");
+        }
+        rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+        bson_destroy(f);
+        bson_destroy(up);
+    }
+    if (rs == PE_STORE_OK) {
+        *attempt = (int)pe_mg_i64(doc, "failed_logins");
+        *locked_until = pe_mg_i64(doc, "locked_until");
+        return PE_STORE_OK;
+    }
+    if (rs != PE_STORE_NOTFOUND)
+        return rs;
+    {
+        bson_t *f = by_id(id);
+
+        if (!f)
+            return PE_STORE_NOTFOUND;
+        rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
+        bson_destroy(f);
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    *locked_until = pe_mg_i64(doc, "locked_until");
+    return PE_STORE_EMPTY;
+}
+
 pe_store_status_e pe_mg_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)
 {
     return update_by_id(st, by_id(id),

@@ -39,6 +39,8 @@ STEER_KEYS = {
     "location",         # fault=redirect: Location header (default http://127.0.0.1:9/)
     "stream_delay_ms",  # streaming: pause between SSE events (ms)
     "stream_chunks",    # streaming: number of content chunks (default: one per word)
+    "stream_framing",   # streaming: chunked (default for HTTP/1.1) | close (no length; the body ends at the close)
+    "cut_mid_event",    # fault=truncate/reset_mid_body on a stream: cut inside event truncate_after, not before it
     "echo",             # summary (default) | last (the last user message verbatim) | messages (JSON of messages)
     "content",          # literal reply content (overrides echo)
     "finish_reason",    # default "stop"
@@ -514,7 +516,8 @@ class UpstreamHandler(FakeHandler):
         cut = None
         if fault in ("truncate", "reset_mid_body"):
             cut = as_int(steer.get("truncate_after"), len(payloads) // 2)
-        chunked = self.request_version == "HTTP/1.1"
+        framing = str(steer.get("stream_framing") or "").strip().lower()
+        chunked = self.request_version == "HTTP/1.1" and framing != "close"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -537,6 +540,12 @@ class UpstreamHandler(FakeHandler):
                     self.close_abruptly()
                     return 200
                 if cut is not None and i >= cut:
+                    if as_bool(steer.get("cut_mid_event")):
+                        half = p[:max(1, len(p) // 2)]
+                        if chunked:
+                            self.write_chunk(half)
+                        else:
+                            self.wfile.write(half)
                     if fault == "truncate":
                         self.close_abruptly()
                     else:

@@ -287,6 +287,20 @@ class UpstreamTest(unittest.TestCase):
         self.assertEqual(cm.exception.partial.count(b"data: "), 2)
         c.close()
 
+    def test_stream_close_framing_cut_mid_event(self):
+        c = conn(self.up.port)
+        r = post_json(c, "/v1/chat/completions", {"model": "m", "stream": True,
+                                                  "messages": [{"role": "user", "content": "a b c"}]},
+                      {"X-Fake-Stream-Framing": "close", "X-Fake-Fault": "truncate", "X-Fake-Truncate-After": "2",
+                       "X-Fake-Cut-Mid-Event": "1"})
+        self.assertIsNone(r.getheader("Transfer-Encoding"))
+        self.assertIsNone(r.getheader("Content-Length"))
+        body = r.read().decode()  # a close-framed body: no IncompleteRead, the cut looks like an end
+        self.assertEqual(body.count("data: "), 3)
+        self.assertFalse(body.endswith("\n\n"))
+        self.assertNotIn("[DONE]", body)
+        c.close()
+
     def test_stream_client_disconnect_is_recorded(self):
         c = conn(self.up.port)
         r = post_json(c, "/v1/chat/completions", {"model": "m", "stream": True,

@@ -73,6 +73,10 @@ class Response:
         return "<Response %d %r>" % (self.status, self.body[:300])
 
 
+# Checks every response the harness receives goes through (pe_openapi adds the OpenAPI one below).
+RESPONSE_CHECKS = []
+
+
 def http_request(port, method, path, body=None, headers=None, chunked=False, timeout=30):
     """One request on a fresh connection; body may be bytes, str or a JSON-able object."""
     hdrs = dict(headers or {})
@@ -89,7 +93,10 @@ def http_request(port, method, path, body=None, headers=None, chunked=False, tim
             conn.request(method, path, body=body, headers=hdrs)
         r = conn.getresponse()
         data = r.read()
-        return Response(r.status, r.getheaders(), data)
+        resp = Response(r.status, r.getheaders(), data)
+        for check in RESPONSE_CHECKS:
+            check(method, path, resp)
+        return resp
     finally:
         conn.close()
 
@@ -233,3 +240,8 @@ class HttpdTestCase(unittest.TestCase):
         if code:
             self.assertEqual(j["error_code"], code, j)
         return j
+
+
+import pe_openapi  # noqa: E402  (responses must match docs/openapi.json)
+
+RESPONSE_CHECKS.append(pe_openapi.check_response)

@@ -79,6 +79,23 @@ class UpstreamMixin:
         return self.httpd.post("/v1/chat/completions", body, headers=dict(bearer(key), **(headers or {})),
                                timeout=timeout)
 
+    def assertOpenAIError(self, resp, status, code, etype=None):
+        """OpenAI's error shape: {"error": {"message", "type", "code", "param", ...}} and nothing else."""
+        self.assertEqual(resp.status, status, resp)
+        self.assertTrue(resp.header("Content-Type").startswith("application/json"), resp.headers)
+        j = resp.json
+        self.assertEqual(list(j), ["error"], j)
+        e = j["error"]
+        for k in ("message", "type", "code", "param"):
+            self.assertIn(k, e)
+        self.assertIsInstance(e["message"], str)
+        self.assertTrue(e["message"])
+        self.assertEqual(e["code"], code, e)
+        if etype:
+            self.assertEqual(e["type"], etype, e)
+        self.assertEqual(e["request_id"], resp.header("X-Request-ID"))
+        return e
+
     def upstream_since(self, seq):
         return [r for r in self.up.requests(since=seq) if r["path"].endswith("/chat/completions")]
 
@@ -207,8 +224,8 @@ class Completions(UpstreamMixin, HttpdTestCase):
         r = self.chat(key, dict(body, max_tokens=21), headers={"X-PE-RType": "tot"})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.upstream_since(seq)[0]["json"]["messages"], tot)
-        self.assertEnvelope(self.chat(key, body, headers={"X-PE-RType": "nope"}), 422, "VALIDATION_ERROR")
-        self.assertEnvelope(self.chat(key, dict(body, model="gpt-3")), 422, "VALIDATION_ERROR")
+        self.assertOpenAIError(self.chat(key, body, headers={"X-PE-RType": "nope"}), 422, "VALIDATION_ERROR")
+        self.assertOpenAIError(self.chat(key, dict(body, model="gpt-3")), 422, "VALIDATION_ERROR")
 
     def test_models(self):
         uid, key = self.new_user()
@@ -229,7 +246,7 @@ class Completions(UpstreamMixin, HttpdTestCase):
         j = self.assertEnvelope(self.prompt(key, {"level": "low", "r_type": "hcot", "prompt": "x"}), 403,
                                 "RTYPE_NOT_ALLOWED")
         self.assertIn("hcot", j["message"])
-        self.assertEnvelope(self.chat(key, {"model": "o3-mini", "messages": [{"role": "user", "content": "x"}]}),
+        self.assertOpenAIError(self.chat(key, {"model": "o3-mini", "messages": [{"role": "user", "content": "x"}]}),
                             403, "LEVEL_NOT_ALLOWED")
         self.assertEqual(self.prompt(key, {"level": "low", "r_type": "bpe", "prompt": "x"}).status, 200)
         self.assertEnvelope(self.prompt(key, {"prompt": "x"}), 422, "VALIDATION_ERROR")
@@ -243,8 +260,26 @@ class Completions(UpstreamMixin, HttpdTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEnvelope(self.prompt(r.json["session"]["session_token"], {"level": "low", "prompt": "x"}), 401,
                             "API_KEY_REQUIRED")
+        # X-API-Key takes API keys only: a session token there is refused and counted
+        tok = r.json["session"]["session_token"]
+        j = self.assertEnvelope(self.httpd.post("/v1/prompt/completions", {"level": "low", "prompt": "x"},
+                                                headers={"X-API-Key": tok}), 401, "INVALID_API_KEY")
+        self.assertIn("X-API-Key takes an API key", j["message"])
+        self.assertEnvelope(self.httpd.get("/v1/users/profile", headers={"X-API-Key": tok}), 401, "INVALID_API_KEY")
+        self.assertEqual(self.httpd.get("/v1/users/profile", headers=bearer(tok)).status, 200)
+        # the prompt route is strict about fields; the OpenAI-compatible route ignores new ones
+        j = self.assertEnvelope(self.prompt(key, {"level": "low", "prompt": "x", "temprature": 0.1}), 422,
+                                "VALIDATION_ERROR")
+        self.assertIn("unknown field 'temprature'", j["message"])
+        self.assertEnvelope(self.prompt(key, {"level": "low", "prompt": "x", "model": "gpt-4o"}), 422,
+                            "VALIDATION_ERROR")
         # only the one successful completion cost a credit
         self.assertEqual(self.conv_limit(uid), before - 1)
+        seq = self.last_seq()
+        r = self.chat(key, {"model": "low", "messages": [{"role": "user", "content": "x"}],
+                            "some_future_openai_field": {"a": 1}}, headers={"X-API-Key": key})
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("some_future_openai_field", self.upstream_since(seq)[0]["json"])
 
     def test_stream_arrives_in_pieces(self):
         uid, key = self.new_user()

@@ -274,5 +274,70 @@ class SqliteFaultsPrefork(SqliteFaultsMixin, HttpdTestCase):
     MPM = "prefork"
 
 
+class DeletionMixin(UpstreamMixin):
+    """Deleting an account destroys its conversation logs (SPEC 6.7), also the rows still queued in
+    the writers and the completions in flight at the time (issue 16 item 3: they used to come back
+    once the writer flushed)."""
+
+    EXTRA_CONF = BASE_CONF + "PEMessageLogInterval 60s\nPEMessageLogBatch 1000\nPECache Off\n"
+
+    def rows(self, uid):
+        raise NotImplementedError
+
+    def test_delete_with_logs_queued_and_in_flight(self):
+        from test_completions import PASSWORD
+        h = self.httpd
+        uid, key = self.new_user()
+        other_uid, other_key = self.new_user()
+        email = h.sqlite("SELECT email FROM pe_users WHERE id = ?", (uid,))[0][0] if self.DRIVER == "sqlite3" \
+            else self.pg.query("SELECT email FROM pe_users WHERE id = '%s'" % uid)
+        token = h.post("/v1/users/login", {"email": email, "password": PASSWORD}).json["session"]["session_token"]
+        for i in range(4):  # queued: the writers wait 60 s
+            self.assertEqual(self.chat(key, {"model": "gpt-4o-mini",
+                                             "messages": [{"role": "user", "content": "queued %d" % i}]}).status, 200)
+        self.assertEqual(self.chat(other_key, {"model": "gpt-4o-mini",
+                                               "messages": [{"role": "user", "content": "kept"}]}).status, 200)
+        results = []
+
+        def slow(i):
+            results.append(self.chat(key, {"model": "gpt-4o-mini", "messages": [
+                {"role": "user", "content": "in flight %d [[fake:delay_ms=1500]]" % i}]}).status)
+        threads = [threading.Thread(target=slow, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        d = h.request("DELETE", "/v1/users/account", {"password": PASSWORD, "reason": "testing"},
+                      headers=bearer(token))
+        self.assertEqual(d.status, 200, d)
+        for t in threads:
+            t.join(30)
+        h.graceful(wait=False)  # every writer flushes what it holds
+        time.sleep(3)
+        h.run("stop", check=False)
+        h.started = False
+        print(json.dumps({"test": "T-FAULT-DELETE", "driver": self.DRIVER, "in_flight": results,
+                          "rows_of_deleted": self.rows(uid), "rows_of_other": self.rows(other_uid)}))
+        self.assertEqual(self.rows(uid), 0)
+        self.assertEqual(self.rows(other_uid), 1)
+
+
+class DeletionSqlite(DeletionMixin, HttpdTestCase):
+    DRIVER = "sqlite3"
+    ALLOWED_LOG_IDS = ("AH03490",)
+
+    def rows(self, uid):
+        return self.httpd.sqlite("SELECT COUNT(*) FROM pe_message_logs WHERE user_id = ?", (uid,))[0][0]
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class DeletionPostgres(pe_pg.PostgresClass, DeletionMixin, HttpdTestCase):
+    DRIVER = "pgsql"
+    PG_NAME = "pg-delete"
+    ALLOWED_LOG_IDS = ("AH03490",)
+
+    def rows(self, uid):
+        return int(self.pg.query("SELECT COUNT(*) FROM pe_message_logs WHERE user_id = '%s'" % uid))
+
+
 if __name__ == "__main__":
     unittest.main()

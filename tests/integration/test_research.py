@@ -29,7 +29,8 @@ class ResearchConfig(unittest.TestCase):
 
     def test_good_config(self):
         p = self.configtest("PESearchURL http://127.0.0.1:8888/search\nPESearchProvider SearXNG\n"
-                            "PESearchLanguage en-GB\nPEResearchAllowNetworks 127.0.0.2/32, fd00::/8\n"
+                            "PESearchLanguage en-GB\nPEResearchAllowNetworks 127.0.0.2:8080, fd00::/8 "
+                            "10.0.0.0/8:80,443 [::1]:8443 [fd00::/16]:8000-8099\n"
                             "PEResearchMaxParallel 8\nPEResearchPageSize 512K\nPEResearchPageTimeout 1500ms\n"
                             "PESearchTimeout 3s\nPEResearchTimeout 30s\nPEResearchCacheTTL 0\n"
                             "PEResearchPageCacheTTL 2h\nPEResearchCacheSize 64\n"
@@ -39,7 +40,7 @@ class ResearchConfig(unittest.TestCase):
         self.assertIn("Syntax OK", p.stderr)
 
     def test_allow_networks_from_the_environment(self):
-        p = self.configtest("", env={"PE_RESEARCH_ALLOW_NETWORKS": "127.0.0.2/32 ::1"})
+        p = self.configtest("", env={"PE_RESEARCH_ALLOW_NETWORKS": "127.0.0.2:8080 [::1]:8443"})
         self.assertEqual(p.returncode, 0, p.stderr)
         p = self.configtest("", env={"PE_RESEARCH_ALLOW_NETWORKS": "127.0.0.1/8"})
         self.assertNotEqual(p.returncode, 0)
@@ -52,6 +53,12 @@ class ResearchConfig(unittest.TestCase):
                             "searxng, brave")
         self.assertRejected("PEResearchAllowNetworks 10.0.0.0/33\n", "PEResearchAllowNetworks", "out of range")
         self.assertRejected("PEResearchAllowNetworks\n", "PEResearchAllowNetworks")
+        self.assertRejected("PEResearchAllowNetworks 127.0.0.2:0\n", "PEResearchAllowNetworks", "entry 1",
+                            "is not a number 1-65535")
+        self.assertRejected("PEResearchAllowNetworks 127.0.0.2:8080-80\n", "PEResearchAllowNetworks")
+        self.assertRejected("PEResearchAllowNetworks 127.0.0.2 8080\n", "PEResearchAllowNetworks",
+                            "follows no network with ports")
+        self.assertRejected("PEResearchAllowNetworks ::1:8443:x\n", "PEResearchAllowNetworks")
         self.assertRejected("PEResearchMaxParallel 0\n", "PEResearchMaxParallel")
         self.assertRejected("PEResearchMaxParallel 65\n", "PEResearchMaxParallel")
         self.assertRejected("PEResearchPageSize 3M\n", "PEResearchPageSize")
@@ -104,18 +111,20 @@ def final_user_text(req):
 
 
 class ResearchMixin(UpstreamMixin):
-    """Canary on 127.0.0.1, fixture pages on 127.0.0.2 (the only allowed network), fake search;
-    the synthesis call echoes its prompt so the pages' text reaches the final request."""
+    """Canary on 127.0.0.1, fixture pages on 127.0.0.2 (only their port is allowed), a second canary
+    on another port of 127.0.0.2, fake search; the synthesis call echoes its prompt so the pages'
+    text reaches the final request."""
 
     SEARCH_URL = None  # None: the fake search
 
     @classmethod
     def setUpClass(cls):
         cls.canary = fakes.start_canary()
+        cls.canary2 = fakes.start_canary(host="127.0.0.2")
         cls.web = fakes.start_web(host="127.0.0.2", canary_port=cls.canary.port)
         cls.search = fakes.start_search(web=cls.web)
         cls.ENV = dict(cls.ENV, PE_SEARCH_URL=cls.SEARCH_URL or cls.search.search_url,
-                       PE_RESEARCH_ALLOW_NETWORKS="127.0.0.2/32")
+                       PE_RESEARCH_ALLOW_NETWORKS="127.0.0.2:%d" % cls.web.port)
         try:
             super().setUpClass()
             cls.up.set_rules([SYNTH_RULE])
@@ -125,7 +134,7 @@ class ResearchMixin(UpstreamMixin):
 
     @classmethod
     def stop_fakes(cls):
-        for f in (cls.search, cls.web, cls.canary):
+        for f in (cls.search, cls.web, cls.canary, cls.canary2):
             f.stop()
 
     @classmethod
@@ -197,6 +206,7 @@ class ResearchCompletions(ResearchMixin, HttpdTestCase):
     def test_redirects_to_internal_addresses_never_connect(self):
         _, key = self.new_user()
         before = self.canary.count()
+        hops = self.web.count("/redirect/canary")
         r, ups = self.research(key, "guard check [[fake:results=/redirect/canary|/redirect/metadata|/article2.html]]")
         self.assertEqual(r.status, 200, r)
         text = final_user_text(ups[-1])
@@ -209,7 +219,26 @@ class ResearchCompletions(ResearchMixin, HttpdTestCase):
         time.sleep(0.3)
         self.assertEqual(self.canary.count(), before)
         self.assertEqual(before, 0)
-        self.assertEqual(self.web.count("/redirect/canary"), 1)
+        self.assertEqual(self.web.count("/redirect/canary"), hops + 1)
+
+    def test_other_ports_of_an_allowed_address_never_connect(self):
+        """The allow list names 127.0.0.2 on the fixture server's port only: a service on another
+        port of that address is refused, as a search result and as a redirect target."""
+        _, key = self.new_user()
+        before = self.canary2.count()
+        port = self.canary2.port
+        r, ups = self.research(key, "guard check [[fake:results=http://127.0.0.2:%d/|"
+                                    "/redirect/canary?host=127.0.0.2&port=%d|/article2.html]]" % (port, port))
+        self.assertEqual(r.status, 200, r)
+        text = final_user_text(ups[-1])
+        self.assertIn("ARTICLE2-MAIN-MARKER", text)
+        self.assertNotIn("pe-canary", text)
+        f = self.header_fields(r)
+        self.assertEqual(f["refused"], "2")
+        self.assertEqual(f["sources"], "1")
+        time.sleep(0.3)
+        self.assertEqual(self.canary2.count(), before)
+        self.assertEqual(before, 0)
 
     def test_huge_page_is_cut_at_the_cap(self):
         _, key = self.new_user()
@@ -415,6 +444,16 @@ class Batch(UpstreamMixin, HttpdTestCase):
         self.assertIn("batch[1]", r.json["message"])
         r = self.httpd.post("/v1/batch/process", {"level": "low", "batch": [{"prompt": "p"}]})
         self.assertEqual(r.status, 401, r)
+        # unknown fields, in a task or in the request, are named; nothing runs, no credit is taken
+        uid, key = self.new_user()
+        before = self.conv_limit(uid)
+        r = self.batch(key, [{"prompt": "p"}, {"prompt": "q", "temprature": 0.1}])
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        self.assertIn("batch[1]: unknown field 'temprature'", r.json["message"])
+        r = self.batch(key, [{"prompt": "p"}], paralel=False)
+        self.assertEnvelope(r, 422, "VALIDATION_ERROR")
+        self.assertIn("unknown field 'paralel'", r.json["message"])
+        self.assertEqual(self.conv_limit(uid), before)
 
 
 @unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")

@@ -17,9 +17,10 @@ void pe_test_teardown(void);
 
 #include <apr_dbd.h>
 
-/** A store connection for a test: sqlite3 on `name` (a file or ":memory:"), closed with pe_tp.
- *  Returns NULL when it cannot be opened. *drv gets the driver. */
-apr_dbd_t *pe_test_dbd_open(const char *name, const apr_dbd_driver_t **drv);
+/** A database connection for a test: apr_dbd driver `driver` ("sqlite3", "pgsql") with its
+ *  parameters (an SQLite file or ":memory:"), closed when pool p is destroyed. NULL when it cannot
+ *  be opened (the reason on stderr). *drv gets the driver. */
+apr_dbd_t *pe_test_dbd_open(apr_pool_t *p, const char *driver, const char *params, const apr_dbd_driver_t **drv);
 
 /* A test case with the pool fixture. */
 static inline TCase *pe_tcase(const char *name)

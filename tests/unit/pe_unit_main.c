@@ -33,18 +33,20 @@ static apr_status_t pe_test_dbd_close(void *data)
     return APR_SUCCESS;
 }
 
-apr_dbd_t *pe_test_dbd_open(const char *name, const apr_dbd_driver_t **drv)
+apr_dbd_t *pe_test_dbd_open(apr_pool_t *p, const char *driver, const char *params, const apr_dbd_driver_t **drv)
 {
-    pe_test_conn_t *c = apr_pcalloc(pe_tp, sizeof(*c));
+    pe_test_conn_t *c = apr_pcalloc(p, sizeof(*c));
     const char *err = NULL;
 
-    if (apr_dbd_init(pe_tp) != APR_SUCCESS || apr_dbd_get_driver(pe_tp, "sqlite3", &c->drv) != APR_SUCCESS)
+    if (apr_dbd_init(p) != APR_SUCCESS || apr_dbd_get_driver(p, driver, &c->drv) != APR_SUCCESS)
         return NULL;
     if (drv)
         *drv = c->drv;
-    if (apr_dbd_open_ex(c->drv, pe_tp, name, &c->h, &err) != APR_SUCCESS)
+    if (apr_dbd_open_ex(c->drv, p, params, &c->h, &err) != APR_SUCCESS) {
+        fprintf(stderr, "cannot open %s %s: %s\n", driver, params, err ? err : "");
         return NULL;
-    apr_pool_cleanup_register(pe_tp, c, pe_test_dbd_close, apr_pool_cleanup_null);
+    }
+    apr_pool_cleanup_register(p, c, pe_test_dbd_close, apr_pool_cleanup_null);
     return c->h;
 }
 

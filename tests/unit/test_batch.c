@@ -62,7 +62,7 @@ START_TEST(parse_defaults)
     ck_assert_int_eq(b.tasks[2].index, 2);
 
     ck_assert_int_eq(parse("{\"level\":\"low\",\"enable_research\":true,\"research_depth\":\"high\",\"parallel\":false,"
-                           "\"batch\":[{\"prompt\":\"x\",\"unknown\":1}]}",
+                           "\"batch\":[{\"prompt\":\"x\"}]}",
                            &b, &err, 0),
                      0);
     ck_assert_int_eq(b.parallel, 0);
@@ -104,8 +104,15 @@ START_TEST(parse_errors)
                      422);
     ck_assert_int_eq(parse("{\"level\":\"low\",\"research_depth\":\"deep\",\"batch\":[{\"prompt\":\"a\"}]}", &b, &err, 0),
                      422);
-    ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[{\"prompt\":\"a\"},{\"text\":\"b\"}]}", &b, &err, 0), 422);
+    ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[{\"prompt\":\"a\"},{\"r_type\":\"bpe\"}]}", &b, &err, 0), 422);
     ck_assert_str_eq(err, "batch[1].prompt is required and must be a non-empty string");
+    /* unknown fields, in a task and in the request, are 422 naming them */
+    ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[{\"prompt\":\"a\"},{\"text\":\"b\"}]}", &b, &err, 0), 422);
+    ck_assert_ptr_nonnull(strstr(err, "batch[1]: unknown field 'text'"));
+    ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[{\"prompt\":\"x\",\"unknown\":1}]}", &b, &err, 0), 422);
+    ck_assert_ptr_nonnull(strstr(err, "batch[0]: unknown field 'unknown'"));
+    ck_assert_int_eq(parse("{\"level\":\"low\",\"paralel\":false,\"batch\":[{\"prompt\":\"a\"}]}", &b, &err, 0), 422);
+    ck_assert_ptr_nonnull(strstr(err, "unknown field 'paralel'"));
     ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[{\"prompt\":\"\"}]}", &b, &err, 0), 422);
     ck_assert_int_eq(parse("{\"level\":\"low\",\"batch\":[\"a\"]}", &b, &err, 0), 422);
     ck_assert_str_eq(err, "batch[0] must be an object");

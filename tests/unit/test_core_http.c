@@ -70,6 +70,9 @@ START_TEST(route_groups)
     ck_assert_uint_eq(pe_route_group_bit("admin-panel"), PE_G_ADMIN);
     ck_assert_uint_eq(pe_route_group_bit("all"), PE_G_ALL);
     ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_DIAG, 0);
+    ck_assert_uint_eq(pe_route_group_bit("openapi"), PE_G_OPENAPI);
+    ck_assert_uint_eq(pe_route_group_bit("all") & PE_G_OPENAPI, PE_G_OPENAPI);
+    ck_assert_ptr_nonnull(strstr(pe_route_group_names(), " openapi "));
     ck_assert_uint_eq(pe_route_group_bit("admin"), 0);
     ck_assert_uint_eq(pe_route_method_bit("GET"), PE_M_GET);
     ck_assert_uint_eq(pe_route_method_bit("get"), 0);
@@ -91,6 +94,10 @@ START_TEST(json_strict_parse)
     ck_assert_ptr_nonnull(strstr(err, "line 1"));
     ck_assert_int_eq(pe_json_parse(pe_tp, "", 0, &j, &err), -1);
     ck_assert_int_eq(pe_json_parse(pe_tp, "\"\\u0000\"", 8, &j, &err), -1);
+    /* NUL in a string: a clean message, not the decoder's flag name */
+    ck_assert_int_eq(pe_json_parse(pe_tp, "{\"a\":\"x\\u0000y\"}", 17, &j, &err), -1);
+    ck_assert_msg(strstr(err, "\\u0000 (NUL)") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "JSON_") == NULL, "%s", err);
     ck_assert_int_eq(pe_json_parse(pe_tp, "{\"s\":\"\xff\"}", 9, &j, &err), -1);
 }
 END_TEST
@@ -134,6 +141,51 @@ START_TEST(json_error_envelope)
     /* a message that is not UTF-8 still yields a complete envelope */
     e = pe_json_error(pe_tp, "bad \xff", "X", "id", NULL);
     ck_assert_ptr_nonnull(pe_json_str(e, "message"));
+}
+END_TEST
+
+/* OpenAI's error shape: extras kept inside "error", param null unless a field is named. */
+START_TEST(json_error_openai)
+{
+    json_t *extra = pe_json_bind(pe_tp, json_pack("{s:{s:s}}", "limits", "resets_at", "2026-11-24T00:00:00Z"));
+    json_t *o = pe_json_error_openai(pe_tp, "Insufficient conversation credits", "insufficient_quota",
+                                     "CREDITS_EXHAUSTED", NULL, "rid", extra);
+    json_t *e = json_object_get(o, "error");
+
+    ck_assert_int_eq(json_object_size(o), 1);
+    ck_assert_str_eq(pe_json_str(e, "message"), "Insufficient conversation credits");
+    ck_assert_str_eq(pe_json_str(e, "type"), "insufficient_quota");
+    ck_assert_str_eq(pe_json_str(e, "code"), "CREDITS_EXHAUSTED");
+    ck_assert(json_is_null(json_object_get(e, "param")));
+    ck_assert_str_eq(pe_json_str(e, "request_id"), "rid");
+    ck_assert_str_eq(pe_json_str(json_object_get(e, "limits"), "resets_at"), "2026-11-24T00:00:00Z");
+    o = pe_json_error_openai(pe_tp, "m", "invalid_request_error", "VALIDATION_ERROR", "temperature", "r", NULL);
+    ck_assert_str_eq(pe_json_str(json_object_get(o, "error"), "param"), "temperature");
+
+    ck_assert_str_eq(pe_json_error_openai_type(429, "CREDITS_EXHAUSTED"), "insufficient_quota");
+    ck_assert_str_eq(pe_json_error_openai_type(429, "RATE_LIMITED"), "rate_limit_error");
+    ck_assert_str_eq(pe_json_error_openai_type(401, "INVALID_API_KEY"), "authentication_error");
+    ck_assert_str_eq(pe_json_error_openai_type(403, "IP_BLOCKED"), "permission_error");
+    ck_assert_str_eq(pe_json_error_openai_type(422, "VALIDATION_ERROR"), "invalid_request_error");
+    ck_assert_str_eq(pe_json_error_openai_type(502, "UPSTREAM_ERROR"), "upstream_error");
+    ck_assert_str_eq(pe_json_error_openai_type(503, "STORE_UNAVAILABLE"), "server_error");
+
+    ck_assert_str_eq(pe_json_error_param(pe_tp, "temperature must be a number between 0 and 2"), "temperature");
+    ck_assert_str_eq(pe_json_error_param(pe_tp, "messages[0].content must be a string"), "messages[0].content");
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, "Messages cannot be empty"));
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, "unknown r_type 'x': expected one of bpe"));
+    ck_assert_ptr_null(pe_json_error_param(pe_tp, " must x"));
+
+    ck_assert_int_eq(pe_json_error_retry(429, "CREDITS_EXHAUSTED"), 0);
+    ck_assert_int_eq(pe_json_error_retry(429, "RATE_LIMITED"), -1);
+    ck_assert_int_eq(pe_json_error_retry(422, "VALIDATION_ERROR"), 0);
+    ck_assert_int_eq(pe_json_error_retry(401, "INVALID_API_KEY"), 0);
+    ck_assert_int_eq(pe_json_error_retry(409, "CONFLICT"), 0);
+    ck_assert_int_eq(pe_json_error_retry(408, "REQUEST_TIMEOUT"), -1);
+    ck_assert_int_eq(pe_json_error_retry(503, "STORE_UNAVAILABLE"), -1);
+    ck_assert_int_eq(pe_json_error_retry(502, "UPSTREAM_ERROR"), -1);
+    ck_assert_int_eq(pe_json_error_retry(502, "UPSTREAM_INVALID"), 0);
+    ck_assert_int_eq(pe_json_error_retry(503, "UPSTREAM_NOT_CONFIGURED"), 0);
 }
 END_TEST
 
@@ -197,6 +249,23 @@ START_TEST(parse_values)
 }
 END_TEST
 
+/* Range errors name the bounds in the directives' own units (apr_psprintf has no %lld). */
+START_TEST(parse_range_messages)
+{
+    long long ms;
+    const char *e = pe_parse_duration_ms(pe_tp, "2d", 1000, 86400000LL, &ms);
+
+    ck_assert_ptr_nonnull(e);
+    ck_assert_str_eq(e, "'2d' is out of range (1s to 1d)");
+    e = pe_parse_duration_ms(pe_tp, "10ms", 250, 90000, &ms);
+    ck_assert_str_eq(e, "'10ms' is out of range (250ms to 90s)");
+    e = pe_parse_duration_ms(pe_tp, "0", 60000, 5400000, &ms);
+    ck_assert_str_eq(e, "'0' is out of range (1m to 90m)");
+    e = pe_parse_duration_ms(pe_tp, "5h", 0, 3600000, &ms);
+    ck_assert_str_eq(e, "'5h' is out of range (0ms to 1h)");
+}
+END_TEST
+
 START_TEST(hex_and_base64url)
 {
     unsigned char k[4], b[] = {0xfb, 0xff, 0x00};
@@ -224,8 +293,10 @@ Suite *pe_suite_core_http(void)
     tcase_add_test(tc, json_strict_parse);
     tcase_add_test(tc, json_depth_limit);
     tcase_add_test(tc, json_error_envelope);
+    tcase_add_test(tc, json_error_openai);
     tcase_add_test(tc, buf_cap);
     tcase_add_test(tc, parse_values);
+    tcase_add_test(tc, parse_range_messages);
     tcase_add_test(tc, hex_and_base64url);
     suite_add_tcase(s, tc);
     return s;

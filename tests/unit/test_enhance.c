@@ -516,12 +516,25 @@ START_TEST(null_omission_defaults_and_stream)
     ck_assert_ptr_null(json_object_get(out, "stream_options"));
     out = build_prompt(NULL, "{\"level\":\"low\",\"prompt\":\"x\",\"temperature\":null}", NULL, NULL, 0);
     ck_assert_ptr_null(json_object_get(out, "temperature"));
-    /* fields the prompt route does not know are not forwarded */
-    out = build_prompt(NULL, "{\"level\":\"low\",\"prompt\":\"x\",\"model\":\"gpt-5\",\"tools\":[],\"user\":\"u\"}",
-                       NULL, NULL, 0);
-    ck_assert_str_eq(pe_json_str(out, "model"), "gpt-4o-mini");
-    ck_assert_ptr_null(json_object_get(out, "tools"));
-    ck_assert_ptr_null(json_object_get(out, "user"));
+    /* a field the prompt route does not know is a 422 naming it (a typo must not be dropped silently) */
+    {
+        static const char *const bodies[] = {"{\"level\":\"low\",\"prompt\":\"x\",\"model\":\"gpt-5\"}",
+                                             "{\"level\":\"low\",\"prompt\":\"x\",\"temprature\":0.1}",
+                                             "{\"level\":\"low\",\"prompt\":\"x\",\"tools\":[],\"user\":\"u\"}", NULL};
+        static const char *const named[] = {"'model'", "'temprature'", "'tools'"};
+        pe_enhance_req_t req;
+        const char *err = NULL;
+        int i;
+
+        for (i = 0; bodies[i]; i++) {
+            ck_assert_int_eq(pe_enhance_parse_prompt(pe_tp, NULL, J(bodies[i]), &req, &err), 422);
+            ck_assert_msg(strstr(err, "unknown field") && strstr(err, named[i]), "%s", err);
+        }
+        ck_assert_int_eq(pe_enhance_parse_prompt(pe_tp, NULL, J("{\"level\":\"low\",\"prompt\":\"x\",\"\\u0001\":1}"),
+                                                 &req, &err),
+                         422);
+        ck_assert_ptr_nonnull(strstr(err, "unknown field '?'"));
+    }
     /* streaming asks for usage in the last chunk */
     out = build_prompt(NULL, "{\"level\":\"low\",\"prompt\":\"x\",\"stream\":true}", NULL, NULL, 0);
     ck_assert(json_is_true(json_object_get(out, "stream")));

@@ -82,15 +82,15 @@ static const char *topics(int n, const char *const *qs)
     return apr_pstrcat(pe_tp, s, "]}", NULL);
 }
 
-/* A configuration against the fakes (127.0.0.2/32 allowed, no cache). */
+/* A configuration against the fakes (the fixture server on 127.0.0.2 allowed, no cache). */
 static pe_research_conf_t conf(void)
 {
     pe_research_conf_t c;
-    pe_ipnet_list_t *allow = NULL;
+    pe_ssrf_allow_list_t *allow = NULL;
     pe_ssrf_policy_t *pol = apr_pcalloc(pe_tp, sizeof(*pol));
 
     ck_assert_msg(fx.ok, "the fakes did not start (python3 tests/fakes/*.py)");
-    ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.2/32", &allow));
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, apr_psprintf(pe_tp, "127.0.0.2:%d", fx.web.port), &allow));
     pol->allow = allow;
     memset(&c, 0, sizeof(c));
     c.search.url = apr_psprintf(pe_tp, "http://127.0.0.1:%d/search", fx.search.port);

@@ -351,6 +351,32 @@ START_TEST(shm_eviction_lru)
 }
 END_TEST
 
+START_TEST(shm_eviction_message_names_the_table)
+{
+    pe_shm_t *shm = make_table(2, 8), *named = make_table(2, 8);
+
+    capture_start();
+    put(shm, "a", T0, 0, 1);
+    put(shm, "b", T0, 0, 2);
+    put(shm, "c", T0, 0, 3);
+    ck_assert_ptr_nonnull(strstr(logged, "shm: shared table full (2 slots)"));
+    ck_assert_ptr_nonnull(strstr(logged, "raise the slot count"));
+    ck_assert_ptr_null(strstr(logged, "under-count"));
+    /* a cache holds no limits: its message says what a full cache costs */
+    capture_start();
+    pe_shm_set_name(named, "response cache", "fewer answers are served from it; raise PECacheShmEntries");
+    put(named, "a", T0, 0, 1);
+    put(named, "b", T0, 0, 2);
+    put(named, "c", T0, 0, 3);
+    ck_assert_int_eq(logged_count("PE50004"), 1);
+    ck_assert_ptr_nonnull(strstr(logged, "shm: response cache full (2 slots)"));
+    ck_assert_ptr_nonnull(strstr(logged, "raise PECacheShmEntries"));
+    ck_assert_ptr_null(strstr(logged, "under-count"));
+    pe_shm_set_name(NULL, "x", "y");
+    pe_log_set(NULL);
+}
+END_TEST
+
 START_TEST(shm_eviction_expired_first)
 {
     pe_shm_t *shm = make_table(8, 8);
@@ -1100,6 +1126,79 @@ START_TEST(rl_strikes)
 }
 END_TEST
 
+START_TEST(rl_strike_reservations)
+{
+    pe_shm_t *shm = make_table(16, PE_RL_VALUE_SIZE);
+    const pe_rl_strike_rule_t r = {5, SEC(60), SEC(900)};
+    pe_rl_block_t b;
+    int i;
+
+    /* count first: 29 attempts at once, only 5 are reserved; the others must wait */
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0, &r, &b), APR_SUCCESS);
+        ck_assert_int_eq(b.blocked, 0);
+        ck_assert_uint_eq(b.pending, i + 1);
+    }
+    for (i = 5; i < 29; i++)
+        ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0, &r, &b), APR_EAGAIN);
+    ck_assert_uint_eq(b.pending, 5);
+    /* one passes: its place is free again, and no strike is counted */
+    ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:r", T0, &r, 0, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.pending, 4);
+    ck_assert_uint_eq(b.strikes, 0);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0, &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0, &r, &b), APR_EAGAIN);
+    /* the five fail: the fifth failure blocks, and a waiting attempt then finds the block */
+    for (i = 1; i <= 5; i++) {
+        ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:r", T0 + SEC(1), &r, 1, &b), APR_SUCCESS);
+        ck_assert_int_eq(b.blocked, i == 5);
+        ck_assert_uint_eq(b.pending, 5 - i);
+        if (i < 5)
+            ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0 + SEC(1), &r, &b), APR_EAGAIN);
+    }
+    ck_assert_int_eq(b.blocked_until, T0 + SEC(901));
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0 + SEC(2), &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(b.blocked, 1);
+    ck_assert_uint_eq(b.pending, 0);
+    /* after the block, a fresh allowance */
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:r", T0 + SEC(901), &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(b.blocked, 0);
+    ck_assert_uint_eq(b.pending, 1);
+    ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:r", T0 + SEC(901), &r, 1, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.strikes, 1);
+    ck_assert_uint_eq(b.pending, 0);
+
+    /* failures and reservations share the allowance: 3 failures leave 2 places */
+    for (i = 0; i < 3; i++)
+        ck_assert_int_eq(pe_rl_strike(shm, "ip:s", T0, &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0, &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0, &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0, &r, &b), APR_EAGAIN);
+    /* a new window drops the old failures but keeps what is reserved */
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(60), &r, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.strikes, 0);
+    ck_assert_uint_eq(b.pending, 3);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(60), &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(60), &r, &b), APR_SUCCESS);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(60), &r, &b), APR_EAGAIN);
+    /* reservations never settled (a process died) stop counting PE_RL_PENDING_MAX_SEC after the
+     * key last had none: the first of these was made at T0 */
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(PE_RL_PENDING_MAX_SEC - 1), &r, &b), APR_EAGAIN);
+    ck_assert_int_eq(pe_rl_strike_reserve(shm, "ip:s", T0 + SEC(PE_RL_PENDING_MAX_SEC), &r, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.pending, 1);
+    ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:s", T0 + SEC(PE_RL_PENDING_MAX_SEC), &r, 0, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.pending, 0);
+    /* a settle with nothing reserved counts the failure and never goes below zero */
+    ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:t", T0, &r, 1, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.strikes, 1);
+    ck_assert_uint_eq(b.pending, 0);
+    ck_assert_int_eq(pe_rl_strike_settle(shm, "ip:t", T0, &r, 0, &b), APR_SUCCESS);
+    ck_assert_uint_eq(b.pending, 0);
+    ck_assert_int_eq(pe_rl_strike_reserve(NULL, "ip:t", T0, &r, &b), APR_EINVAL);
+    ck_assert_int_eq(pe_rl_strike_settle(shm, NULL, T0, &r, 1, &b), APR_EINVAL);
+}
+END_TEST
+
 /* The shm suite: table, multi-process, rate limits. */
 Suite *pe_suite_shm(void)
 {
@@ -1112,6 +1211,7 @@ Suite *pe_suite_shm(void)
     tcase_add_test(tc, shm_basics);
     tcase_add_test(tc, shm_expiry);
     tcase_add_test(tc, shm_eviction_lru);
+    tcase_add_test(tc, shm_eviction_message_names_the_table);
     tcase_add_test(tc, shm_eviction_expired_first);
     tcase_add_test(tc, shm_eviction_bounded_scan);
     tcase_add_test(tc, shm_eviction_sweep);
@@ -1128,6 +1228,7 @@ Suite *pe_suite_shm(void)
     tcase_add_test(rl, rl_token_bucket);
     tcase_add_test(rl, rl_sliding_window);
     tcase_add_test(rl, rl_strikes);
+    tcase_add_test(rl, rl_strike_reservations);
     suite_add_tcase(s, rl);
     return s;
 }

@@ -293,14 +293,72 @@ START_TEST(v6_ranges_edges_and_embeddings)
 }
 END_TEST
 
+START_TEST(allow_list_parse)
+{
+    pe_ssrf_allow_list_t *l;
+    const char *err;
+
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "", &l));
+    ck_assert_int_eq(pe_ssrf_allow_count(l), 0);
+    ck_assert_str_eq(pe_ssrf_allow_str(pe_tp, l), "");
+    /* no ports: the web ports */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.2", &l));
+    ck_assert_str_eq(pe_ssrf_allow_str(pe_tp, l), "127.0.0.2:80,443");
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:8080 10.0.0.0/8:80,443 [::1]:8443", &l));
+    ck_assert_int_eq(pe_ssrf_allow_count(l), 3);
+    ck_assert_str_eq(pe_ssrf_allow_str(pe_tp, l), "127.0.0.2:8080 10.0.0.0/8:80,443 [::1]:8443");
+    /* commas between entries, spaces between ports, ranges, bracketed prefixes both ways, bare IPv6 */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.2/32, fd00::/8,10.1.0.0/16:8000-8099, 81 "
+                                                  "[fd00::/16]:9000 [fe80::]/10:1-65535 [::ffff:127.0.0.3]:443",
+                                           &l));
+    ck_assert_str_eq(pe_ssrf_allow_str(pe_tp, l), "127.0.0.2:80,443 [fd00::/8]:80,443 10.1.0.0/16:8000-8099,81 "
+                                                  "[fd00::/16]:9000 [fe80::/10]:1-65535 127.0.0.3:443");
+    ck_assert_int_eq(pe_ssrf_allow_names_port(l, 8050), 1);
+    ck_assert_int_eq(pe_ssrf_allow_names_port(l, 8100), 1); /* fe80::/10 names every port */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:8080", &l));
+    ck_assert_int_eq(pe_ssrf_allow_names_port(l, 8080), 1);
+    ck_assert_int_eq(pe_ssrf_allow_names_port(l, 8081), 0);
+    ck_assert_int_eq(pe_ssrf_allow_names_port(l, 80), 0);
+    ck_assert_int_eq(pe_ssrf_allow_names_port(NULL, 80), 0);
+
+    /* errors name the entry */
+    err = pe_ssrf_allow_parse(pe_tp, "127.0.0.2:0", &l);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "entry 1 \"127.0.0.2:0\""));
+    ck_assert_ptr_nonnull(strstr(err, "is not a number 1-65535"));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:65536", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:080", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:90-80", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:80-", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:1-2-3", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:http", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "127.0.0.2:*", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "[127.0.0.2]:80", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "[::1:80", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "[::1]80", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "::ffff:127.0.0.3:443", &l));
+    ck_assert_ptr_nonnull(pe_ssrf_allow_parse(pe_tp, "localhost:80", &l));
+    err = pe_ssrf_allow_parse(pe_tp, "127.0.0.2 8080", &l);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "follows no network with ports"));
+    err = pe_ssrf_allow_parse(pe_tp, "8080", &l);
+    ck_assert_ptr_nonnull(err);
+    err = pe_ssrf_allow_parse(pe_tp, "127.0.0.2:80 127.0.0.1/8:80", &l);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "entry 2"));
+    ck_assert_ptr_nonnull(strstr(err, "127.0.0.0/8"));
+}
+END_TEST
+
 START_TEST(allow_list_and_ports)
 {
-    pe_ipnet_list_t *allow;
+    pe_ssrf_allow_list_t *allow;
     pe_ssrf_policy_t pol = {0};
     pe_ssrf_class_t c;
     pe_ipnet_addr_t a;
 
-    ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.0/8 ::1 10.1.0.0/16", &allow));
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.0/8:8123 [::1]:80 10.1.0.0/16", &allow));
     /* without a policy: loopback refused, public only on 80/443 */
     a = addr_of("127.0.0.1");
     ck_assert_int_eq(pe_ssrf_dest_permitted(NULL, &a, 80, &c), 0);
@@ -321,7 +379,7 @@ START_TEST(allow_list_and_ports)
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 65536, NULL), 0);
     pol.any_port = 0;
 
-    /* the allow list overrides the table for what it names, on any port */
+    /* the allow list overrides the table for the network and ports it names */
     pol.allow = allow;
     a = addr_of("127.0.0.1");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8123, &c), 1);
@@ -329,24 +387,47 @@ START_TEST(allow_list_and_ports)
     ck_assert_int_eq(c.allowed, 1);
     ck_assert_str_eq(pe_ssrf_class_str(pe_tp, &c), "loopback 127.0.0.0/8, allow-listed");
     a = addr_of("::ffff:127.0.0.2");
-    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 1);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8123, NULL), 1);
+    /* but on no other port of those addresses: not the web ports, not a service's port */
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, &c), 0);
+    ck_assert_int_eq(c.allowed, 0);
+    ck_assert_int_eq(c.other_ports, 1);
+    ck_assert_str_eq(pe_ssrf_class_str(pe_tp, &c), "loopback 127.0.0.0/8, allow-listed on other ports only");
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8279, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 6379, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, -1, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 0, NULL), 1); /* address only: on some port */
     a = addr_of("::1");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 1);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 443, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8123, NULL), 0);
+    /* an entry without ports means 80 and 443 */
     a = addr_of("10.1.255.255");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 1);
-    /* but only what it names */
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 443, NULL), 1);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8080, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 22, NULL), 0);
+    /* and only the networks it names */
     a = addr_of("10.2.0.0");
-    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, &c), 0);
+    ck_assert_int_eq(c.other_ports, 0);
     a = addr_of("169.254.169.254");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 0);
     a = addr_of("64:ff9b::7f00:1"); /* an embedding is not the allowed address */
-    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8123, NULL), 0);
     a = addr_of("::2");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 80, NULL), 0);
     /* public addresses keep the port rule */
     a = addr_of("93.184.216.34");
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 22, NULL), 0);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8123, NULL), 0);
     ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 443, NULL), 1);
+    /* a public network may be given more ports */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "93.184.216.0/24:8443", &allow));
+    pol.allow = allow;
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8443, NULL), 1);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 443, NULL), 1);
+    ck_assert_int_eq(pe_ssrf_dest_permitted(&pol, &a, 8444, NULL), 0);
 }
 END_TEST
 
@@ -425,7 +506,7 @@ START_TEST(url_schemes_userinfo_ports_names)
                                      "http://public@127.0.0.1/",      "http://127.0.0.1:80@example.com/",
                                      "http://1.1.1.1\\@127.0.0.1/",   "http://;@example.com/", NULL};
     pe_ssrf_policy_t pol = {0};
-    pe_ipnet_list_t *allow;
+    pe_ssrf_allow_list_t *allow;
     pe_ssrf_url_t u;
     char *longurl;
     int i;
@@ -447,6 +528,8 @@ START_TEST(url_schemes_userinfo_ports_names)
     vet("http://a b.com/", NULL, "malformed URL");
     vet("http://ex\\ample.com/", NULL, "malformed URL");
     vet("http://example.com/\r\nX: y", NULL, "malformed URL");
+    vet("http://a%7f.com/", NULL, "control character in host name"); /* found by tests/fuzz/fuzz_ssrf */
+    vet("http:/.%7f", NULL, "control character in host name");
 
     /* ports */
     vet("http://example.com:0/", NULL, "port out of range");
@@ -489,17 +572,26 @@ START_TEST(url_schemes_userinfo_ports_names)
     longurl[PE_SSRF_URL_MAX] = '\0';
     vet(longurl, NULL, NULL);
 
-    /* with an allow list: its addresses pass on any port, name checks are left to connect time */
-    ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.0/8", &allow));
+    /* with an allow list: its addresses pass on the ports it names, and every other check stays on */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.0/8:8123", &allow));
     pol.allow = allow;
     u = vet("http://127.0.0.1:8123/page", &pol, NULL);
     ck_assert_int_eq(u.host_is_ip, 1);
     ck_assert_int_eq(u.port, 8123);
-    vet("http://localhost:8123/", &pol, NULL);
+    vet("http://127.0.0.2:8279/", &pol, "allow-listed on other ports only");
+    vet("http://127.0.0.2/", &pol, "loopback");
+    vet("http://localhost:8123/", &pol, "single-label host name");
+    vet("http://db.localhost:8123/", &pol, "reserved host name");
+    vet("http://intranet:8123/", &pol, "single-label host name");
+    vet("http://pages.example:8123/", &pol, "reserved host name");
     vet("http://10.0.0.1/", &pol, "private-use");
     vet("http://[::1]:8123/", &pol, "loopback");
     vet("http://user@127.0.0.1:8123/", &pol, "userinfo");
     vet("http://93.184.216.34:22/", &pol, "port 22");
+    /* a name may resolve into the list, so its port may be one the list names; the socket check decides */
+    vet("http://pages.example.com:8123/", &pol, NULL);
+    vet("http://pages.example.com:22/", &pol, "port 22 is not allowed");
+    vet("http://pages.example.com/", &pol, NULL);
 }
 END_TEST
 
@@ -544,7 +636,7 @@ START_TEST(opensocket_and_prereq_callbacks)
     pe_ssrf_guard_t g;
     test_csa_t csa;
     curl_socket_t s;
-    pe_ipnet_list_t *allow;
+    pe_ssrf_allow_list_t *allow;
     pe_ssrf_policy_t pol = {0};
 
     pe_ssrf_guard_init(&g, NULL);
@@ -592,8 +684,8 @@ START_TEST(opensocket_and_prereq_callbacks)
     ck_assert_uint_eq(g.refused, 7);
     ck_assert_int_eq(pe_ssrf_opensocket_cb(NULL, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
 
-    /* allow list */
-    ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.0/8", &allow));
+    /* allow list: its network on its ports only */
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, "127.0.0.0/8:8123", &allow));
     pol.allow = allow;
     pe_ssrf_guard_init(&g, &pol);
     csa_set(&csa, "127.0.0.1", 8123);
@@ -602,6 +694,13 @@ START_TEST(opensocket_and_prereq_callbacks)
     ck_assert_uint_eq(g.permitted, 1);
     ck_assert_uint_eq(g.refused, 0);
     close(s);
+    csa_set(&csa, "127.0.0.2", 8279);
+    ck_assert_int_eq(pe_ssrf_opensocket_cb(&g, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
+    ck_assert_uint_eq(g.refused, 1);
+    ck_assert_int_eq(g.last.other_ports, 1);
+    csa_set(&csa, "127.0.0.2", 80);
+    ck_assert_int_eq(pe_ssrf_opensocket_cb(&g, CURLSOCKTYPE_IPCXN, &csa.cs), CURL_SOCKET_BAD);
+    ck_assert_uint_eq(g.refused, 2);
 
     /* prereq: the peer of a (possibly reused) connection */
     pe_ssrf_guard_init(&g, NULL);
@@ -617,6 +716,7 @@ START_TEST(opensocket_and_prereq_callbacks)
     ck_assert_int_eq(pe_ssrf_prereq_cb(NULL, "93.184.216.34", "", 443, 1), CURL_PREREQFUNC_ABORT);
     pe_ssrf_guard_init(&g, &pol);
     ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "127.0.0.1", "127.0.0.1", 8123, 5555), CURL_PREREQFUNC_OK);
+    ck_assert_int_eq(pe_ssrf_prereq_cb(&g, "127.0.0.1", "127.0.0.1", 8124, 5555), CURL_PREREQFUNC_ABORT);
 }
 END_TEST
 
@@ -753,7 +853,7 @@ START_TEST(curl_allowed_ignores_proxy_env_and_guards_redirects)
     test_srv_t srv, canary, proxy;
     pe_ssrf_guard_t g;
     pe_ssrf_policy_t pol = {0};
-    pe_ipnet_list_t *allow;
+    pe_ssrf_allow_list_t *allow;
     CURL *h;
     long code = 0;
     int have_second_loopback;
@@ -769,7 +869,7 @@ START_TEST(curl_allowed_ignores_proxy_env_and_guards_redirects)
     setenv("HTTP_PROXY", apr_psprintf(pe_tp, "http://127.0.0.1:%d", proxy.port), 1);
     setenv("all_proxy", apr_psprintf(pe_tp, "http://127.0.0.1:%d", proxy.port), 1);
 
-    ck_assert_ptr_null(pe_ipnet_list_parse(pe_tp, "127.0.0.1/32", &allow));
+    ck_assert_ptr_null(pe_ssrf_allow_parse(pe_tp, apr_psprintf(pe_tp, "127.0.0.1:%d", srv.port), &allow));
     pol.allow = allow;
     pe_ssrf_guard_init(&g, &pol);
 
@@ -855,6 +955,7 @@ Suite *pe_suite_ssrf(void)
     tcase_add_test(tc, v4_every_range_edge_and_neighbour);
     tcase_add_test(tc, v4_public_and_names);
     tcase_add_test(tc, v6_ranges_edges_and_embeddings);
+    tcase_add_test(tc, allow_list_parse);
     tcase_add_test(tc, allow_list_and_ports);
     tcase_add_test(tc, url_numeric_forms_normalised_then_blocked);
     tcase_add_test(tc, url_schemes_userinfo_ports_names);

@@ -4,10 +4,12 @@
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
  *    test starts a private cluster: tests/unit/with-pg.py);
+ * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
+ * and how to open a handle on a connection of its own (the concurrency tests open one per
+ * process);
  *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
- *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
- * A backend is one entry of pe_backends[]: how to empty its database and how to open a handle on
- * a connection of its own (the concurrency tests open one per process).
+ *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h).
+ * The backend's name must be what pe_store_backend_name() says of its handles.
  */
 #include "pe_logno.h"
 #include "pe_store_dbd.h"
@@ -34,33 +36,13 @@ typedef struct pe_backend_t {
 /* ----------------------------------------------------------------------------------------- */
 /* dbd connections (SQLite, PostgreSQL) */
 
-typedef struct {
-    const apr_dbd_driver_t *drv;
-    apr_dbd_t *h;
-} dbd_conn_t;
-
-static apr_status_t dbd_conn_close(void *data)
-{
-    dbd_conn_t *c = data;
-
-    apr_dbd_close(c->drv, c->h);
-    return APR_SUCCESS;
-}
-
 /* A dbd handle on a new connection of driver to params, closed with p. */
 static pe_store_t *dbd_open(apr_pool_t *p, const char *driver, const char *params)
 {
-    dbd_conn_t *c = apr_pcalloc(p, sizeof(*c));
-    const char *err = NULL;
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *h = pe_test_dbd_open(p, driver, params, &drv);
 
-    if (apr_dbd_init(p) != APR_SUCCESS || apr_dbd_get_driver(p, driver, &c->drv) != APR_SUCCESS)
-        return NULL;
-    if (apr_dbd_open_ex(c->drv, p, params, &c->h, &err) != APR_SUCCESS) {
-        fprintf(stderr, "test_store: cannot open %s %s: %s\n", driver, params, err ? err : "");
-        return NULL;
-    }
-    apr_pool_cleanup_register(p, c, dbd_conn_close, apr_pool_cleanup_null);
-    return pe_store_dbd_make(p, c->drv, c->h, apr_hash_make(p), p);
+    return h ? pe_store_dbd_make(p, drv, h, apr_hash_make(p), p) : NULL;
 }
 
 static char sqlite_path[96];
@@ -101,18 +83,15 @@ static pe_store_t *pg_open(apr_pool_t *p)
 static void pg_fresh(void)
 {
     apr_pool_t *p;
-    dbd_conn_t c;
-    const char *err = NULL;
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *h;
     int n;
 
     apr_pool_create(&p, NULL);
-    ck_assert_int_eq(apr_dbd_init(p), APR_SUCCESS);
-    ck_assert_int_eq(apr_dbd_get_driver(p, "pgsql", &c.drv), APR_SUCCESS);
-    ck_assert_msg(apr_dbd_open_ex(c.drv, p, getenv("PE_TEST_PG_PARAMS"), &c.h, &err) == APR_SUCCESS,
-                  "PostgreSQL at PE_TEST_PG_PARAMS: %s", err ? err : "cannot connect");
-    ck_assert_int_eq(apr_dbd_query(c.drv, c.h, &n, "DROP SCHEMA IF EXISTS public CASCADE"), 0);
-    ck_assert_int_eq(apr_dbd_query(c.drv, c.h, &n, "CREATE SCHEMA public"), 0);
-    apr_dbd_close(c.drv, c.h);
+    h = pe_test_dbd_open(p, "pgsql", getenv("PE_TEST_PG_PARAMS"), &drv);
+    ck_assert_msg(h != NULL, "no PostgreSQL at PE_TEST_PG_PARAMS");
+    ck_assert_int_eq(apr_dbd_query(drv, h, &n, "DROP SCHEMA IF EXISTS public CASCADE"), 0);
+    ck_assert_int_eq(apr_dbd_query(drv, h, &n, "CREATE SCHEMA public"), 0);
     apr_pool_destroy(p);
 }
 
@@ -138,8 +117,7 @@ static pe_store_t *open_store(int i)
     b->fresh();
     st = b->open(pe_tp);
     ck_assert_msg(st != NULL, "%s: no connection", b->name);
-    ck_assert_msg(pe_store_schema_apply(st, &applied) == PE_STORE_OK, "%s: schema: %s", b->name,
-                  pe_store_error(st));
+    ck_assert_msg(pe_store_schema_apply(st, &applied) == PE_STORE_OK, "%s: schema: %s", b->name, pe_store_error(st));
     ck_assert_int_ge(applied, 1);
     return st;
 }
@@ -201,7 +179,7 @@ START_TEST(schema_idempotent)
 
     ck_assert_int_eq(pe_store_schema_apply(st, &applied), PE_STORE_OK);
     ck_assert_int_eq(applied, 0);
-    }
+}
 END_TEST
 
 START_TEST(user_create_find_conflicts)
@@ -283,6 +261,56 @@ START_TEST(login_failures_lock_and_expiry)
 }
 END_TEST
 
+START_TEST(login_reserve_counts_first)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("fay", "fay@example.com", "f1");
+    apr_time_t hour = apr_time_from_sec(3600), lu = -1;
+    int attempt = -1, i;
+
+    pe_store_user_create(st, u);
+    /* attempts 1..4 are granted without a lock */
+    for (i = 1; i <= 4; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1000, 5, hour, &attempt, &lu), PE_STORE_OK);
+        ck_assert_int_eq(attempt, i);
+        ck_assert_int_eq(lu, 0);
+    }
+    /* the 5th is granted and locks at once, before its password is checked */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 5);
+    ck_assert_int_eq(lu, 1001 + hour);
+    /* every later one is refused while locked, and does not extend the lock */
+    for (i = 0; i < 6; i++) {
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 2000, 5, hour, &attempt, &lu), PE_STORE_EMPTY);
+        ck_assert_int_eq(lu, 1001 + hour);
+    }
+    pe_store_user_by_id(st, u->id, &u);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_eq(u->locked_until, 1001 + hour);
+    /* after expiry the counter starts again at 1, with no lock */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001 + hour, 5, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 0);
+    /* a success clears the reservations; a max of 1 locks on the first attempt */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3000, 1, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
+    ck_assert_int_eq(lu, 3000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3001, 1, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* a lowered maximum below the counter: one more attempt, which locks */
+    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    for (i = 1; i <= 3; i++)
+        ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 10, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_OK);
+    ck_assert_int_eq(attempt, 4);
+    ck_assert_int_eq(lu, 4000 + hour);
+    ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 4000, 2, hour, &attempt, &lu), PE_STORE_EMPTY);
+    /* no such user */
+    ck_assert_int_eq(pe_store_user_login_reserve(st, "000000000000000000000000", 4000, 5, hour, &attempt, &lu),
+                     PE_STORE_NOTFOUND);
+}
+END_TEST
+
 static pe_session_t *mksess(const char *uid, const char *td, const char *rd, apr_time_t exp)
 {
     pe_session_t *s = apr_pcalloc(pe_tp, sizeof(*s));
@@ -315,7 +343,8 @@ START_TEST(sessions)
     ck_assert_int_eq(pe_store_session_rotate(st, dg("r1"), dg("t1b"), dg("r1b"), 300, 400, 60, &got), PE_STORE_OK);
     ck_assert_str_eq(got->token_digest, dg("t1b"));
     ck_assert_str_eq(got->id, s1->id);
-    ck_assert_int_eq(pe_store_session_rotate(st, dg("r1"), dg("t1c"), dg("r1c"), 300, 400, 61, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_session_rotate(st, dg("r1"), dg("t1c"), dg("r1c"), 300, 400, 61, &got),
+                     PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_session_by_token(st, dg("t1"), 61, &got), PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_session_by_token(st, dg("t1b"), 61, &got), PE_STORE_OK);
     /* expired refresh tokens do not rotate */
@@ -353,9 +382,9 @@ START_TEST(delete_archives)
     got = mkuser("ghost", "ghost@example.com", "g0");
     ck_assert_int_eq(pe_store_user_delete(st, got, "bye", "self", 78), PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_user_delete(st, got, "bye", "self", 79), PE_STORE_NOTFOUND);
-    ck_assert_int_eq(pe_store_event(st, "account_deleted", PE_PRINCIPAL_USER, u->id, "frank", "127.0.0.1", d,
-                                    "info", 79),
-                     PE_STORE_OK);
+    ck_assert_int_eq(
+        pe_store_event(st, "account_deleted", PE_PRINCIPAL_USER, u->id, "frank", "127.0.0.1", d, "info", 79),
+        PE_STORE_OK);
     ck_assert_int_eq(pe_store_event_count(st, "account_deleted", u->id, &n), PE_STORE_OK);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(pe_store_event_count(st, "account_deleted", "other", &n), PE_STORE_OK);
@@ -374,7 +403,8 @@ START_TEST(system_prompts)
     ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a pirate.", "admin", 5), PE_STORE_OK);
     ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
     ck_assert_str_eq(p, "Be a pirate.");
-    ck_assert_int_eq(pe_store_system_prompt_set(st, "custom", "Be a poet.", "admin", 6), PE_STORE_OK);
+    /* a transaction as the first operation of a connection */
+    ck_assert_int_eq(pe_store_system_prompt_set(open_again(_i, pe_tp), "custom", "Be a poet.", "admin", 6), PE_STORE_OK);
     ck_assert_int_eq(pe_store_system_prompt_get(st, "custom", &p), PE_STORE_OK);
     ck_assert_str_eq(p, "Be a poet.");
     ck_assert_int_eq(pe_store_system_prompt_get(st, "bpe", &p), PE_STORE_NOTFOUND);
@@ -390,11 +420,18 @@ START_TEST(ip_lists)
     const pe_ipentry_t *got;
 
     ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
-    e.network = "10.0.0.0/8"; e.note = "until 1000"; e.expires_at = 1000;
+    e.network = "10.0.0.0/8";
+    e.note = "until 1000";
+    e.expires_at = 1000;
     ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
-    e.network = "198.51.100.1"; e.note = "off"; e.expires_at = 0; e.is_active = 0;
+    e.network = "198.51.100.1";
+    e.note = "off";
+    e.expires_at = 0;
+    e.is_active = 0;
     ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_BLOCKED, &e), PE_STORE_OK);
-    e.network = "2001:db8::/32"; e.note = "office"; e.is_active = 1;
+    e.network = "2001:db8::/32";
+    e.note = "office";
+    e.is_active = 1;
     ck_assert_int_eq(pe_store_iplist_add(st, PE_IPLIST_WHITELIST, &e), PE_STORE_OK);
 
     ck_assert_int_eq(pe_store_iplist_active(st, PE_IPLIST_BLOCKED, 999, &rows), PE_STORE_OK);
@@ -426,15 +463,14 @@ START_TEST(ip_lists)
 }
 END_TEST
 
-
 /* ----------------------------------------------------------------------------------------- */
 /* Credits */
 
 /* A user with a fresh id and the given credits; its id. */
 static const char *user_with_credits(pe_store_t *st, apr_int64_t limit, apr_int64_t reset, apr_int64_t day)
 {
-    pe_user_t *u = mkuser(apr_psprintf(pe_tp, "c%d", (int)getpid()), apr_psprintf(pe_tp, "c%d@example.com",
-                          (int)getpid()), NULL);
+    pe_user_t *u =
+        mkuser(apr_psprintf(pe_tp, "c%d", (int)getpid()), apr_psprintf(pe_tp, "c%d@example.com", (int)getpid()), NULL);
 
     u->api_key_digest = apr_pstrcat(pe_tp, "digest-", u->id, NULL);
     u->conv_limit = limit;
@@ -596,11 +632,16 @@ enum { RACE_OK = 0, RACE_EMPTY = 1, RACE_CONFLICT = 2, RACE_NOTFOUND = 3, RACE_O
 static int outcome(pe_store_status_e rs)
 {
     switch (rs) {
-    case PE_STORE_OK: return RACE_OK;
-    case PE_STORE_EMPTY: return RACE_EMPTY;
-    case PE_STORE_CONFLICT: return RACE_CONFLICT;
-    case PE_STORE_NOTFOUND: return RACE_NOTFOUND;
-    default: return RACE_OTHER;
+    case PE_STORE_OK:
+        return RACE_OK;
+    case PE_STORE_EMPTY:
+        return RACE_EMPTY;
+    case PE_STORE_CONFLICT:
+        return RACE_CONFLICT;
+    case PE_STORE_NOTFOUND:
+        return RACE_NOTFOUND;
+    default:
+        return RACE_OTHER;
     }
 }
 
@@ -616,20 +657,28 @@ static int racer_take(pe_store_t *st, int k, const void *arg)
     return outcome(pe_store_credits_take(st, a->id, a->day, k + 1));
 }
 
-/* 32 takes at once for 31 credits: exactly 31 succeed, none is oversold. */
-START_TEST(race_credit_takes)
+/* n takes at once for a user with limit/reset on day `day`, taken on day `today`: exactly ok
+ * succeed and the rest find nothing; the user ends with 0 credits on day `today`. */
+static void race_takes(int i, int n, apr_int64_t limit, apr_int64_t reset, apr_int64_t day, apr_int64_t today, int ok)
 {
-    pe_store_t *st = open_store(_i);
-    take_arg_t a = {user_with_credits(st, 31, 31, 500), 500};
+    pe_store_t *st = open_store(i);
+    take_arg_t a = {user_with_credits(st, limit, reset, day), today};
     int counts[100];
     pe_user_t *u;
 
-    race(_i, 32, racer_take, &a, counts);
+    race(i, n, racer_take, &a, counts);
     ck_assert_int_eq(counts[RACE_OTHER], 0);
-    ck_assert_int_eq(counts[RACE_OK], 31);
-    ck_assert_int_eq(counts[RACE_EMPTY], 1);
+    ck_assert_int_eq(counts[RACE_OK], ok);
+    ck_assert_int_eq(counts[RACE_EMPTY], n - ok);
     ck_assert_int_eq(pe_store_user_by_id(st, a.id, &u), PE_STORE_OK);
     ck_assert_int_eq(u->conv_limit, 0);
+    ck_assert_int_eq(u->reset_day, today);
+}
+
+/* 32 takes at once for 31 credits: exactly 31 succeed, none is oversold. */
+START_TEST(race_credit_takes)
+{
+    race_takes(_i, 32, 31, 31, 500, 500, 31);
 }
 END_TEST
 
@@ -637,18 +686,7 @@ END_TEST
  * exactly 5 succeed. */
 START_TEST(race_daily_reset_once)
 {
-    pe_store_t *st = open_store(_i);
-    take_arg_t a = {user_with_credits(st, 0, 5, 600), 601};
-    int counts[100];
-    pe_user_t *u;
-
-    race(_i, 16, racer_take, &a, counts);
-    ck_assert_int_eq(counts[RACE_OTHER], 0);
-    ck_assert_int_eq(counts[RACE_OK], 5);
-    ck_assert_int_eq(counts[RACE_EMPTY], 11);
-    ck_assert_int_eq(pe_store_user_by_id(st, a.id, &u), PE_STORE_OK);
-    ck_assert_int_eq(u->conv_limit, 0);
-    ck_assert_int_eq(u->reset_day, 601);
+    race_takes(_i, 16, 0, 5, 600, 601, 5);
 }
 END_TEST
 
@@ -712,16 +750,94 @@ START_TEST(race_refresh_rotation_once)
 }
 END_TEST
 
+static int racer_login_failed(pe_store_t *st, int k, const void *arg)
+{
+    int failed = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_user_login_failed(st, (const char *)arg, 1000 + k, 100, 3600, &failed, &until));
+}
+
+/* 16 failed logins at once (the lock at 100): every one is counted. */
+START_TEST(race_login_failures_counted)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("kate", "kate@example.com", dg("k1"));
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 16, racer_login_failed, u->id, counts);
+    ck_assert_int_eq(counts[RACE_OK], 16);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->failed_logins, 16);
+    ck_assert_int_eq(u->locked_until, 0);
+}
+END_TEST
+
+static int racer_login_reserve(pe_store_t *st, int k, const void *arg)
+{
+    int attempt = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_user_login_reserve(st, (const char *)arg, 1000 + k, 5, 3600, &attempt, &until));
+}
+
+/* 29 logins at once with a maximum of 5: exactly 5 get to check their password (count first). */
+START_TEST(race_login_reserve_exact)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("lena", "lena@example.com", dg("l1"));
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 29, racer_login_reserve, u->id, counts);
+    ck_assert_int_eq(counts[RACE_OK], 5);
+    ck_assert_int_eq(counts[RACE_OK] + counts[RACE_EMPTY], 29);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->failed_logins, 5);
+    ck_assert_int_ne(u->locked_until, 0);
+}
+END_TEST
+
+static int racer_delete(pe_store_t *st, int k, const void *arg)
+{
+    return outcome(pe_store_user_delete(st, (const pe_user_t *)arg, "race", "test", k + 1));
+}
+
+/* 8 deletions of one user at once: exactly one archives and deletes; nothing else changes. */
+START_TEST(race_deletions_once)
+{
+    pe_store_t *st = open_store(_i);
+    pe_user_t *u = mkuser("june", "june@example.com", dg("j1")), *got;
+    int counts[100];
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    race(_i, 8, racer_delete, u, counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 1);
+    ck_assert_int_eq(counts[RACE_CONFLICT] + counts[RACE_NOTFOUND], 7);
+    ck_assert_int_eq(pe_store_user_by_id(st, u->id, &got), PE_STORE_NOTFOUND);
+    /* the e-mail is free again */
+    ck_assert_int_eq(pe_store_user_create(st, mkuser("june2", "june@example.com", dg("j2"))), PE_STORE_OK);
+}
+END_TEST
+
 /* ----------------------------------------------------------------------------------------- */
 /* Conversation logs */
 
 START_TEST(msglog_batch_idempotent)
 {
     pe_store_t *st = open_store(_i);
-    const char *uid = pe_store_new_id(pe_tp), *u6 = pe_store_new_id(pe_tp);
+    pe_user_t *ua = mkuser("mia", "mia@example.com", dg("m1")), *ub = mkuser("ned", "ned@example.com", dg("n1"));
+    pe_user_t *gone = mkuser("olga", "olga@example.com", dg("o1"));
+    const char *uid = ua->id, *u6 = ub->id;
     pe_message_log_t recs[3];
     long n;
     int i;
+
+    ck_assert_int_eq(pe_store_user_create(st, ua), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, ub), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_create(st, gone), PE_STORE_OK);
 
     memset(recs, 0, sizeof(recs));
     for (i = 0; i < 3; i++) {
@@ -764,6 +880,19 @@ START_TEST(msglog_batch_idempotent)
         ck_assert_int_eq(pe_store_msglog_count(st, u6, &n), PE_STORE_OK);
         ck_assert_int_eq(n, 130);
     }
+    /* rows of an account deleted while they were queued are not stored (SPEC 6.7), the others are */
+    ck_assert_int_eq(pe_store_user_delete(st, gone, "test", "test", 5), PE_STORE_OK);
+    recs[0].request_id = "req-gone-0";
+    recs[0].user_id = gone->id;
+    recs[1].request_id = "req-kept";
+    recs[1].user_id = uid;
+    recs[2].request_id = "req-gone-1";
+    recs[2].user_id = gone->id;
+    ck_assert_int_eq(pe_store_msglog_insert(st, recs, 3), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_msglog_count(st, gone->id, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(pe_store_msglog_count(st, uid, &n), PE_STORE_OK);
+    ck_assert_int_eq(n, 5);
 }
 END_TEST
 
@@ -990,8 +1119,7 @@ static apr_status_t script_reconnect(pe_store_t *st, void *baton)
     return APR_SUCCESS;
 }
 
-static const pe_store_ops_t script_ops = {
-    .name = "script", .reset = script_reset, .msglog_count = script_msglog_count};
+static const pe_store_ops_t script_ops = {.name = "script", .reset = script_reset, .msglog_count = script_msglog_count};
 
 static pe_store_t *script_store(int fails, int reset_ok)
 {
@@ -1058,28 +1186,34 @@ static void count_retries(int level, apr_status_t rv, const char *msg)
 static void pg_end_other_connections(void)
 {
     apr_pool_t *p;
-    dbd_conn_t c;
+    struct {
+        const apr_dbd_driver_t *drv;
+        apr_dbd_t *h;
+    } c;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int n, tries, left = -1;
 
     apr_pool_create(&p, NULL);
-    ck_assert_int_eq(apr_dbd_get_driver(p, "pgsql", &c.drv), APR_SUCCESS);
-    ck_assert_int_eq(apr_dbd_open(c.drv, p, getenv("PE_TEST_PG_PARAMS"), &c.h), APR_SUCCESS);
-    ck_assert_int_eq(apr_dbd_query(c.drv, c.h, &n, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                                   "datname = current_database() AND pid <> pg_backend_pid()"), 0);
+    ck_assert_ptr_nonnull(c.h = pe_test_dbd_open(p, "pgsql", getenv("PE_TEST_PG_PARAMS"), &c.drv));
+    ck_assert_int_eq(apr_dbd_query(c.drv, c.h, &n,
+                                   "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                   "datname = current_database() AND pid <> pg_backend_pid()"),
+                     0);
     for (tries = 0; tries < 100 && left != 0; tries++) {
         res = NULL;
         row = NULL;
-        ck_assert_int_eq(apr_dbd_select(c.drv, p, c.h, &res, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = "
-                                        "current_database() AND pid <> pg_backend_pid()", 1), 0);
+        ck_assert_int_eq(apr_dbd_select(c.drv, p, c.h, &res,
+                                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = "
+                                        "current_database() AND pid <> pg_backend_pid()",
+                                        1),
+                         0);
         while (apr_dbd_get_row(c.drv, p, res, &row, -1) == 0)
             left = atoi(apr_dbd_get_entry(c.drv, row, 0));
         if (left)
             apr_sleep(apr_time_from_msec(50));
     }
     ck_assert_int_eq(left, 0);
-    apr_dbd_close(c.drv, c.h);
     apr_pool_destroy(p);
 }
 
@@ -1128,6 +1262,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, user_create_find_conflicts, 0, n);
     tcase_add_loop_test(tc, user_updates, 0, n);
     tcase_add_loop_test(tc, login_failures_lock_and_expiry, 0, n);
+    tcase_add_loop_test(tc, login_reserve_counts_first, 0, n);
     tcase_add_loop_test(tc, sessions, 0, n);
     tcase_add_loop_test(tc, delete_archives, 0, n);
     tcase_add_loop_test(tc, system_prompts, 0, n);
@@ -1141,6 +1276,9 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_daily_reset_once, 0, n);
     tcase_add_loop_test(tc, race_registrations_one_email, 0, n);
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
+    tcase_add_loop_test(tc, race_deletions_once, 0, n);
+    tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
+    tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     tcase_add_loop_test(tc, email_send_limit_per_day, 0, n);
     tcase_add_loop_test(tc, email_code_attempts_and_use, 0, n);

@@ -25,6 +25,13 @@ START_TEST(valid_fields)
     ck_assert_str_eq(pe_valid_str(&v, "name", 1, 2, 3), "Zoë"); /* 3 code points, 4 bytes */
     ck_assert_int_eq(pe_valid_int(&v, "age", 1, 0, 200, &age), 1);
     ck_assert_int_eq(age, 30);
+    {
+        pe_valid_t w;
+
+        pe_valid_init(&w, pe_tp, parse("{\"age\":300}"), allowed);
+        ck_assert_int_eq(pe_valid_int(&w, "age", 1, 0, 200, &age), 0);
+        ck_assert_str_eq(pe_valid_first(&w), "field 'age' must be between 0 and 200");
+    }
     ck_assert_str_eq(pe_valid_enum(&v, "kind", kinds, "Personal"), "Personal");
     ck_assert_int_eq(pe_valid_bool(&v, "flag", 0), 1);
     ck_assert(pe_valid_ok(&v));
