@@ -12,11 +12,15 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 sys.path.insert(0, os.path.join(TOP, "tests", "fakes"))
 import fakes  # noqa: E402
+import pe_mongo  # noqa: E402
+import pe_pg  # noqa: E402
 from pe_harness import Httpd  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = os.environ.get("BENCH_THREADS", "2")
+# The store behind the completions: sqlite3 (default), pgsql or mongodb (each server started here).
+STORE = os.environ.get("BENCH_STORE", "sqlite3")
 
 CONF = """PEArgon2Cost 1 1M 1
 PEDefaultAccessRTypes bpe bcot hcot react tot
@@ -68,9 +72,21 @@ def main():
     servers = int(os.environ.get("BENCH_SERVERS", "1"))
     conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port)).replace(
         "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers)) + os.environ.get("BENCH_EXTRA_CONF", "")
-    h = Httpd("bench", extra_conf=conf, env={"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"})
-    h.start()
+    env = {"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"}
+    db = None
+    if STORE == "pgsql":
+        db = pe_pg.PgCluster("bench-pg").start()
+        env.update(db.env())
+    elif STORE == "mongodb":
+        db = pe_mongo.MongoServer("bench-mongo").start()
+        env.update(db.env())
+    h = Httpd("bench", extra_conf=conf, env=env)
+    if STORE == "pgsql":
+        h.sqlite = lambda q, args=(): db.query(q.replace("?", "%s") % tuple(repr(a) for a in args))
+    elif STORE == "mongodb":
+        h.sqlite = db.sql
     try:
+        h.start()
         r = h.post("/v1/users/register", {"username": "bench_user", "name": "Bench User",
                                           "email": "bench@example.com", "password": "Zebra-Lamp-42"})
         assert r.status == 201, r
@@ -101,9 +117,11 @@ def main():
     finally:
         h.stop()
         up.stop()
+        if db:
+            db.stop()
 
-    print("wrk -t%s -c%s -d%s --latency (loopback, 2 cores shared by wrk, httpd and the node upstream)"
-          % (THREADS, CONNS, DURATION))
+    print("store %s; wrk -t%s -c%s -d%s --latency (loopback, 2 cores shared by wrk, httpd and the node upstream)"
+          % (STORE, THREADS, CONNS, DURATION))
     print("%-10s %10s %9s %9s %8s" % ("target", "req/s", "p50 ms", "p99 ms", "non-2xx"))
     for name, r in results.items():
         print("%-10s %10.0f %9.2f %9.2f %8d" % (name, r["rps"], r["p50"], r["p99"], r["non2xx"]))
@@ -124,7 +142,7 @@ def main():
     bad = [n for n, r in results.items() if r["non2xx"] or r["socket_errors"]]
     for n in bad:
         print("note: %s had non-2xx responses or socket errors: %s" % (n, results[n]["socket_errors"]))
-    print(json.dumps({"bench": "completions", "results": {n: {k: v for k, v in r.items() if k != "raw"}
+    print(json.dumps({"bench": "completions", "store": STORE, "results": {n: {k: v for k, v in r.items() if k != "raw"}
                                                           for n, r in results.items()}, "rss_growth_max_pct": worst}))
 
 

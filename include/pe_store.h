@@ -140,9 +140,11 @@ pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, ap
 /** A successful login: counter and lock cleared, last_login/last_activity set. */
 pe_store_status_e pe_store_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 /**
- * Archive the user (deleted users), then remove its sessions, message logs and the user, all
- * or nothing. Of concurrent deletions of one user exactly one succeeds; a user already archived
- * gives PE_STORE_CONFLICT ("id") and no such user PE_STORE_NOTFOUND, and neither changes anything.
+ * Remove the user, archive it (deleted users), remove its sessions and message logs, all or
+ * nothing. Of concurrent deletions of one user exactly one succeeds; the others, and a user that
+ * no longer exists, get PE_STORE_NOTFOUND and change nothing. Conversation-log rows of the user
+ * still queued or in flight are not stored afterwards (pe_store_msglog_insert skips rows whose
+ * user no longer exists), so deleting an account destroys its logs for good (SPEC 6.7).
  */
 pe_store_status_e pe_store_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
                                        apr_time_t now);
@@ -220,7 +222,9 @@ typedef struct pe_message_log_t {
 /**
  * Insert n records; a record whose request_id is already stored is skipped, so the batch may be
  * written again after a failure, or by two writers at once, without duplicates. Rows are written
- * in chunks, each atomic; after a failure the whole batch may be written again.
+ * in chunks, each atomic; after a failure the whole batch may be written again. A record whose
+ * user no longer exists is not stored (or, on a backend without a conditional insert, is removed
+ * right after), whichever order the insert and a concurrent pe_store_user_delete meet in.
  */
 pe_store_status_e pe_store_msglog_insert(pe_store_t *st, const pe_message_log_t *recs, int n);
 

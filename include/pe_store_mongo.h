@@ -51,6 +51,19 @@ const char *pe_mongo_db_name(const pe_mongo_t *m);
 pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m);
 
 /**
+ * An owned client: not from the pool (so request threads, which may hold every pooled client,
+ * never starve its user, the conversation-log writer), made on first use and kept across uses,
+ * for one thread at a time; closed when p is cleaned up.
+ */
+typedef struct pe_mongo_own_t pe_mongo_own_t;
+pe_mongo_own_t *pe_mongo_own_create(apr_pool_t *p, pe_mongo_t *m);
+/** A handle in p on the owned client (made first when needed); NULL when it cannot be made. A
+ *  handle's pool must be cleaned up before the next get or close. */
+pe_store_t *pe_mongo_own_get(pe_mongo_own_t *o, apr_pool_t *p);
+/** Close the client (after a failure): the next get makes a new one. */
+void pe_mongo_own_close(pe_mongo_own_t *o);
+
+/**
  * Bring collections and indexes up to date once per process (pe_store_schema_apply), unless that
  * was done already; after a failure it is tried again by a later call, at most every 5 s. The
  * glue calls it with every handle it makes, so a server that was down at start-up needs no

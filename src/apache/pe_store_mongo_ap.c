@@ -107,11 +107,33 @@ static pe_store_t *pe_store_mongo_for_request(request_rec *r)
     return st;
 }
 
+static void *pe_store_mongo_own_create(apr_pool_t *p, server_rec *s)
+{
+    return pe_mongo ? pe_mongo_own_create(p, pe_mongo) : NULL;
+}
+
+static pe_store_t *pe_store_mongo_own_get(void *own, apr_pool_t *p)
+{
+    pe_store_t *st = own ? pe_mongo_own_get(own, p) : NULL;
+
+    if (st)
+        pe_store_mongo_ensure_schema(st);
+    return st;
+}
+
+static void pe_store_mongo_own_close(void *own)
+{
+    if (own)
+        pe_mongo_own_close(own);
+}
+
 const pe_store_provider_t pe_store_mongo_provider = {
-    "mongodb",
-    pe_store_mongo_post_config,
-    pe_store_mongo_child_init,
-    pe_store_mongo_for_request,
-    pe_store_mongo_open,
-    NULL,
+    .name = "mongodb",
+    .post_config = pe_store_mongo_post_config,
+    .child_init = pe_store_mongo_child_init,
+    .for_request = pe_store_mongo_for_request,
+    .open = pe_store_mongo_open,
+    .own_create = pe_store_mongo_own_create,
+    .own_get = pe_store_mongo_own_get,
+    .own_close = pe_store_mongo_own_close,
 };

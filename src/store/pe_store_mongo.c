@@ -140,6 +140,7 @@ const char *pe_mongo_db_name(const pe_mongo_t *m)
 
 typedef struct {
     pe_mgconn_t c;
+    int owned;                       /* the client is a pe_mongo_own_t's, not the pool's */
     const char *names[PE_MG_NCOLL];
     mongoc_collection_t *colls[PE_MG_NCOLL];
 } pe_mgconn_full_t;
@@ -155,7 +156,7 @@ static apr_status_t conn_release(void *data)
             mongoc_collection_destroy(cf->colls[i]);
         cf->colls[i] = NULL;
     }
-    if (cf->c.client)
+    if (cf->c.client && !cf->owned)
         mongoc_client_pool_push(cf->c.m->pool, cf->c.client);
     cf->c.client = NULL;
     return APR_SUCCESS;
@@ -567,18 +568,62 @@ static pe_store_status_e pe_mg_schema_apply(pe_store_t *st, int *applied)
 
 static const pe_store_ops_t pe_mongo_ops;
 
-pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m)
+/* A handle on client (owned: not given back to the pool with p). */
+static pe_store_t *mongo_handle(apr_pool_t *p, pe_mongo_t *m, mongoc_client_t *client, int owned)
 {
     pe_mgconn_full_t *cf = apr_pcalloc(p, sizeof(*cf));
-    pe_store_t *st;
 
     cf->c.m = m;
     cf->c.pool = p;
-    /* NB: pop waits while every client of the pool is in use (sized to the threads). */
-    cf->c.client = mongoc_client_pool_pop(m->pool);
+    cf->c.client = client;
+    cf->owned = owned;
     apr_pool_cleanup_register(p, cf, conn_release, apr_pool_cleanup_null);
-    st = pe_store_make(p, &pe_mongo_ops, cf);
-    return st;
+    return pe_store_make(p, &pe_mongo_ops, cf);
+}
+
+pe_store_t *pe_store_mongo_make(apr_pool_t *p, pe_mongo_t *m)
+{
+    /* NB: pop waits while every client of the pool is in use (sized to the threads). */
+    return mongo_handle(p, m, mongoc_client_pool_pop(m->pool), 0);
+}
+
+/* An owned client: outside the pool, kept across uses, for one thread at a time. */
+struct pe_mongo_own_t {
+    pe_mongo_t *m;
+    mongoc_client_t *client;
+};
+
+static apr_status_t own_cleanup(void *data)
+{
+    pe_mongo_own_close(data);
+    return APR_SUCCESS;
+}
+
+pe_mongo_own_t *pe_mongo_own_create(apr_pool_t *p, pe_mongo_t *m)
+{
+    pe_mongo_own_t *o = apr_pcalloc(p, sizeof(*o));
+
+    o->m = m;
+    apr_pool_cleanup_register(p, o, own_cleanup, apr_pool_cleanup_null);
+    return o;
+}
+
+pe_store_t *pe_mongo_own_get(pe_mongo_own_t *o, apr_pool_t *p)
+{
+    if (!o->client) {
+        o->client = mongoc_client_new_from_uri(o->m->uri);
+        if (!o->client)
+            return NULL;
+        mongoc_client_set_error_api(o->client, MONGOC_ERROR_API_VERSION_2);
+    }
+    return mongo_handle(p, o->m, o->client, 1);
+}
+
+void pe_mongo_own_close(pe_mongo_own_t *o)
+{
+    if (o->client)
+        mongoc_client_destroy(o->client);
+    o->client = NULL;
 }
 
 int pe_mongo_schema_ok(const pe_mongo_t *m)

@@ -110,9 +110,16 @@ static bson_t *claim_filter(const char *field, const char *value)
     return f;
 }
 
+/* The user document's field holding a claimed value. */
+static const char *claim_doc_field(const char *field)
+{
+    return strcmp(field, "api_key") ? field : "api_key_digest";
+}
+
 /*
- * Take over a claim whose user does not exist and that is older than PE_MG_CLAIM_STALE: the
- * delete is guarded by the claim's user_id and time, so it removes only what was looked at.
+ * Take over a claim older than PE_MG_CLAIM_STALE whose user does not hold the value (the user
+ * does not exist, or a change of the value stopped before it gave the old claim back): the delete
+ * is guarded by the claim's user_id and time, so it removes only what was looked at.
  * @return 1 when the claim was removed (the caller inserts again)
  */
 static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *value)
@@ -132,7 +139,10 @@ static int claim_reclaim_stale(pe_store_t *st, const char *field, const char *va
     if (!owner || apr_time_now() - at < PE_MG_CLAIM_STALE)
         goto out;
     if ((uf = by_id(owner))) {
-        pe_store_status_e rs = pe_mg_find_one(st, PE_MC_USERS, uf, NULL, &user);
+        pe_store_status_e rs;
+
+        BSON_APPEND_UTF8(uf, claim_doc_field(field), value);
+        rs = pe_mg_find_one(st, PE_MC_USERS, uf, NULL, &user);
 
         bson_destroy(uf);
         if (rs != PE_STORE_NOTFOUND)
@@ -239,16 +249,25 @@ pe_store_status_e pe_mg_user_create(pe_store_t *st, const pe_user_t *u)
     return rs;
 }
 
+/* The user document matching f (taken; NULL: no such user), with fields (NULL: all). */
+static pe_store_status_e find_user(pe_store_t *st, bson_t *f, const bson_t *fields, const bson_t **doc)
+{
+    pe_store_status_e rs;
+
+    *doc = NULL;
+    if (!f)
+        return PE_STORE_NOTFOUND;
+    rs = pe_mg_find_one(st, PE_MC_USERS, f, fields, doc);
+    bson_destroy(f);
+    return rs;
+}
+
 static pe_store_status_e user_by(pe_store_t *st, bson_t *f, pe_user_t **out)
 {
     const bson_t *doc = NULL;
-    pe_store_status_e rs;
+    pe_store_status_e rs = find_user(st, f, NULL, &doc);
 
     *out = NULL;
-    if (!f)
-        return PE_STORE_NOTFOUND;
-    rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
-    bson_destroy(f);
     if (rs == PE_STORE_OK)
         *out = user_from_doc(pe_store_pool(st), doc);
     return rs;
@@ -397,11 +416,8 @@ pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_ti
         bson_destroy(up);
         if (rs == PE_STORE_OK)
             doc = locked;
-        else if (rs == PE_STORE_NOTFOUND) { /* another failure set it first: read what it set */
-            f = by_id(id);
-            rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
-            bson_destroy(f);
-        }
+        else if (rs == PE_STORE_NOTFOUND) /* another failure set it first: read what it set */
+            rs = find_user(st, by_id(id), NULL, &doc);
         if (rs != PE_STORE_OK)
             return rs;
     }
@@ -476,42 +492,78 @@ pe_store_status_e pe_mg_user_login_ok(pe_store_t *st, const char *id, apr_time_t
                                  "last_login", BCON_INT64(now), "last_activity", BCON_INT64(now), "}"));
 }
 
+/* The archive of a deleted user: _id derived from the user's id, so a user is archived once. */
+static bson_t *archive_doc(const pe_user_t *u, const char *reason, const char *deleted_by, apr_time_t now)
+{
+    bson_oid_t aid;
+
+    pe_mg_derived_oid(&aid, "deleted", u->id);
+    return BCON_NEW("_id", BCON_OID(&aid), "original_user_id", BCON_UTF8(u->id), "username",
+                    BCON_UTF8(s0(u->username)), "name", BCON_UTF8(s0(u->name)), "email", BCON_UTF8(s0(u->email)),
+                    "user_type", BCON_UTF8(s0(u->user_type)), "time_created", BCON_INT64(u->created_at),
+                    "subscription_plan", BCON_UTF8(s0(u->subscription_plan)), "deletion_reason",
+                    BCON_UTF8(s0(reason)), "deleted_at", BCON_INT64(now), "deleted_by", BCON_UTF8(s0(deleted_by)),
+                    "archived_at", BCON_INT64(apr_time_now()));
+}
+
 /*
- * Delete, in an order that a retry (or a concurrent delete) completes and that never leaves a
- * reachable half: the archive (an upsert with $setOnInsert on an id derived from the user's, so
- * concurrent or repeated deletes archive once), the sessions, the logs, the user, and last its
- * claims (a claim without its user is taken over after PE_MG_CLAIM_STALE; a user without its
- * claims could lose its uniqueness). NB: not one transaction: multi-document transactions need a
- * replica set, and every state this order can stop in is safe (docs/mongodb.md).
+ * After the archive insert found an archive: CONFLICT, unless that delete stopped half way long
+ * ago (its user still exists PE_MG_CLAIM_STALE after it was archived): then this one finishes it.
+ * @return PE_STORE_OK (finish the delete), PE_STORE_NOTFOUND (deleted already), PE_STORE_EIO
+ */
+static pe_store_status_e archived_before(pe_store_t *st, const pe_user_t *u)
+{
+    bson_oid_t aid;
+    bson_t *af;
+    const bson_t *arch = NULL, *user = NULL;
+    pe_store_status_e rs;
+
+    pe_mg_derived_oid(&aid, "deleted", u->id);
+    af = BCON_NEW("_id", BCON_OID(&aid));
+    rs = pe_mg_find_one(st, PE_MC_DELETED, af, NULL, &arch);
+    bson_destroy(af);
+    /* NB: the clock of the store's processes (archived_at), not the caller's deleted_at */
+    if (rs == PE_STORE_OK && apr_time_now() - pe_mg_i64(arch, "archived_at") >= PE_MG_CLAIM_STALE)
+        rs = find_user(st, by_id(u->id), NULL, &user);
+    else if (rs == PE_STORE_OK)
+        rs = PE_STORE_NOTFOUND;
+    if (rs == PE_STORE_EIO)
+        return rs;
+    /* NB: deleted already: no such user (as the contract says; the archive stays as it was) */
+    return rs == PE_STORE_OK ? PE_STORE_OK : PE_STORE_NOTFOUND;
+}
+
+/*
+ * Delete: the archive is inserted first, and its _id (derived from the user's) is the arbiter:
+ * of concurrent deletions one inserts it, the others get NOTFOUND and change nothing; a
+ * user that does not exist has its archive taken back (NOTFOUND). Then the sessions, the user,
+ * its logs, and last its claims (a claim without its user is taken over after
+ * PE_MG_CLAIM_STALE; a user without its claims could lose its uniqueness).
+ * NB: not one transaction (multi-document transactions need a replica set): a delete that stops
+ * half way leaves a user with fewer sessions and logs, which a delete finishes once the archive is
+ * PE_MG_CLAIM_STALE old, or stale claims (docs/mongodb.md).
  */
 pe_store_status_e pe_mg_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
                                     apr_time_t now)
 {
-    bson_t *f = by_id(u->id), *af, *up;
-    bson_oid_t aid;
-    const bson_t *doc = NULL;
+    bson_t *f = by_id(u->id), *arch;
     long n = 0;
     pe_store_status_e rs;
 
     if (!f)
         return PE_STORE_NOTFOUND;
-    /* a user that is gone already is not archived */
-    if ((rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc)) != PE_STORE_OK) {
-        bson_destroy(f);
-        return rs;
+    arch = archive_doc(u, reason, deleted_by, now);
+    rs = pe_mg_insert(st, PE_MC_DELETED, arch);
+    if (rs == PE_STORE_CONFLICT)
+        rs = archived_before(st, u);
+    else if (rs == PE_STORE_OK) {
+        const bson_t *user = NULL;
+
+        rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &user);
+        if (rs == PE_STORE_NOTFOUND) /* no such user: nothing is archived */
+            pe_mg_delete(st, PE_MC_DELETED, arch, 0, NULL);
     }
-    pe_mg_derived_oid(&aid, "deleted", u->id);
-    af = BCON_NEW("_id", BCON_OID(&aid));
-    up = BCON_NEW("$setOnInsert", "{", "original_user_id", BCON_UTF8(u->id), "username", BCON_UTF8(s0(u->username)),
-                  "name", BCON_UTF8(s0(u->name)), "email", BCON_UTF8(s0(u->email)), "user_type",
-                  BCON_UTF8(s0(u->user_type)), "time_created", BCON_INT64(u->created_at), "subscription_plan",
-                  BCON_UTF8(s0(u->subscription_plan)), "deletion_reason", BCON_UTF8(s0(reason)), "deleted_at",
-                  BCON_INT64(now), "deleted_by", BCON_UTF8(s0(deleted_by)), "}");
-    rs = pe_mg_update_one(st, PE_MC_DELETED, af, up, 1, NULL);
-    if (rs == PE_STORE_CONFLICT) /* two first upserts at once: the other one archived */
-        rs = PE_STORE_OK;
-    bson_destroy(up);
-    bson_destroy(af);
+    bson_destroy(arch);
     if (rs == PE_STORE_OK) {
         bson_t *sf = BCON_NEW("principal_kind", BCON_UTF8(pe_principal_kind_name(PE_PRINCIPAL_USER)),
                               "principal_id", BCON_UTF8(u->id));
@@ -522,11 +574,11 @@ pe_store_status_e pe_mg_user_delete(pe_store_t *st, const pe_user_t *u, const ch
     if (rs == PE_STORE_OK) {
         bson_t *lf = BCON_NEW("user_id", BCON_UTF8(u->id));
 
-        rs = pe_mg_delete(st, PE_MC_MSGLOGS, lf, 1, NULL);
+        /* NB: the user before its logs: a conversation-log batch checks after its insert that its
+         * users exist (msglog_sweep_deleted), so no order of the two leaves a row behind */
+        rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
         if (rs == PE_STORE_OK)
-            rs = pe_mg_delete(st, PE_MC_USERS, f, 0, &n);
-        if (rs == PE_STORE_OK && n == 0)
-            rs = PE_STORE_NOTFOUND; /* a concurrent delete removed it first */
+            rs = pe_mg_delete(st, PE_MC_MSGLOGS, lf, 1, NULL);
         if (rs == PE_STORE_OK)
             rs = pe_mg_delete(st, PE_MC_CLAIMS, lf, 1, NULL);
         bson_destroy(lf);
@@ -574,10 +626,8 @@ static pe_store_status_e credits_take(pe_store_t *st, const char *user_id, apr_i
         if (rs != PE_STORE_OK || matched)
             return rs;
         /* A did not match: no active user, none left today, or a reset pending. */
-        f = by_id(user_id);
         up = BCON_NEW("conv_reset", BCON_INT32(1), "reset_day", BCON_INT32(1), "is_active", BCON_INT32(1));
-        rs = pe_mg_find_one(st, PE_MC_USERS, f, up, &doc);
-        bson_destroy(f);
+        rs = find_user(st, by_id(user_id), up, &doc);
         bson_destroy(up);
         if (rs != PE_STORE_OK)
             return rs == PE_STORE_NOTFOUND ? PE_STORE_EMPTY : rs;
@@ -638,15 +688,10 @@ pe_store_status_e pe_mg_credits_refund(pe_store_t *st, const char *user_id, apr_
 pe_store_status_e pe_mg_credits_get(pe_store_t *st, const char *user_id, apr_int64_t today, apr_int64_t *limit,
                                     apr_int64_t *reset)
 {
-    bson_t *f = by_id(user_id);
     const bson_t *doc = NULL;
-    pe_store_status_e rs;
+    pe_store_status_e rs = find_user(st, by_id(user_id), NULL, &doc);
 
     *limit = *reset = 0;
-    if (!f)
-        return PE_STORE_NOTFOUND;
-    rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
-    bson_destroy(f);
     if (rs != PE_STORE_OK)
         return rs;
     *limit = pe_mg_i64(doc, "conv_limit");

@@ -17,9 +17,10 @@ import socket
 import struct
 import subprocess
 import time
+import unittest
 import urllib.parse
 
-from pe_harness import TOP, free_port
+from pe_harness import RUN_ROOT, TOP, free_port
 
 SERVER_JS = os.path.join(TOP, "tests", "mongo", "congo-server.mjs")
 STANDIN_DIR = os.path.join(TOP, ".deps", "congodb")
@@ -362,10 +363,13 @@ class MongoServer:
     """The stand-in on a free loopback port (or the real server of PE_TEST_MONGODB_URI), with a
     database of its own per test class."""
 
-    def __init__(self, name="mongo"):
+    def __init__(self, name="mongo", persist=False):
         self.name = name
         self.proc = None
         self.port = None
+        # the stand-in keeps its data in memory; with persist it writes it to a file when it stops
+        # and reads it back when it starts, so restart() keeps the data as a real server does
+        self.persist = os.path.join(RUN_ROOT, "%s-%d.json" % (name, os.getpid())) if persist else None
         self.db = "pe_%s_%d_%d" % (name.replace("-", "_"), os.getpid(), int(time.time() * 1000) % 100000000)
         self.real = real_uri()
 
@@ -377,8 +381,8 @@ class MongoServer:
         if self.port is None:
             self.port = free_port()
         self.host = "127.0.0.1"
-        self.proc = subprocess.Popen(["node", SERVER_JS, str(self.port)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=TOP)
+        argv = ["node", SERVER_JS, str(self.port)] + ([self.persist] if self.persist else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=TOP)
         if wait:
             line = self.proc.stdout.readline()
             if "READY" not in line:
@@ -397,6 +401,19 @@ class MongoServer:
             self.proc.stdout.close()
             self.proc = None
 
+    def restart(self, down=0.5):
+        """Stop (connections cut), stay down `down` seconds, start again on the same port."""
+        if self.real:
+            raise unittest.SkipTest("cannot restart the server of PE_TEST_MONGODB_URI")
+        self.stop()
+        time.sleep(down)
+        self.start()
+
+    def query(self, q):
+        """Like PgCluster.query: the rows of a statement of the suites' SQL as `psql -At` prints them."""
+        rows = self.sql(q)
+        return "\n".join("|".join(str(v) for v in r) for r in rows)
+
     def uri(self):
         """The URI httpd gets (this class's own database)."""
         if self.real:
@@ -409,6 +426,11 @@ class MongoServer:
 
     def client(self):
         return MongoClient(self.host, self.port, self.db)
+
+    def new_database(self):
+        """Use a database of its own from now on (for the next httpd); returns env()."""
+        self.db = "pe_%s_%d_%d" % (self.name.replace("-", "_"), os.getpid(), int(time.time() * 1000) % 100000000)
+        return self.env()
 
     def sql(self, q, args=()):
         """A statement of the suites' SQL subset on this class's database (SqlOnMongo)."""
@@ -426,10 +448,18 @@ class MongoClass:
     this mixin in front."""
 
     MONGO_NAME = "mongo"
+    # False: the server is not started (its port is chosen and free); the test starts it.
+    MONGO_START = True
 
     @classmethod
     def setUpClass(cls):
-        cls.mongo = MongoServer(cls.MONGO_NAME).start()
+        cls.mongo = MongoServer(cls.MONGO_NAME)
+        if cls.MONGO_START:
+            cls.mongo.start()
+        elif cls.mongo.real:
+            raise unittest.SkipTest("needs a server the test can start and stop (not PE_TEST_MONGODB_URI)")
+        else:
+            cls.mongo.port = free_port()
         cls.ENV = dict(cls.ENV, **cls.mongo.env())
         try:
             super().setUpClass()
@@ -437,7 +467,8 @@ class MongoClass:
             cls.mongo.stop()
             raise
         # the suites' SQL on the instance's store goes to MongoDB
-        cls.httpd.sqlite = cls.mongo.sql
+        if getattr(cls, "httpd", None):
+            cls.httpd.sqlite = cls.mongo.sql
 
     @classmethod
     def tearDownClass(cls):

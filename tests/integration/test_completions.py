@@ -733,6 +733,25 @@ class MessageLogDurability(UpstreamMixin, unittest.TestCase):
         self.run_case("prefork")
 
 
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class MessageLogDurabilityMongo(pe_mongo.MongoClass, MessageLogDurability):
+    """The same on MongoDB (the writer's own client, flushed at child exit), a database per case."""
+    MONGO_NAME = "mongo-msglog"
+
+    def setUp(self):
+        self.ENV = dict(self.ENV, **self.mongo.new_database())
+
+    def sqlite(self, q, args=(), httpd=None):
+        if q.startswith("SELECT COUNT(*), COUNT(DISTINCT request_id)"):
+            c = self.mongo.client()
+            try:
+                docs = c.find("pe_message_logs")
+            finally:
+                c.close()
+            return [(len(docs), len({d["request_id"] for d in docs}), sum(1 for d in docs if d["status"] == 200))]
+        return self.mongo.sql(q, args)
+
+
 class CacheAcrossGraceful(UpstreamMixin, unittest.TestCase):
     """The shared-memory cache and its mutex are made once per httpd parent: a request that an old
     generation's child finishes after `-k graceful` stores its answer without a lock error, and the

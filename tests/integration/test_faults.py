@@ -11,6 +11,7 @@ import time
 import unittest
 
 import fakes
+import pe_mongo
 import pe_pg
 from pe_harness import Httpd
 from pe_harness import HttpdTestCase
@@ -87,8 +88,13 @@ class StoreRestartMixin(UpstreamMixin):
     DOWN = 0.5  # seconds the store stays down
 
     @classmethod
+    def store_server(cls):
+        """The store's server (PgCluster; pe_mongo.MongoServer in the MongoDB classes)."""
+        return pe_pg.PgCluster("pg-fault")
+
+    @classmethod
     def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-fault").start()
+        cls.pg = cls.store_server().start()
         cls.ENV = dict(cls.pg.env())
         try:
             super().setUpClass()
@@ -170,6 +176,28 @@ class StoreStoppedEvent(StoreRestartMixin, unittest.TestCase):
 
 @unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
 class StoreStoppedPrefork(StoreRestartMixin, unittest.TestCase):
+    MPM = "prefork"
+    DOWN = 5
+
+
+class MongoRestartMixin(StoreRestartMixin):
+    """The same with MongoDB restarted (the stand-in keeps its data across the restart)."""
+
+    @classmethod
+    def store_server(cls):
+        return pe_mongo.MongoServer("mongo-fault", persist=True)
+
+
+MONGO_SKIP = "no MongoDB server the test can restart (node and the stand-in)"
+
+
+@unittest.skipUnless(pe_mongo.available() and not pe_mongo.real_uri(), MONGO_SKIP)
+class MongoRestartEvent(MongoRestartMixin, unittest.TestCase):
+    MPM = "event"
+
+
+@unittest.skipUnless(pe_mongo.available() and not pe_mongo.real_uri(), MONGO_SKIP)
+class MongoStoppedPrefork(MongoRestartMixin, unittest.TestCase):
     MPM = "prefork"
     DOWN = 5
 
@@ -301,11 +329,11 @@ class DeletionMixin(UpstreamMixin):
 
         def slow(i):
             results.append(self.chat(key, {"model": "gpt-4o-mini", "messages": [
-                {"role": "user", "content": "in flight %d [[fake:delay_ms=1500]]" % i}]}).status)
+                {"role": "user", "content": "in flight %d [[fake:delay_ms=900]]" % i}]}).status)
         threads = [threading.Thread(target=slow, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.7)
+        time.sleep(0.4)
         d = h.request("DELETE", "/v1/users/account", {"password": PASSWORD, "reason": "testing"},
                       headers=bearer(token))
         self.assertEqual(d.status, 200, d)

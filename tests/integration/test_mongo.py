@@ -9,7 +9,7 @@ import time
 import unittest
 
 import pe_mongo
-from pe_harness import Httpd, HttpdTestCase, free_port
+from pe_harness import Httpd, HttpdTestCase
 
 PASSWORD = "Correct-Horse-7"
 FAST_ARGON = "PEArgon2Cost 2 16M 1\n"
@@ -20,29 +20,15 @@ def bearer(tok):
 
 
 @unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
-class MongoDownAtStart(HttpdTestCase):
+class MongoDownAtStart(pe_mongo.MongoClass, HttpdTestCase):
     """httpd starts while MongoDB is down, answers 503 STORE_UNAVAILABLE, and works once the
     server is up, with no restart."""
 
     EXTRA_CONF = FAST_ARGON
+    MONGO_NAME = "mongo-down"
+    MONGO_START = False
     # The store's failures while the server is down (PE30002), logged at error level.
     ALLOWED_LOG_IDS = ("PE30002",)
-
-    @classmethod
-    def setUpClass(cls):
-        cls.mongo = pe_mongo.MongoServer("mongo-down")
-        if cls.mongo.real:
-            raise unittest.SkipTest("needs a server the test can start and stop (not PE_TEST_MONGODB_URI)")
-        cls.mongo.port = free_port()  # nothing listens there yet
-        cls.ENV = dict(cls.ENV, **cls.mongo.env())
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.mongo.stop()
 
     def test_503_then_success_without_restart(self):
         h = self.httpd

@@ -20,7 +20,7 @@ PROCESS_WIDE = [
     "PEPasswordHashMax 4", "PECacheServers 127.0.0.1:11211", "PECacheTimeout 250ms",
     "PECacheShmEntries 64", "PECacheShmEntrySize 4K", "PEMessageLog On", "PEMessageLogBatch 10",
     "PEMessageLogInterval 1s", "PEMessageLogQueue 100", "PEAccessRefresh 10s", "PEAccessServers none",
-    "PEAccessTableSize 1024", "PEResearchCacheSize 16",
+    "PEAccessTableSize 1024", "PEResearchCacheSize 16", "PEMongoURI mongodb://127.0.0.1:27017/pe",
 ]
 
 
@@ -38,7 +38,8 @@ class StoreConfig(unittest.TestCase):
         p = self.configtest("PEStore dbd\n")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("Syntax OK", p.stderr)
-        # PEStore mongodb and its PEMongoURI: test_mongo.py
+        p = self.configtest("PEStore mongodb\nPEMongoURI mongodb://127.0.0.1:27017/pe\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
         p = self.configtest("PEStore oracle\n")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("PEStore: unknown store backend 'oracle' (dbd or mongodb)", p.stderr)

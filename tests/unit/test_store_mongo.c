@@ -85,6 +85,21 @@ static void mg_insert(const char *coll, bson_t *doc)
     mongoc_client_destroy(c);
 }
 
+/* Every claim made `age` older. */
+static void mg_age_claims(apr_interval_time_t age)
+{
+    mongoc_client_t *c = mongoc_client_new(mg_uri(pe_tp));
+    mongoc_collection_t *col = mongoc_client_get_collection(c, mg_db, "pe_claims");
+    bson_t *f = bson_new(), *up = BCON_NEW("$set", "{", "created_at", BCON_INT64(apr_time_now() - age), "}");
+    bson_error_t err;
+
+    ck_assert_msg(mongoc_collection_update_many(col, f, up, NULL, NULL, &err), "age claims: %s", err.message);
+    bson_destroy(f);
+    bson_destroy(up);
+    mongoc_collection_destroy(col);
+    mongoc_client_destroy(c);
+}
+
 /* The claim _id of (field, value): SHA-256(field NUL value), first 12 bytes. */
 static void claim_oid(bson_oid_t *oid, const char *field, const char *value)
 {
@@ -177,6 +192,22 @@ START_TEST(mongodb_stale_claim_is_taken_over)
     ck_assert_int_eq(pe_store_user_create(st, mk_user("gina", "gone@example.com")), PE_STORE_OK);
     ck_assert_int_eq(pe_store_user_create(st, mk_user("hank", "busy@example.com")), PE_STORE_CONFLICT);
     ck_assert_str_eq(pe_store_conflict(st), "email");
+    /* an e-mail change that stopped before it gave the old address back: its user exists but
+     * holds another address, so the old claim is stale too */
+    {
+        pe_user_t *ivy = mk_user("ivy", "ivy.new@example.com");
+
+        ck_assert_int_eq(pe_store_user_create(st, ivy), PE_STORE_OK);
+        claim_oid(&oid, "email", "ivy.old@example.com");
+        d = BCON_NEW("_id", BCON_OID(&oid), "field", "email", "value", "ivy.old@example.com", "user_id",
+                     BCON_UTF8(ivy->id), "created_at", BCON_INT64(apr_time_now() - apr_time_from_sec(120)));
+        mg_insert("pe_claims", d);
+        bson_destroy(d);
+        ck_assert_int_eq(pe_store_user_create(st, mk_user("jack", "ivy.old@example.com")), PE_STORE_OK);
+        /* and an old claim of a value its user still holds stays */
+        mg_age_claims(apr_time_from_sec(120));
+        ck_assert_int_eq(pe_store_user_create(st, mk_user("kim", "ivy.new@example.com")), PE_STORE_CONFLICT);
+    }
 }
 END_TEST
 
@@ -194,7 +225,7 @@ START_TEST(mongodb_delete_frees_the_values)
     ck_assert_int_eq(mg_count("pe_claims", "{}"), 0);
     ck_assert_int_eq(mg_count("pe_deleted_users", apr_psprintf(pe_tp, "{\"original_user_id\": \"%s\"}", a->id)), 1);
     ck_assert_int_eq(pe_store_user_by_id(st, a->id, &got), PE_STORE_NOTFOUND);
-    ck_assert_int_eq(pe_store_user_delete(st, a, "again", "unit", 6), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_user_delete(st, a, "again", "unit", 6), PE_STORE_NOTFOUND); /* archived once */
     ck_assert_int_eq(pe_store_user_create(st, mk_user("ivan", "ivan@example.com")), PE_STORE_OK);
 }
 END_TEST
