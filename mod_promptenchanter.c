@@ -13,6 +13,7 @@
 #include "pe_auth.h"
 #include "pe_completion.h"
 #include "pe_config.h"
+#include "pe_email_ap.h"
 #include "pe_http.h"
 #include "pe_hooks.h"
 #include "pe_monitor_ap.h"
@@ -60,6 +61,9 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_handler(pe_monitor_handler_first, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_log_transaction(pe_monitor_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     pe_monitor_register_hooks(p);
+    /* e-mail verification: its settings checked at start-up (and by apache2 -t) */
+    ap_hook_test_config(pe_email_test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pe_email_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(promptenchanter) __attribute__((visibility("default"))) = {

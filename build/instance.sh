@@ -10,6 +10,7 @@
 # conf, pid file, logs, SQLite file and secrets. Environment (all optional):
 #   PE_PORT (8080)  PE_MPM (event|prefork|worker)  PE_PREFORK_SERVERS (4)  PE_LOGLEVEL
 #   PE_UPSTREAM_URL PE_UPSTREAM_KEY PE_SEARCH_URL PE_SMTP_URL PE_MEMCACHED (space-separated host:port)
+#   PE_EMAIL_VERIFICATION (On|Off; On when PE_SMTP_URL is set) PE_SMTP_STARTTLS (Required|Optional) PE_MAIL_FROM
 #   PE_DBD_DRIVER (sqlite3|pgsql) PE_DBD_PARAMS PE_STORE (dbd|mongodb) PE_MONGO_URI
 #   PE_RESEARCH_ALLOW_NETWORKS
 #   PE_IP_RATE_LIMIT (PEIPRateLimit value, e.g. Off)  PE_AUTO_BLOCK (PEAutoBlock value, e.g. Off)
@@ -114,6 +115,10 @@ render() {
     envdir PEUpstreamKey "${PE_UPSTREAM_KEY:-}"
     envdir PESearchURL "${PE_SEARCH_URL:-}"
     envdir PESMTPURL "${PE_SMTP_URL:-}"
+    # A mail server turns e-mail verification on unless PE_EMAIL_VERIFICATION says Off.
+    envdir PEEmailVerification "${PE_EMAIL_VERIFICATION:-${PE_SMTP_URL:+On}}" raw
+    envdir PESMTPStartTLS "${PE_SMTP_STARTTLS:-}" raw
+    envdir PEMailFrom "${PE_MAIL_FROM:-}"
     envdir PECacheServers "${PE_MEMCACHED:-}" raw
     envdir PEResearchAllowNetworks "${PE_RESEARCH_ALLOW_NETWORKS:-}" raw
     envdir PEIPRateLimit "${PE_IP_RATE_LIMIT:-}" raw

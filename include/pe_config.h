@@ -14,6 +14,7 @@
 
 #include "pe_config_access.h"
 #include "pe_config_completion.h"
+#include "pe_config_email.h"
 #include "pe_config_research.h"
 #include "pe_config_monitor.h"
 
@@ -54,7 +55,8 @@
     PE_SRV_ACCESS_MEMBERS(X)                                                                       \
     PE_SRV_COMPLETION_MEMBERS(X)                                                                   \
     PE_SRV_RESEARCH_MEMBERS(X)                                                                     \
-    PE_SRV_MONITOR_MEMBERS(X)
+    PE_SRV_MONITOR_MEMBERS(X)                                                                      \
+    PE_SRV_EMAIL_MEMBERS(X)
 
 #define PE_X_FIELD(t, n, u, d) t n;
 typedef struct pe_dir_conf_t {

@@ -415,4 +415,56 @@ typedef struct pe_usage_rtype_t {
 pe_store_status_e pe_store_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
                                  pe_usage_t *out);
 
+/* E-mail verification (SPEC 7 with the fixes of 16.1 item 10, 16.2 items 21 and 29). A user has at
+ * most one live code, kept on the user as a keyed digest (never the code) with its expiry and its
+ * count of attempts, and a count of the verification mails of the current day. Days are whole
+ * numbers (the caller's day count, e.g. UTC days since the epoch). */
+
+/**
+ * Count one verification mail against the user's daily limit, in one atomic write: when the stored
+ * day is before `day` the count starts again at 1, else it grows by one unless it has reached
+ * `limit`. Of N concurrent calls on one day exactly min(N, limit - sent) succeed.
+ * @param sends out: the day's count after the call (with PE_STORE_EMPTY: the count reached)
+ * @return PE_STORE_OK (counted), PE_STORE_EMPTY (the limit is reached; nothing changed),
+ *         PE_STORE_NOTFOUND (no such user), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                           int *sends);
+
+/**
+ * Give back a mail counted on `day` that could not be sent (nothing when the day has changed since).
+ * @return PE_STORE_OK, PE_STORE_NOTFOUND (nothing given back), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
+
+/**
+ * Make digest the user's code until expires_at, replacing any other code (which stops working at
+ * once) with an attempt count of 0. PE_STORE_NOTFOUND when there is no such user.
+ */
+pe_store_status_e pe_store_email_code_set(pe_store_t *st, const char *user_id, const char *digest,
+                                          apr_time_t expires_at);
+
+/**
+ * Count one attempt at the user's code, before it is compared, in one atomic write that also
+ * returns the digest it counted against: the count grows only while the code is live (set, not
+ * expired at now, fewer than max attempts). Of N concurrent attempts at most max - attempts are
+ * counted; the others get PE_STORE_EMPTY.
+ * @param digest out: the digest of the code the attempt was counted against (in the handle's pool)
+ * @param attempts out: the count with this attempt
+ * @return PE_STORE_OK (counted: compare now), PE_STORE_EMPTY (max attempts reached: the code is
+ *         dead), PE_STORE_NOTFOUND (no live code: none, used or expired; or no such user), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                              const char **digest, int *attempts);
+
+/**
+ * Use the code: when the user still has the e-mail address `email` and the live code `digest`,
+ * clear the code and mark the user verified, in one atomic write. Exactly one of concurrent uses
+ * of one code succeeds.
+ * @return PE_STORE_OK, PE_STORE_NOTFOUND (used already, replaced, expired, or the address
+ *         changed), PE_STORE_EIO
+ */
+pe_store_status_e pe_store_email_code_use(pe_store_t *st, const char *user_id, const char *email,
+                                          const char *digest, apr_time_t now);
+
 #endif

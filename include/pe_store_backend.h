@@ -118,6 +118,16 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*ping)(pe_store_t *st);
     pe_store_status_e (*usage)(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
                                pe_usage_t *out);
+    /* E-mail verification */
+    pe_store_status_e (*email_send_take)(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                         int *sends);
+    pe_store_status_e (*email_send_release)(pe_store_t *st, const char *user_id, apr_int64_t day);
+    pe_store_status_e (*email_code_set)(pe_store_t *st, const char *user_id, const char *digest,
+                                        apr_time_t expires_at);
+    pe_store_status_e (*email_code_attempt)(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                            const char **digest, int *attempts);
+    pe_store_status_e (*email_code_use)(pe_store_t *st, const char *user_id, const char *email, const char *digest,
+                                        apr_time_t now);
 } pe_store_ops_t;
 
 /**

@@ -145,3 +145,12 @@ CREATE TABLE IF NOT EXISTS pe_staff (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS pe_staff_username ON pe_staff (kind, username);
 CREATE UNIQUE INDEX IF NOT EXISTS pe_staff_email ON pe_staff (kind, email);
+-- @version 5
+-- E-mail verification: the user's one live code, only as a keyed digest (HMAC-SHA-256 under a
+-- key derived from the server secret), its expiry and its count of attempts; and the count of
+-- verification mails sent on email_send_day (a day number), for the daily limit.
+ALTER TABLE pe_users ADD COLUMN email_code_digest VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE pe_users ADD COLUMN email_code_expires BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_code_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_send_day BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pe_users ADD COLUMN email_sends INTEGER NOT NULL DEFAULT 0;

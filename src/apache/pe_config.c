@@ -344,4 +344,5 @@ const command_rec pe_cmds[] = {
     PE_COMPLETION_CMDS
     PE_RESEARCH_CMDS
     PE_MONITOR_CMDS
+    PE_EMAIL_CMDS
     {NULL}};

@@ -9,6 +9,7 @@
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
+#include "pe_email_ap.h"
 #include "pe_global.h"
 #include "pe_handlers.h"
 #include "pe_identity.h"
@@ -110,8 +111,8 @@ int pe_h_users_register(pe_ctx_t *cx)
     u->access_rtype = pe_srv_default_rtypes(sc);
     u->level = pe_srv_default_level(sc);
     u->is_active = 1;
-    /* E-mail verification is not part of this build: accounts are verified at creation. */
-    u->is_verified = 1;
+    /* With PEEmailVerification On the address is verified with a code (pe_h_email.c) first. */
+    u->is_verified = !pe_email_verification_on(r);
     u->created_at = u->updated_at = apr_time_now();
     if (!u->id)
         return pe_http_error(r, HTTP_INTERNAL_SERVER_ERROR, PE_E_INTERNAL, "internal error");
@@ -140,8 +141,9 @@ int pe_h_users_register(pe_ctx_t *cx)
     json_object_set_new(o, "user_id", json_string(u->id));
     json_object_set_new(o, "username", json_string(u->username));
     json_object_set_new(o, "email", json_string(u->email));
+    /* NB: shown once here also when verification is required: until then it opens no route (pe_email_gate). */
     json_object_set_new(o, "api_key", json_string(key));
-    json_object_set_new(o, "verification_required", json_false());
+    json_object_set_new(o, "verification_required", json_boolean(!u->is_verified));
     return pe_http_send_json(r, HTTP_CREATED, o);
 }
 
@@ -382,7 +384,9 @@ int pe_h_users_apikey_get(pe_ctx_t *cx)
     int stale;
 
     if (!u->is_verified)
-        return pe_http_error(r, HTTP_FORBIDDEN, "EMAIL_NOT_VERIFIED", "Email verification required to access API key");
+        return pe_http_error(r, HTTP_FORBIDDEN, "EMAIL_NOT_VERIFIED",
+                             "Email verification required to access API key: verify your email address first "
+                             "(POST /v1/email/send-verification, then POST /v1/email/verify with the code)");
     if (pe_keyring_open(r->pool, pe_global()->keyring, u->api_key_enc, users_key_aad(r, u->id), &pt, &len, &stale) !=
         APR_SUCCESS) {
         pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(10003) "the sealed API key of user %s cannot be opened (key rotated away?)",
@@ -402,7 +406,9 @@ int pe_h_users_apikey_regenerate(pe_ctx_t *cx)
     int rc;
 
     if (!u->is_verified)
-        return pe_http_error(r, HTTP_FORBIDDEN, "EMAIL_NOT_VERIFIED", "Email verification required to access API key");
+        return pe_http_error(r, HTTP_FORBIDDEN, "EMAIL_NOT_VERIFIED",
+                             "Email verification required to access API key: verify your email address first "
+                             "(POST /v1/email/send-verification, then POST /v1/email/verify with the code)");
     if ((rc = pe_account_rekey(r, st, u->id, &key, &prefix)) != OK)
         return rc;
     users_event(r, st, "api_key_regenerated", u, NULL,
@@ -444,16 +450,22 @@ int pe_h_users_email(pe_ctx_t *cx)
         return rc;
     if (!strcmp(lower, p->user->email))
         return pe_http_error(r, HTTP_CONFLICT, "EMAIL_EXISTS", "Email already exists");
-    rs = pe_store_user_set_email(st, p->id, lower, p->user->is_verified, apr_time_now());
+    /* A new address is verified again when verification is on. */
+    rs = pe_store_user_set_email(st, p->id, lower, pe_email_verification_on(r) ? 0 : p->user->is_verified,
+                                 apr_time_now());
     if (rs == PE_STORE_CONFLICT)
         return pe_http_error(r, HTTP_CONFLICT, "EMAIL_EXISTS", "Email already exists");
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    /* A code mailed to the old address is dead (it could never match the new one anyway). */
+    if (pe_email_verification_on(r))
+        pe_store_email_code_set(st, p->id, "", 0);
     /* Other sessions end: whoever else was signed in must sign in again. */
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "email_changed", p->user, NULL, json_pack("{s:s,s:s}", "from", p->user->email, "to", lower),
                 "info");
-    return users_ok(r, "Email updated successfully.");
+    return users_ok(r, pe_email_verification_on(r) ? "Email updated successfully. Please verify your new email address."
+                                                    : "Email updated successfully.");
 }
 
 /* PUT /v1/users/password: every other session is revoked. */

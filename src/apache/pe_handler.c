@@ -4,6 +4,7 @@
  */
 #include "pe_auth.h"
 #include "pe_config.h"
+#include "pe_email_ap.h"
 #include "pe_hooks.h"
 #include "pe_http.h"
 #include "pe_log.h"
@@ -55,6 +56,8 @@ int pe_handler(request_rec *r)
                 rc = pe_auth_route_check(r, m.route->auth, p);
             if (rc == OK && m.route->need)
                 rc = pe_auth_need_check(r, m.route->need, p);
+            if (rc == OK) /* an unverified user's API key opens nothing (PEEmailVerification) */
+                rc = pe_email_gate(r, p);
             if (rc != OK)
                 return rc;
         }

@@ -2,6 +2,7 @@
  * pe_routes.c: the route table. Order matters only among patterns that can match the same
  * path: put literal routes before placeholder routes (/users/stats before /users/{id}).
  */
+#include "pe_email_ap.h"
 #include "pe_handlers.h"
 #include "pe_hooks.h"
 #include "pe_staff.h"
@@ -24,6 +25,12 @@ const pe_route_t pe_routes[] = {
     {PE_M_PUT, "/v1/users/email", PE_G_USERS, pe_h_users_email, PE_AUTH_USER_SESSION},
     {PE_M_PUT, "/v1/users/password", PE_G_USERS, pe_h_users_password, PE_AUTH_USER_SESSION},
     {PE_M_DELETE, "/v1/users/account", PE_G_USERS, pe_h_users_delete, PE_AUTH_USER_SESSION},
+
+    /* email (verification codes) */
+    {PE_M_POST, "/v1/email/send-verification", PE_G_EMAIL, pe_h_email_send, PE_AUTH_USER_SESSION},
+    {PE_M_POST, "/v1/email/verify", PE_G_EMAIL, pe_h_email_verify, PE_AUTH_USER_SESSION},
+    {PE_M_POST, "/v1/email/resend", PE_G_EMAIL, pe_h_email_resend, PE_AUTH_USER_SESSION},
+    {PE_M_GET, "/v1/email/status", PE_G_EMAIL, pe_h_email_status, PE_AUTH_USER_SESSION},
 
     /* prompt and openai (completions) */
     {PE_M_POST, "/v1/prompt/completions", PE_G_PROMPT, pe_h_prompt_completions, PE_AUTH_USER_KEY},

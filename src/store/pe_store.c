@@ -524,3 +524,35 @@ pe_store_status_e pe_store_usage(pe_store_t *st, const char *user_id, apr_time_t
     out->r_types = apr_array_make(st->pool, 8, sizeof(pe_usage_rtype_t));
     PE_STORE_CALL(st, usage, user_id, since, until, out);
 }
+
+pe_store_status_e pe_store_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                           int *sends)
+{
+    *sends = 0;
+    PE_STORE_CALL(st, email_send_take, user_id, day, limit, sends);
+}
+
+pe_store_status_e pe_store_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day)
+{
+    PE_STORE_CALL(st, email_send_release, user_id, day);
+}
+
+pe_store_status_e pe_store_email_code_set(pe_store_t *st, const char *user_id, const char *digest,
+                                          apr_time_t expires_at)
+{
+    PE_STORE_CALL(st, email_code_set, user_id, digest, expires_at);
+}
+
+pe_store_status_e pe_store_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                              const char **digest, int *attempts)
+{
+    *digest = NULL;
+    *attempts = 0;
+    PE_STORE_CALL(st, email_code_attempt, user_id, now, max, digest, attempts);
+}
+
+pe_store_status_e pe_store_email_code_use(pe_store_t *st, const char *user_id, const char *email,
+                                          const char *digest, apr_time_t now)
+{
+    PE_STORE_CALL(st, email_code_use, user_id, email, digest, now);
+}

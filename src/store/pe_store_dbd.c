@@ -208,6 +208,32 @@ static const struct {
                       "GROUP BY created_at / 86400000000 ORDER BY 1"},
     [Q_USAGE_RTYPES] = {"pe_usage_rtypes", "SELECT r_type, COUNT(*) FROM pe_message_logs WHERE (%s = '' OR user_id = %s) "
                         "AND created_at >= %s AND created_at < %s GROUP BY r_type ORDER BY r_type"},
+    /* NB: e-mail verification (pe_store_dbd_email.c): each decision is the WHERE of one UPDATE, so
+     * concurrent sends and attempts are counted exactly (see Q_CREDITS_TAKE). */
+    [Q_EMAIL_SEND_TAKE] = {"pe_email_send_take",
+                           "UPDATE pe_users SET email_sends = CASE WHEN email_send_day < %s THEN 1 ELSE "
+                           "email_sends + 1 END, email_send_day = CASE WHEN email_send_day < %s THEN %s ELSE "
+                           "email_send_day END WHERE id = %s AND (email_send_day < %s OR email_sends < %s)"},
+    [Q_EMAIL_SEND_READ] = {"pe_email_send_read", "SELECT email_sends, email_send_day FROM pe_users WHERE id = %s"},
+    [Q_EMAIL_SEND_RELEASE] = {"pe_email_send_release",
+                              "UPDATE pe_users SET email_sends = email_sends - 1 WHERE id = %s AND "
+                              "email_send_day = %s AND email_sends > 0"},
+    [Q_EMAIL_CODE_SET] = {"pe_email_code_set",
+                          "UPDATE pe_users SET email_code_digest = %s, email_code_expires = %s, "
+                          "email_code_attempts = 0 WHERE id = %s"},
+    /* NB: RETURNING: the digest read is the one the attempt was counted against, even when a new
+     * code replaces it at the same moment. */
+    [Q_EMAIL_CODE_ATTEMPT] = {"pe_email_code_attempt",
+                              "UPDATE pe_users SET email_code_attempts = email_code_attempts + 1 WHERE id = %s "
+                              "AND email_code_digest <> '' AND email_code_expires > %s AND email_code_attempts < %s "
+                              "RETURNING email_code_digest, email_code_attempts"},
+    [Q_EMAIL_CODE_READ] = {"pe_email_code_read",
+                           "SELECT email_code_digest, email_code_expires, email_code_attempts FROM pe_users "
+                           "WHERE id = %s"},
+    [Q_EMAIL_CODE_USE] = {"pe_email_code_use",
+                          "UPDATE pe_users SET is_verified = 1, email_code_digest = '', email_code_attempts = 0, "
+                          "updated_at = %s WHERE id = %s AND email = %s AND email_code_digest = %s AND "
+                          "email_code_expires > %s"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -613,6 +639,9 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .msglog_top_users = pe_dbd_msglog_top_users,                                                           \
         .ping = pe_dbd_ping,                                                                                   \
         .usage = pe_dbd_usage,                                                                                 \
+        .email_send_take = pe_dbd_email_send_take, .email_send_release = pe_dbd_email_send_release,                    \
+        .email_code_set = pe_dbd_email_code_set, .email_code_attempt = pe_dbd_email_code_attempt,                      \
+        .email_code_use = pe_dbd_email_code_use,                                                                       \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

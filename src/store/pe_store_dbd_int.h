@@ -75,6 +75,13 @@ typedef enum {
     Q_USAGE_SUM,
     Q_USAGE_DAYS,
     Q_USAGE_RTYPES,
+    Q_EMAIL_SEND_TAKE,
+    Q_EMAIL_SEND_READ,
+    Q_EMAIL_SEND_RELEASE,
+    Q_EMAIL_CODE_SET,
+    Q_EMAIL_CODE_ATTEMPT,
+    Q_EMAIL_CODE_READ,
+    Q_EMAIL_CODE_USE,
     Q_COUNT
 } pe_q_e;
 
@@ -194,5 +201,14 @@ pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind
 pe_store_status_e pe_dbd_ping(pe_store_t *st);
 pe_store_status_e pe_dbd_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
                                pe_usage_t *out);
+pe_store_status_e pe_dbd_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                         int *sends);
+pe_store_status_e pe_dbd_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
+pe_store_status_e pe_dbd_email_code_set(pe_store_t *st, const char *user_id, const char *digest,
+                                        apr_time_t expires_at);
+pe_store_status_e pe_dbd_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                            const char **digest, int *attempts);
+pe_store_status_e pe_dbd_email_code_use(pe_store_t *st, const char *user_id, const char *email,
+                                        const char *digest, apr_time_t now);
 
 #endif

@@ -702,4 +702,9 @@ static const pe_store_ops_t pe_mongo_ops = {
     .msglog_top_users = pe_mg_msglog_top_users,
     .ping = pe_mg_ping,
     .usage = pe_mg_usage,
+    .email_send_take = pe_mg_email_send_take,
+    .email_send_release = pe_mg_email_send_release,
+    .email_code_set = pe_mg_email_code_set,
+    .email_code_attempt = pe_mg_email_code_attempt,
+    .email_code_use = pe_mg_email_code_use,
 };

@@ -182,5 +182,14 @@ pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int l
 /* pe_store_mongo_monitor.c */
 pe_store_status_e pe_mg_ping(pe_store_t *st);
 pe_store_status_e pe_mg_usage(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until, pe_usage_t *out);
+pe_store_status_e pe_mg_email_send_take(pe_store_t *st, const char *user_id, apr_int64_t day, int limit,
+                                        int *sends);
+pe_store_status_e pe_mg_email_send_release(pe_store_t *st, const char *user_id, apr_int64_t day);
+pe_store_status_e pe_mg_email_code_set(pe_store_t *st, const char *user_id, const char *digest,
+                                       apr_time_t expires_at);
+pe_store_status_e pe_mg_email_code_attempt(pe_store_t *st, const char *user_id, apr_time_t now, int max,
+                                           const char **digest, int *attempts);
+pe_store_status_e pe_mg_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest,
+                                       apr_time_t now);
 
 #endif

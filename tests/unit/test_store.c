@@ -898,6 +898,161 @@ START_TEST(msglog_batch_idempotent)
 END_TEST
 
 /* ----------------------------------------------------------------------------------------- */
+/* E-mail verification: the daily send count and the one code */
+
+/* A new user; its id. */
+static const char *email_user(pe_store_t *st, const char *name)
+{
+    pe_user_t *u = mkuser(name, apr_pstrcat(pe_tp, name, "@example.com", NULL), dg(name));
+
+    ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
+    return u->id;
+}
+
+START_TEST(email_send_limit_per_day)
+{
+    pe_store_t *st = open_store(_i);
+    const char *id = email_user(st, "mia");
+    int sends = -1, k;
+
+    for (k = 1; k <= 3; k++) {
+        ck_assert_int_eq(pe_store_email_send_take(st, id, 700, 3, &sends), PE_STORE_OK);
+        ck_assert_int_eq(sends, k);
+    }
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 700, 3, &sends), PE_STORE_EMPTY);
+    ck_assert_int_eq(sends, 3);
+    /* a send that could not go out is given back once */
+    ck_assert_int_eq(pe_store_email_send_release(st, id, 700), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 700, 3, &sends), PE_STORE_OK);
+    ck_assert_int_eq(sends, 3);
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 700, 3, &sends), PE_STORE_EMPTY);
+    /* the next day starts again at 1; a release for the old day gives nothing back */
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 701, 3, &sends), PE_STORE_OK);
+    ck_assert_int_eq(sends, 1);
+    ck_assert_int_eq(pe_store_email_send_release(st, id, 700), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_send_take(st, pe_store_new_id(pe_tp), 701, 3, &sends), PE_STORE_NOTFOUND);
+}
+END_TEST
+
+START_TEST(email_code_attempts_and_use)
+{
+    pe_store_t *st = open_store(_i);
+    const char *id = email_user(st, "noah"), *d = NULL;
+    pe_user_t *u;
+    int n = -1, k;
+
+    /* no code yet */
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_code_set(st, id, dg("code1"), 1000), PE_STORE_OK);
+    for (k = 1; k <= 5; k++) {
+        ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_OK);
+        ck_assert_str_eq(d, dg("code1"));
+        ck_assert_int_eq(n, k);
+    }
+    /* the sixth is not counted: the code is dead, even for its right value */
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_EMPTY);
+    ck_assert_int_eq(n, 5);
+    /* a new code replaces it with a fresh count */
+    ck_assert_int_eq(pe_store_email_code_set(st, id, dg("code2"), 1000), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_OK);
+    ck_assert_str_eq(d, dg("code2"));
+    ck_assert_int_eq(n, 1);
+    /* expired: neither counted nor usable */
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 1000, 5, &d, &n), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_code_use(st, id, "noah@example.com", dg("code2"), 1000), PE_STORE_NOTFOUND);
+    /* the old code, another address: refused; the live code and the address: verified once */
+    ck_assert_int_eq(pe_store_email_code_use(st, id, "noah@example.com", dg("code1"), 100), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_code_use(st, id, "other@example.com", dg("code2"), 100), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_user_by_id(st, id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->is_verified, 0);
+    ck_assert_int_eq(pe_store_email_code_use(st, id, "noah@example.com", dg("code2"), 100), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_user_by_id(st, id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->is_verified, 1);
+    ck_assert_int_eq(pe_store_email_code_use(st, id, "noah@example.com", dg("code2"), 100), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_email_code_set(st, pe_store_new_id(pe_tp), dg("x"), 1000), PE_STORE_NOTFOUND);
+}
+END_TEST
+
+static int racer_email_send(pe_store_t *st, int k, const void *arg)
+{
+    int sends = 0;
+    pe_store_status_e rs = pe_store_email_send_take(st, (const char *)arg, 800, 3, &sends);
+
+    if (sends < 1 || sends > 3)
+        return RACE_OTHER;
+    return outcome(rs);
+}
+
+/* 16 sends at once, limit 3 a day: exactly 3 are counted (also on the first send of a day). */
+START_TEST(race_email_sends)
+{
+    pe_store_t *st = open_store(_i);
+    const char *id = email_user(st, "olga");
+    int counts[100], sends = 0;
+
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 799, 3, &sends), PE_STORE_OK); /* yesterday's */
+    race(_i, 16, racer_email_send, id, counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 3);
+    ck_assert_int_eq(counts[RACE_EMPTY], 13);
+    ck_assert_int_eq(pe_store_email_send_take(st, id, 800, 3, &sends), PE_STORE_EMPTY);
+    ck_assert_int_eq(sends, 3);
+}
+END_TEST
+
+static int racer_email_attempt(pe_store_t *st, int k, const void *arg)
+{
+    const char *d = NULL;
+    int n = 0;
+    pe_store_status_e rs = pe_store_email_code_attempt(st, (const char *)arg, 100, 5, &d, &n);
+
+    if (rs == PE_STORE_OK && (n < 1 || n > 5 || !d || strcmp(d, dg("live"))))
+        return RACE_OTHER;
+    return outcome(rs);
+}
+
+/* 16 wrong attempts at once: exactly 5 are counted, the others find the code dead. */
+START_TEST(race_email_attempts)
+{
+    pe_store_t *st = open_store(_i);
+    const char *id = email_user(st, "paul"), *d;
+    int counts[100], n;
+
+    ck_assert_int_eq(pe_store_email_code_set(st, id, dg("live"), 1000), PE_STORE_OK);
+    race(_i, 16, racer_email_attempt, id, counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 5);
+    ck_assert_int_eq(counts[RACE_EMPTY], 11);
+    ck_assert_int_eq(pe_store_email_code_attempt(st, id, 100, 5, &d, &n), PE_STORE_EMPTY);
+    ck_assert_int_eq(n, 5);
+}
+END_TEST
+
+static int racer_email_use(pe_store_t *st, int k, const void *arg)
+{
+    return outcome(pe_store_email_code_use(st, (const char *)arg, "quinn@example.com", dg("once"), 100));
+}
+
+/* The right code 16 times at once: exactly one use succeeds. */
+START_TEST(race_email_code_used_once)
+{
+    pe_store_t *st = open_store(_i);
+    const char *id = email_user(st, "quinn");
+    int counts[100];
+    pe_user_t *u;
+
+    ck_assert_int_eq(pe_store_email_code_set(st, id, dg("once"), 1000), PE_STORE_OK);
+    race(_i, 16, racer_email_use, id, counts);
+    ck_assert_int_eq(counts[RACE_OTHER], 0);
+    ck_assert_int_eq(counts[RACE_OK], 1);
+    ck_assert_int_eq(counts[RACE_NOTFOUND], 15);
+    ck_assert_int_eq(pe_store_user_by_id(st, id, &u), PE_STORE_OK);
+    ck_assert_int_eq(u->is_verified, 1);
+}
+END_TEST
+
+/* ----------------------------------------------------------------------------------------- */
 /* The front end: outcomes, the retry, a handle without a connection */
 
 START_TEST(front_end_outcomes)
@@ -1534,6 +1689,11 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, operator_lists, 0, n);
     tcase_add_loop_test(tc, system_prompt_reset, 0, n);
     tcase_add_loop_test(tc, monitoring_ping_and_usage, 0, n);
+    tcase_add_loop_test(tc, email_send_limit_per_day, 0, n);
+    tcase_add_loop_test(tc, email_code_attempts_and_use, 0, n);
+    tcase_add_loop_test(tc, race_email_sends, 0, n);
+    tcase_add_loop_test(tc, race_email_attempts, 0, n);
+    tcase_add_loop_test(tc, race_email_code_used_once, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);
