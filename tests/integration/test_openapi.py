@@ -89,7 +89,8 @@ class Served(HttpdTestCase):
         served = r.json
         doc = load_doc()
         groups = {pat: g for _, pat, g in route_table()}
-        expected = {p for p in doc["paths"] if groups[p] != "PE_G_DIAG"}  # diag is never in "all"
+        # diag, metrics and ready are never in "all"
+        expected = {p for p in doc["paths"] if groups[p] not in ("PE_G_DIAG", "PE_G_METRICS", "PE_G_READY")}
         self.assertEqual(set(served["paths"]), expected)
         self.assertEqual(served["servers"], [{"url": "/"}])
         self.assertEqual(served["components"], doc["components"])
