@@ -9,6 +9,7 @@ PKGS=(
   libmongoc-dev libbson-dev libcurl4-openssl-dev libjansson-dev libargon2-dev libssl-dev
   libxml2-dev check pkg-config memcached postgresql sqlite3 wrk apache2-utils
   python3 curl valgrind procps
+  chromium chromium-driver python3-selenium
 )
 
 missing=()
