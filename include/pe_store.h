@@ -351,4 +351,17 @@ pe_store_status_e pe_store_msglog_list(pe_store_t *st, const char *user_id, long
 /** Remove the stored prompt of an r_type (back to the built-in); PE_STORE_NOTFOUND when none is stored. */
 pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_type);
 
+/** One user's use of the completions over a period (pe_store_msglog_top_users). */
+typedef struct pe_usage_row_t {
+    const char *user_id, *username;
+    long requests;
+    apr_int64_t tokens;
+} pe_usage_row_t;
+
+/** The conversation logs since `since`: how many, and the tokens they used. */
+pe_store_status_e pe_store_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+
+/** The users with the most conversation logs since `since` (pe_usage_row_t *), most first, at most limit. */
+pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
+
 #endif

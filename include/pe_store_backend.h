@@ -110,6 +110,8 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*msglog_list)(pe_store_t *st, const char *user_id, long offset, long limit,
                                      apr_array_header_t **out, long *total);
     pe_store_status_e (*system_prompt_reset)(pe_store_t *st, const char *r_type);
+    pe_store_status_e (*msglog_usage)(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+    pe_store_status_e (*msglog_top_users)(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 } pe_store_ops_t;
 
 /**

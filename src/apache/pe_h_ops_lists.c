@@ -210,15 +210,23 @@ int pe_h_ops_msglogs(pe_ctx_t *cx)
     return pe_http_send_json(r, HTTP_OK, page_json(r, "logs", list, total, &oq));
 }
 
-/* GET /v1/admin-panel/statistics: users by state and the conversation logs, counted by the store. */
+/* GET /v1/admin-panel/statistics: users by state; completions (conversation logs) and their tokens
+ * since today 00:00 UTC and over 7 and 30 days; the 10 busiest users of 30 days. */
 int pe_h_ops_statistics(pe_ctx_t *cx)
 {
     static const int states[][2] = {{-1, -1}, {1, -1}, {0, -1}, {-1, 1}};
+    static const struct {
+        const char *requests, *tokens;
+        apr_int64_t days;
+    } periods[] = {{"requests_today", "tokens_today", 0}, {"requests_7d", "tokens_7d", 7},
+                   {"requests_30d", "tokens_30d", 30}};
     request_rec *r = cx->r;
     pe_store_t *st = pe_auth_store(r);
+    apr_time_t now = apr_time_now(), day = apr_time_from_sec(86400);
     long counts[4], messages = 0, total;
     apr_array_header_t *out;
     pe_user_query_t q;
+    json_t *api, *top;
     int i;
 
     for (i = 0; i < 4; i++) {
@@ -232,15 +240,35 @@ int pe_h_ops_statistics(pe_ctx_t *cx)
     if (pe_store_msglog_count(st, NULL, &messages) != PE_STORE_OK ||
         pe_store_event_list(st, NULL, NULL, NULL, 0, 1, &out, &total) != PE_STORE_OK)
         return pe_account_store_down(r);
+    api = pe_json_bind(r->pool, json_pack("{s:I}", "total_messages", (json_int_t)messages));
+    for (i = 0; i < 3; i++) {
+        apr_time_t since = periods[i].days ? now - periods[i].days * day : now - now % day;
+        long n;
+        apr_int64_t tokens;
+
+        if (pe_store_msglog_usage(st, since, &n, &tokens) != PE_STORE_OK)
+            return pe_account_store_down(r);
+        json_object_set_new(api, periods[i].requests, json_integer(n));
+        json_object_set_new(api, periods[i].tokens, json_integer((json_int_t)tokens));
+    }
+    if (pe_store_msglog_top_users(st, now - 30 * day, 10, &out) != PE_STORE_OK)
+        return pe_account_store_down(r);
+    top = json_array();
+    for (i = 0; i < out->nelts; i++) {
+        const pe_usage_row_t *u = APR_ARRAY_IDX(out, i, pe_usage_row_t *);
+
+        json_array_append_new(top, json_pack("{s:s,s:s,s:I,s:I}", "user_id", u->user_id, "username", u->username,
+                                             "requests", (json_int_t)u->requests, "tokens", (json_int_t)u->tokens));
+    }
+    json_object_set_new(api, "top_users_30d", top);
     return pe_http_send_json(
         r, HTTP_OK,
-        pe_json_bind(r->pool, json_pack("{s:{s:I,s:I,s:I,s:I},s:{s:I},s:{s:I,s:o}}", "user_statistics", "total_users",
+        pe_json_bind(r->pool, json_pack("{s:{s:I,s:I,s:I,s:I},s:O,s:{s:I,s:o}}", "user_statistics", "total_users",
                                         (json_int_t)counts[0], "active_users", (json_int_t)counts[1],
                                         "inactive_users", (json_int_t)counts[2], "verified_users",
-                                        (json_int_t)counts[3], "api_statistics", "total_messages",
-                                        (json_int_t)messages, "system_statistics", "security_events",
-                                        (json_int_t)total, "timestamp",
-                                        pe_http_time(r->pool, apr_time_now()))));
+                                        (json_int_t)counts[3], "api_statistics", api, "system_statistics",
+                                        "security_events", (json_int_t)total, "timestamp",
+                                        pe_http_time(r->pool, now))));
 }
 
 /* ----------------------------------------------------------------------------------------- */

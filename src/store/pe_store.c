@@ -470,3 +470,16 @@ pe_store_status_e pe_store_system_prompt_reset(pe_store_t *st, const char *r_typ
 {
     PE_STORE_CALL(st, system_prompt_reset, r_type);
 }
+
+pe_store_status_e pe_store_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens)
+{
+    *requests = 0;
+    *tokens = 0;
+    PE_STORE_CALL(st, msglog_usage, since, requests, tokens);
+}
+
+pe_store_status_e pe_store_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out)
+{
+    *out = apr_array_make(st->pool, limit > 0 ? limit : 1, sizeof(pe_usage_row_t *));
+    PE_STORE_CALL(st, msglog_top_users, since, limit, out);
+}

@@ -181,6 +181,12 @@ static const struct {
                        "status, tokens_used, processing_time_ms, ip_address, created_at FROM pe_message_logs WHERE "
                        "user_id = %s ORDER BY created_at DESC, id DESC LIMIT CAST(%s AS INTEGER) OFFSET CAST(%s AS "
                        "INTEGER)"},
+    [Q_MSGLOG_USAGE] = {"pe_msglog_usage",
+                        "SELECT COUNT(*), COALESCE(SUM(tokens_used), 0) FROM pe_message_logs WHERE created_at >= %s"},
+    [Q_MSGLOG_TOP] = {"pe_msglog_top",
+                      "SELECT user_id, MAX(username), COUNT(*), COALESCE(SUM(tokens_used), 0) FROM pe_message_logs "
+                      "WHERE created_at >= %s GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT CAST(%s AS "
+                      "INTEGER)"},
     [Q_STAFF_LOGIN_OK] = {"pe_staff_login_ok",
                           "UPDATE pe_staff SET failed_logins = 0, locked_until = 0, last_login = %s WHERE kind = %s "
                           "AND id = %s"},
@@ -610,6 +616,8 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .event_list = dbd_event_list,                                                              \
         .msglog_list = dbd_msglog_list,                                                            \
         .system_prompt_reset = dbd_system_prompt_reset,                                            \
+        .msglog_usage = dbd_msglog_usage,                                                          \
+        .msglog_top_users = dbd_msglog_top_users,                                                  \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

@@ -22,7 +22,7 @@ typedef enum {
     Q_STAFF_FAIL_LOCK, Q_STAFF_FAIL_READ, Q_STAFF_LOGIN_OK, Q_USER_UPDATE,
     /* operators' lists: Q_USER_LIST_FIRST + 2 * sort key + ascending (pe_store_dbd_lists.c) */
     Q_USER_LIST_FIRST, Q_USER_LIST_LAST = Q_USER_LIST_FIRST + 7, Q_USER_COUNT_Q, Q_EVENT_LIST, Q_EVENT_COUNT_Q,
-    Q_MSGLOG_LIST,
+    Q_MSGLOG_LIST, Q_MSGLOG_USAGE, Q_MSGLOG_TOP,
     Q_COUNT
 } pe_q_e;
 
@@ -121,6 +121,8 @@ pe_store_status_e dbd_msglog_list(pe_store_t *st, const char *user_id, long offs
 /** A row of USER_COLS as a user (pe_store_dbd_users.c). */
 pe_user_t *pe_dbd_user_from_cols(apr_pool_t *p, const char **c);
 pe_store_status_e dbd_system_prompt_reset(pe_store_t *st, const char *r_type);
+pe_store_status_e dbd_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+pe_store_status_e dbd_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 pe_store_status_e dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 
 #endif

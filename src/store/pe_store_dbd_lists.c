@@ -162,3 +162,37 @@ pe_store_status_e dbd_system_prompt_reset(pe_store_t *st, const char *r_type)
 {
     return pe_dbd_update(st, Q_PROMPT_DEL, 1, &r_type);
 }
+
+pe_store_status_e dbd_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens)
+{
+    const char *a[] = {pe_dbd_i64(pe_store_pool(st), since)};
+    const char *c[2];
+    pe_store_status_e rs = pe_dbd_select(st, Q_MSGLOG_USAGE, 1, a, 2, c);
+
+    if (rs == PE_STORE_OK) {
+        *requests = (long)pe_dbd_to64(c[0]);
+        *tokens = pe_dbd_to64(c[1]);
+    }
+    return rs;
+}
+
+pe_store_status_e dbd_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const char *a[] = {pe_dbd_i64(p, since), pe_dbd_i64(p, limit)};
+    apr_array_header_t *rows;
+    pe_store_status_e rs = pe_dbd_select_rows(st, Q_MSGLOG_TOP, 2, a, 4, &rows);
+    int i;
+
+    for (i = 0; rs == PE_STORE_OK && i < rows->nelts; i++) {
+        const char **c = APR_ARRAY_IDX(rows, i, const char **);
+        pe_usage_row_t *u = apr_pcalloc(p, sizeof(*u));
+
+        u->user_id = c[0];
+        u->username = pe_dbd_s0(c[1]);
+        u->requests = (long)pe_dbd_to64(c[2]);
+        u->tokens = pe_dbd_to64(c[3]);
+        APR_ARRAY_PUSH(*out, pe_usage_row_t *) = u;
+    }
+    return rs;
+}

@@ -652,4 +652,6 @@ static const pe_store_ops_t pe_mongo_ops = {
     .event_list = pe_mg_event_list,
     .msglog_list = pe_mg_msglog_list,
     .system_prompt_reset = pe_mg_system_prompt_reset,
+    .msglog_usage = pe_mg_msglog_usage,
+    .msglog_top_users = pe_mg_msglog_top_users,
 };

@@ -174,5 +174,7 @@ void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, c
 pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
                                      apr_time_t lock, int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
+pe_store_status_e pe_mg_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
+pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);
 
 #endif

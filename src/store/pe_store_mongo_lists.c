@@ -177,3 +177,72 @@ pe_store_status_e pe_mg_msglog_list(pe_store_t *st, const char *user_id, long of
     bson_destroy(sort);
     return rs;
 }
+
+/* One aggregation over the conversation logs since `since`; each result document through fn. */
+static pe_store_status_e usage_aggregate(pe_store_t *st, const bson_t *pipeline,
+                                         void (*fn)(pe_store_t *, const bson_t *, void *), void *baton)
+{
+    mongoc_cursor_t *cur = mongoc_collection_aggregate(pe_mg_coll(st, PE_MC_MSGLOGS), MONGOC_QUERY_NONE, pipeline,
+                                                       NULL, NULL);
+    const bson_t *d;
+    bson_error_t err;
+    pe_store_status_e rs = PE_STORE_OK;
+
+    while (mongoc_cursor_next(cur, &d))
+        fn(st, d, baton);
+    if (mongoc_cursor_error(cur, &err))
+        rs = pe_mg_fail(st, PE_MC_MSGLOGS, &err);
+    mongoc_cursor_destroy(cur);
+    return rs;
+}
+
+typedef struct {
+    long *requests;
+    apr_int64_t *tokens;
+} usage_out_t;
+
+static void usage_total(pe_store_t *st, const bson_t *d, void *baton)
+{
+    usage_out_t *o = baton;
+
+    *o->requests = (long)pe_mg_i64(d, "requests");
+    *o->tokens = pe_mg_i64(d, "tokens");
+}
+
+pe_store_status_e pe_mg_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens)
+{
+    usage_out_t o = {requests, tokens};
+    bson_t *pl = BCON_NEW("pipeline", "[", "{", "$match", "{", "created_at", "{", "$gte", BCON_INT64(since), "}", "}",
+                          "}", "{", "$group", "{", "_id", BCON_NULL, "requests", "{", "$sum", BCON_INT32(1), "}",
+                          "tokens", "{", "$sum", BCON_UTF8("$tokens_used"), "}", "}", "}", "]");
+    pe_store_status_e rs = usage_aggregate(st, pl, usage_total, &o);
+
+    bson_destroy(pl);
+    return rs;
+}
+
+static void usage_row(pe_store_t *st, const bson_t *d, void *baton)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    pe_usage_row_t *u = apr_pcalloc(p, sizeof(*u));
+    const char *s;
+
+    u->user_id = (s = pe_mg_str(p, d, "_id")) ? s : "";
+    u->username = (s = pe_mg_str(p, d, "username")) ? s : "";
+    u->requests = (long)pe_mg_i64(d, "requests");
+    u->tokens = pe_mg_i64(d, "tokens");
+    APR_ARRAY_PUSH((apr_array_header_t *)baton, pe_usage_row_t *) = u;
+}
+
+pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out)
+{
+    bson_t *pl = BCON_NEW("pipeline", "[", "{", "$match", "{", "created_at", "{", "$gte", BCON_INT64(since), "}", "}",
+                          "}", "{", "$group", "{", "_id", BCON_UTF8("$user_id"), "username", "{", "$max",
+                          BCON_UTF8("$username"), "}", "requests", "{", "$sum", BCON_INT32(1), "}", "tokens", "{",
+                          "$sum", BCON_UTF8("$tokens_used"), "}", "}", "}", "{", "$sort", "{", "requests",
+                          BCON_INT32(-1), "_id", BCON_INT32(1), "}", "}", "{", "$limit", BCON_INT32(limit), "}", "]");
+    pe_store_status_e rs = usage_aggregate(st, pl, usage_row, *out);
+
+    bson_destroy(pl);
+    return rs;
+}

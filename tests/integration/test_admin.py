@@ -445,6 +445,15 @@ class AdminMixin:
     def test_statistics_match_counts(self):
         for _ in range(3):
             self.new_user()
+        # conversation logs as the log writer stores them: 3 of one user now, 1 of another 10 days
+        # ago, 1 of the other 40 days ago
+        now = int(time.time() * 1e6)
+        day = 86400 * 10**6
+        tag = self.uniq("st")
+        for k, (who, at, tokens) in enumerate([("a", now, 10), ("a", now, 20), ("a", now, 30),
+                                               ("b", now - 10 * day, 5), ("b", now - 40 * day, 7)]):
+            self.sql("INSERT INTO pe_message_logs (request_id, user_id, username, tokens_used, created_at) "
+                     "VALUES ('%s-%d', '%s-%s', '%s', %d, %d)" % (tag, k, tag, who, who, tokens, at))
         r = self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.root))
         self.assertEqual(r.status, 200, r)
         us = r.json["user_statistics"]
@@ -456,6 +465,13 @@ class AdminMixin:
         self.assertEqual(us["verified_users"], get("is_verified=true"))
         self.assertEqual(us["active_users"] + us["inactive_users"], us["total_users"])
         self.assertGreaterEqual(us["total_users"], 3)
+        api = r.json["api_statistics"]
+        self.assertEqual((api["requests_today"], api["tokens_today"]), (3, 60))
+        self.assertEqual((api["requests_7d"], api["tokens_7d"]), (3, 60))
+        self.assertEqual((api["requests_30d"], api["tokens_30d"]), (4, 65))
+        self.assertEqual(api["total_messages"], 5)
+        self.assertEqual([(u["user_id"], u["requests"], u["tokens"]) for u in api["top_users_30d"]],
+                         [(tag + "-a", 3, 60), (tag + "-b", 1, 5)])
         self.assertEqual(self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.new_admin())).status, 200)
         self.assertEqual(self.httpd.get("/v1/admin-panel/statistics",
                                         headers=bearer(self.new_staff("advanced"))).status, 403)

@@ -1291,6 +1291,29 @@ START_TEST(operator_lists)
     ck_assert_int_eq(out->nelts, 1);
     ck_assert_int_eq(pe_store_msglog_list(st, "nobody", 0, 10, &out, &total), PE_STORE_OK);
     ck_assert_int_eq(total, 0);
+    {
+        long reqs = -1;
+        apr_int64_t toks = -1;
+
+        /* usage since a time: req-0 (500) is before 501 */
+        ck_assert_int_eq(pe_store_msglog_usage(st, 501, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 2);
+        ck_assert_int_eq(toks, 11 + 12);
+        ck_assert_int_eq(pe_store_msglog_usage(st, 0, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 3);
+        ck_assert_int_eq(toks, 33);
+        ck_assert_int_eq(pe_store_msglog_usage(st, 10000, &reqs, &toks), PE_STORE_OK);
+        ck_assert_int_eq(reqs, 0);
+        ck_assert_int_eq(toks, 0);
+        ck_assert_int_eq(pe_store_msglog_top_users(st, 0, 5, &out), PE_STORE_OK);
+        ck_assert_int_eq(out->nelts, 2);
+        ck_assert_str_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->user_id, "lu1");
+        ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->requests, 2);
+        ck_assert_int_eq(APR_ARRAY_IDX(out, 0, pe_usage_row_t *)->tokens, 21);
+        ck_assert_str_eq(APR_ARRAY_IDX(out, 1, pe_usage_row_t *)->user_id, "lu2");
+        ck_assert_int_eq(pe_store_msglog_top_users(st, 0, 1, &out), PE_STORE_OK);
+        ck_assert_int_eq(out->nelts, 1);
+    }
 }
 END_TEST
 
