@@ -436,7 +436,7 @@
     return l.length > 14 ? l.slice(0, 13) + '…' : l;
   }
   function barChart(title, labels, values, id) {
-    var W = 640, H = 220, L = 50, B = 40, T = 22;
+    var W = 440, H = 200, L = 50, B = 36, T = 22;
     var max = Math.max.apply(null, values.concat([1]));
     var s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', width: W, height: H });
     s.appendChild(svg('title', {}, title));
@@ -448,7 +448,7 @@
     var bw = Math.min(60, Math.max(2, step * 0.7));
     values.forEach(function (v, i) {
       var h = (H - B - T) * (v / max);
-      var x = L + 5 + i * step;
+      var x = L + 5 + i * step + (step - bw) / 2;
       var r = svg('rect', { x: x.toFixed(1), y: (H - B - h).toFixed(1), width: bw.toFixed(1), height: h.toFixed(1),
                             class: 'bar', 'data-label': labels[i], 'data-value': v });
       r.appendChild(svg('title', {}, labels[i] + ': ' + v));
@@ -472,20 +472,52 @@
     var box = clear($('usage-body'));
     api('GET', '/v1/admin-panel/statistics').then(function (j) {
       var us = j.user_statistics || {}, as = j.api_statistics || {}, ss = j.system_statistics || {};
-      box.appendChild(el('p', { id: 'usage-totals', text: 'Messages: ' + text(as.total_messages) + ' · security events: ' +
+      box.appendChild(el('p', { id: 'usage-totals', text: 'Messages logged: ' + text(as.total_messages) + ' · security events: ' +
                                 text(ss.security_events) + ' · at ' + text(ss.timestamp) }));
+      var periods = [['today', 'today'], ['7d', '7 days'], ['30d', '30 days']];
+      box.appendChild(barChart('Requests (completions)', periods.map(function (p) { return p[1]; }),
+                               periods.map(function (p) { return as['requests_' + p[0]] || 0; }), 'chart-requests'));
+      box.appendChild(barChart('Tokens', periods.map(function (p) { return p[1]; }),
+                               periods.map(function (p) { return as['tokens_' + p[0]] || 0; }), 'chart-tokens'));
       var keys = ['total_users', 'active_users', 'inactive_users', 'verified_users'];
       box.appendChild(barChart('Users', keys, keys.map(function (k) { return us[k] || 0; }), 'chart-users'));
-      return api('GET', '/v1/monitoring/usage', null, { days: 30 }).then(function (u) {
+      var top = as.top_users_30d || [];
+      box.appendChild(el('h3', { text: 'Top users (30 days)' }));
+      var tb = el('tbody');
+      top.forEach(function (t) {
+        tb.appendChild(el('tr', { 'data-user-id': t.user_id }, cell(t.username), cell(t.requests), cell(t.tokens)));
+      });
+      box.appendChild(el('table', { class: 'list', id: 'top-users' },
+        el('thead', {}, el('tr', {}, el('th', { text: 'User' }), el('th', { text: 'Requests' }), el('th', { text: 'Tokens' }))), tb));
+      var daily = el('div', { id: 'usage-daily' });
+      box.appendChild(daily);
+      api('GET', '/v1/monitoring/usage', null, { days: 30 }).then(function (u) {
         var d = u.daily_usage || [];
         var labels = d.map(function (x) { return x.date; });
-        box.appendChild(barChart('Requests per day', labels, d.map(function (x) { return x.messages; }), 'chart-requests'));
-        box.appendChild(barChart('Tokens per day', labels, d.map(function (x) { return x.tokens; }), 'chart-tokens'));
-        var types = Object.keys(u.usage_by_type || {});
-        box.appendChild(barChart('Requests by r_type', types, types.map(function (t) { return u.usage_by_type[t]; }), 'chart-rtypes'));
+        daily.appendChild(barChart('Requests per day', labels, d.map(function (x) { return x.messages; }), 'chart-daily-requests'));
+        daily.appendChild(barChart('Tokens per day', labels, d.map(function (x) { return x.tokens; }), 'chart-daily-tokens'));
       }).catch(function (e) {
-        box.appendChild(el('p', { class: 'note', id: 'usage-daily-missing',
-                                  text: 'Daily usage needs the monitoring routes (/v1/monitoring/usage) on this location: ' + e.message }));
+        daily.appendChild(el('p', { class: 'note', id: 'usage-daily-missing',
+                                    text: 'Requests and tokens per day need the monitoring routes (/v1/monitoring/usage) here: ' + e.message }));
+      });
+      var hits = el('p', { id: 'usage-cache' });
+      box.appendChild(hits);
+      fetch(base + '/metrics', { credentials: 'omit', cache: 'no-store' }).then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.text();
+      }).then(function (t) {
+        var n = { hit: 0, all: 0 };
+        t.split('\n').forEach(function (line) {
+          var m = /^promptenchanter_cache_requests_total\{([^}]*)\}\s+([0-9.eE+]+)/.exec(line);
+          if (!m || m[1].indexOf('cache="response"') < 0) return;
+          var v = parseFloat(m[2]);
+          n.all += v;
+          if (m[1].indexOf('result="hit"') >= 0) n.hit += v;
+        });
+        hits.textContent = 'Response cache hit rate: ' + (n.all ? (100 * n.hit / n.all).toFixed(1) + ' % of ' + n.all + ' look-ups' : 'no look-ups yet');
+      }).catch(function (e) {
+        hits.className = 'note';
+        hits.textContent = 'The cache hit rate needs the metrics route (/metrics) here: ' + e.message;
       });
     }).catch(fail);
   }

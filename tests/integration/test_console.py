@@ -202,12 +202,13 @@ class Console(HttpdTestCase):
         self.find('#nav button[data-page="%s"]' % page).click()
 
     def console_errors(self):
-        """SEVERE browser-console entries, less the 404s of monitoring routes this location lacks."""
+        """SEVERE browser-console entries, less the 404s of monitoring routes this location lacks
+        (the console shows a note instead)."""
         out = []
         for e in self.b.get_log("browser"):
             if e["level"] != "SEVERE":
                 continue
-            if "/v1/monitoring/" in e["message"] and "404" in e["message"]:
+            if ("/v1/monitoring/" in e["message"] or "/metrics" in e["message"]) and "404" in e["message"]:
                 continue
             if "favicon.ico" in e["message"]:
                 continue
@@ -354,8 +355,8 @@ class Console(HttpdTestCase):
         self.login("admin", "root", ROOT_PW)
         self.logged_in()
         self.search_users(uname)
-        row = self.wait(lambda: [tr for tr in self.finds("#users-table tbody tr")
-                                 if tr.get_attribute("data-user-id") == uid])[0]
+        self.listed(uname)
+        row = self.find('#users-table tr[data-user-id="%s"]' % uid)
         self.assertEqual(row.find_elements(By.TAG_NAME, "td")[1].text, XSS_NAME)
         self.assertEqual(self.finds("#users-table img"), [])
         self.open_user(uname)
@@ -378,22 +379,51 @@ class Console(HttpdTestCase):
         msgs = " ".join(e["message"] for e in self.b.get_log("browser"))
         self.assertIn("frame-ancestors", msgs)
 
+    def bars(self, chart):
+        return dict((b.get_attribute("data-label"), int(b.get_attribute("data-value")))
+                    for b in self.wait(lambda: self.finds("#%s rect.bar" % chart)))
+
     def test_pages_and_charts(self):
-        self.new_user()
-        stats = self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.root)).json
+        # a known mix: one user makes 3 completions (another test's user may have made some too)
+        uid, uname, key = self.new_user()
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"limits": {"conversation_limit": 10, "reset": 10}},
+                               headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "chart data " * 20}]}
+        for _ in range(3):
+            r = self.httpd.post("/v1/chat/completions", body, headers=bearer(key))
+            self.assertEqual(r.status, 200, r)
+        for _ in range(100):  # the log writer stores them within its interval
+            stats = self.httpd.get("/v1/admin-panel/statistics", headers=bearer(self.root)).json
+            mine = [t for t in stats["api_statistics"]["top_users_30d"] if t["user_id"] == uid]
+            if mine and mine[0]["requests"] == 3:
+                break
+            time.sleep(0.1)
+        self.assertEqual(mine[0]["requests"], 3, stats)
+        api = stats["api_statistics"]
         self.login("admin", "root", ROOT_PW)
         self.logged_in()
         self.nav("usage")
-        bars = self.wait(lambda: self.finds("#chart-users rect.bar"))
-        got = dict((b.get_attribute("data-label"), int(b.get_attribute("data-value"))) for b in bars)
+        self.assertEqual(self.bars("chart-requests"),
+                         {"today": api["requests_today"], "7 days": api["requests_7d"], "30 days": api["requests_30d"]})
+        self.assertGreaterEqual(api["requests_today"], 3)
+        self.assertEqual(self.bars("chart-tokens"),
+                         {"today": api["tokens_today"], "7 days": api["tokens_7d"], "30 days": api["tokens_30d"]})
+        self.assertGreaterEqual(api["tokens_today"], mine[0]["tokens"])
+        got = self.bars("chart-users")
         us = stats["user_statistics"]
         self.assertEqual(got["total_users"], us["total_users"])
         self.assertGreaterEqual(got["total_users"], 1)
         self.assertEqual(got["active_users"], us["active_users"])
-        # the tallest bar is the total: heights follow the values
-        h = dict((b.get_attribute("data-label"), float(b.get_attribute("height"))) for b in bars)
+        # heights follow the values: the total's bar is the tallest
+        h = dict((b.get_attribute("data-label"), float(b.get_attribute("height")))
+                 for b in self.finds("#chart-users rect.bar"))
         self.assertEqual(max(h, key=h.get), "total_users")
-        self.wait(lambda: self.finds("#usage-daily-missing") or self.finds("#chart-requests"))
+        row = self.find('#top-users tr[data-user-id="%s"]' % uid)
+        self.assertEqual([td.text for td in row.find_elements(By.TAG_NAME, "td")],
+                         [uname, "3", str(mine[0]["tokens"])])
+        self.wait(lambda: self.finds("#usage-daily-missing") or self.finds("#chart-daily-requests"))
+        self.wait(lambda: self.find("#usage-cache").text != "")
         self.b.save_screenshot(os.path.join(self.shots, "usage.png"))
 
         self.nav("health")
