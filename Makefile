@@ -42,10 +42,12 @@ $(ADMIN_TOOL): tools/pe_admin.c $(CORE_OBJS)
 
 # Installs the module into httpd's module folder and pe-admin beside httpd's own tools
 # (htpasswd, htdbm): $(DESTDIR)$(AP_SBINDIR).
-# The operators' console's static files go to $(CONSOLE_DIR), the folder conf/console.conf names.
+# The operators' console: its static files go to $(CONSOLE_DIR), the folder that the Apache
+# snippet conf/console.conf (installed beside it) names (docs/console.md).
 CONSOLE_DIR ?= /usr/share/promptenchanter/console
 install: all
 	install -d $(DESTDIR)$(AP_LIBEXECDIR) $(DESTDIR)$(AP_SBINDIR) $(DESTDIR)$(CONSOLE_DIR)
+	install -m 644 conf/console.conf $(DESTDIR)$(CONSOLE_DIR)/../console.conf
 	install -m 644 $(MODULE) $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so
 	install -m 755 $(ADMIN_TOOL) $(DESTDIR)$(AP_SBINDIR)/pe-admin
 	install -m 644 conf/console/index.html conf/console/console.css conf/console/console.js $(DESTDIR)$(CONSOLE_DIR)/

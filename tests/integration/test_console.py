@@ -259,6 +259,7 @@ class Console(HttpdTestCase):
         self.login("admin", "root", ROOT_PW)
         self.logged_in()
         self.assertEqual(self.find("#who").text, "root (super-admin)")
+        self.assertEqual(self.b.get_cookies(), [])  # the session is a Bearer token, never a cookie
         self.search_users(uname + "@example.com")  # find by e-mail
         self.listed(uname)
         self.assertEqual(len(self.finds("#users-table tbody tr")), 1)
