@@ -128,11 +128,17 @@ install-conf: $(PE_LOAD_FILE)
 	@bash build/install-conf.sh $(PE_LOAD_FILE) $(DESTDIR)$(PE_MODSDIR)/promptenchanter.load $(PE_CONF_REGISTRY)
 	@bash build/install-conf.sh conf/mods-available/promptenchanter.conf $(DESTDIR)$(PE_MODSDIR)/promptenchanter.conf $(PE_CONF_REGISTRY)
 
+# The operators' console: static files served by an Alias (conf/console.conf, installed beside
+# the folder; docs/console.md).
+CONSOLE_DIR ?= $(PE_DATADIR)/console
+
 install-data:
-	install -d $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DOCDIR)
+	install -d $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DOCDIR) $(DESTDIR)$(CONSOLE_DIR)
 	install -m 644 conf/schema/sqlite3.sql conf/schema/pgsql.sql $(DESTDIR)$(PE_DATADIR)/schema/
 	install -m 644 conf/common-passwords.txt $(DESTDIR)$(PE_DATADIR)/
 	install -m 644 $(PE_DOCS) $(DESTDIR)$(PE_DOCDIR)/
+	install -m 644 conf/console/index.html conf/console/console.css conf/console/console.js $(DESTDIR)$(CONSOLE_DIR)/
+	install -m 644 conf/console.conf $(DESTDIR)$(CONSOLE_DIR)/../console.conf
 
 # Removes what install put there; an edited .conf is kept (and said so), and the module is
 # disabled first when it is enabled (a mods-enabled link to a missing file stops httpd).
@@ -142,7 +148,9 @@ uninstall: $(PE_LOAD_FILE)
 	rm -f $(DESTDIR)$(AP_LIBEXECDIR)/mod_promptenchanter.so $(DESTDIR)$(AP_SBINDIR)/pe-admin
 	rm -f $(DESTDIR)$(PE_DATADIR)/schema/sqlite3.sql $(DESTDIR)$(PE_DATADIR)/schema/pgsql.sql
 	rm -f $(DESTDIR)$(PE_DATADIR)/common-passwords.txt $(addprefix $(DESTDIR)$(PE_DOCDIR)/,$(notdir $(PE_DOCS)))
-	@rmdir $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DATADIR) $(DESTDIR)$(PE_DOCDIR) 2>/dev/null || true
+	rm -f $(DESTDIR)$(CONSOLE_DIR)/index.html $(DESTDIR)$(CONSOLE_DIR)/console.css $(DESTDIR)$(CONSOLE_DIR)/console.js
+	rm -f $(DESTDIR)$(CONSOLE_DIR)/../console.conf
+	@rmdir $(DESTDIR)$(CONSOLE_DIR) $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DATADIR) $(DESTDIR)$(PE_DOCDIR) 2>/dev/null || true
 
 # The Debian package libapache2-mod-promptenchanter (packaging files: build/debian/), built in
 # .libs/deb/ from a copy of the sources; the .deb is left in .libs/deb/. DEB_LINTIAN=no skips

@@ -11,6 +11,7 @@ PKGS=(
   python3 curl valgrind procps prometheus
   clang-14 libclang-rt-14-dev   # the fuzz targets: clang with the ASan, UBSan and libFuzzer runtimes
   debhelper dpkg-dev fakeroot lintian  # make deb and its test (dh_apache2 is in apache2-dev)
+  chromium chromium-driver python3-selenium   # the console's browser tests
 )
 
 missing=()
