@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Start, stop or check a private httpd running mod_promptenchanter on 127.0.0.1.
 #
-#   build/instance.sh start|stop|graceful|restart|configtest|render|status
+#   build/instance.sh start|stop|graceful|restart|configtest|render|status|base
+#
+# `base` prints the folder that holds instances and test runs of this checkout: the checkout
+# itself, or /var/lib/mod_promptenchanter/... when httpd's children could not reach it.
 #
 # The instance lives in $PE_INSTANCE_DIR (default ./instance, git-ignored): its own ServerRoot,
 # conf, pid file, logs, SQLite file and secrets. Environment (all optional):
@@ -15,7 +18,38 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-status}
-inst=${PE_INSTANCE_DIR:-$top/instance}
+server_user=www-data
+
+# Run as root, httpd's children serve as $server_user, which must be able to reach the instance
+# (DocumentRoot, data, run). A checkout in root's home (0700) or in a `mktemp -d` folder is not
+# reachable: the children would answer 403 to everything. Such a checkout keeps its instances
+# (and the test runs) under /var/lib/mod_promptenchanter/<name>-<hash of the checkout path>.
+reachable() {  # reachable DIR: the server user can search DIR and every parent of it
+  [ "$(id -u)" = 0 ] || return 0
+  runuser -u "$server_user" -- test -x "$1" 2>/dev/null
+}
+# The first component of DIR's path that the server user cannot search.
+unreachable_part() {
+  local d=/ part
+  local IFS=/
+  for part in $1; do
+    [ -n "$part" ] || continue
+    d=${d%/}/$part
+    runuser -u "$server_user" -- test -x "$d" 2>/dev/null || { echo "$d"; return; }
+  done
+}
+base_dir() {
+  if reachable "$top"; then echo "$top"; return; fi
+  local b
+  b="/var/lib/mod_promptenchanter/$(basename "$top")-$(printf '%s' "$top" | sha256sum | cut -c1-12)"
+  install -d -m 755 /var/lib/mod_promptenchanter "$b"
+  echo "$b"
+}
+if [ -n "${PE_INSTANCE_DIR:-}" ]; then
+  inst=$PE_INSTANCE_DIR
+else
+  inst=$(base_dir)/instance
+fi
 port=${PE_PORT:-8080}
 mpm=${PE_MPM:-event}
 module=${PE_MODULE:-$top/.libs/mod_promptenchanter.so}
@@ -37,6 +71,14 @@ pidfile=$inst/run/httpd.pid
 # Render conf/httpd.conf.in and the environment snippet into the instance.
 render() {
   mkdir -p "$inst"/{conf/extra,run,logs,data,htdocs,secrets}
+  if ! reachable "$inst"; then
+    echo "instance: $server_user (the user httpd's children run as) cannot reach $inst:" \
+         "no search permission on $(unreachable_part "$inst"). Set PE_INSTANCE_DIR to a folder it can reach." >&2
+    exit 1
+  fi
+  if [ "$inst" = "$(base_dir)/instance" ] && [ "$(base_dir)" != "$top" ] && [ ! -e "$top/instance" ]; then
+    ln -s "$inst" "$top/instance"  # a way to find it from the checkout (git-ignored)
+  fi
   chmod 700 "$inst/secrets"
   for k in server encryption; do
     if [ ! -s "$inst/secrets/$k.key" ]; then
@@ -52,6 +94,8 @@ render() {
   if [ "$(id -u)" = 0 ]; then
     usergroup=$'User www-data\nGroup www-data'
     chown -R www-data:www-data "$inst/data"
+    # The database holds e-mails and conversations: only the server user reads it.
+    chmod 700 "$inst/data"
     chmod 1777 "$inst/run"
   fi
   sed -e "s|@INSTANCE@|$inst|g" -e "s|@TOP@|$top|g" -e "s|@PORT@|$port|g" -e "s|@MPM@|$mpm|g" \
@@ -145,7 +189,8 @@ case "$cmd" in
     render
     run_httpd -f "$conf" -k "$cmd"
     ;;
+  base) base_dir ;;
   status)
     if pid=$(running_pid); then echo "running pid $pid port $port"; else echo "stopped"; exit 3; fi ;;
-  *) echo "usage: $0 start|stop|graceful|restart|configtest|render|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|graceful|restart|configtest|render|status|base" >&2; exit 2 ;;
 esac

@@ -97,15 +97,19 @@ int pe_completion_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *
     return OK;
 }
 
-/* The conversation-log writer's store write: one connection per batch. */
+/* The conversation-log writer's store write, on a connection of its own (never one of mod_dbd's
+ * pool, which request threads may all hold); a failed write closes it for a fresh one next time. */
 static apr_status_t msglog_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n)
 {
-    server_rec *s = baton;
-    pe_store_t *st = pe_store_open(p, s);
+    pe_store_own_t *own = baton;
+    pe_store_t *st = pe_store_own_get(own, p);
 
     if (!st)
         return APR_EGENERAL;
-    return pe_store_msglog_insert(st, recs, n) == PE_STORE_OK ? APR_SUCCESS : APR_EGENERAL;
+    if (pe_store_msglog_insert(st, recs, n) == PE_STORE_OK)
+        return APR_SUCCESS;
+    pe_store_own_close(own);
+    return APR_EGENERAL;
 }
 
 /* pchild pre-cleanup: stop the writer, which writes what is left (bounded), and join it. */
@@ -136,7 +140,8 @@ static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
     mc.batch = pe_srv_msglog_batch(sc);
     mc.interval = apr_time_from_msec(pe_srv_msglog_interval_ms(sc));
     mc.max_field = (apr_size_t)pe_srv_msglog_max_record(sc);
-    if ((rv = pe_msglog_create(pchild, &mc, msglog_write, s, &pe_cpl.msglog)) != APR_SUCCESS ||
+    if ((rv = pe_msglog_create(pchild, &mc, msglog_write, pe_store_own_create(pchild, s), &pe_cpl.msglog)) !=
+            APR_SUCCESS ||
         (rv = pe_msglog_start(pe_cpl.msglog)) != APR_SUCCESS) {
         pe_slog(s, APLOG_ERR, rv, PE_LOGNO(44005) "cannot start the message log writer; completions are not logged");
         pe_cpl.msglog = NULL;

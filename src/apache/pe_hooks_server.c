@@ -6,6 +6,7 @@
 #include "pe_completion.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
+#include "pe_dbdconf_ap.h"
 #include "pe_identity.h"
 #include "pe_global.h"
 #include "pe_hooks.h"
@@ -182,6 +183,7 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
         return OK;
     if ((rc = pe_accounts_post_config(pconf, s)) != OK)
         return rc;
+    pe_dbdconf_post_config(pconf, s);
     /* access layer post_config */
     if ((rc = pe_access_post_config(pconf, ptemp, s)) != OK)
         return rc;

@@ -6,6 +6,7 @@
 #include "mod_dbd.h"
 
 #include "pe_config.h"
+#include "pe_dbdconf_ap.h"
 #include "pe_log.h"
 #include "pe_store_ap.h"
 
@@ -56,16 +57,9 @@ static apr_status_t pe_store_attach_own(pe_store_t *st, server_rec *s)
     return APR_SUCCESS;
 }
 
-/* The backend's reconnect: a fresh connection for the one retry. */
-static apr_status_t pe_store_reconnect(pe_store_t *st)
-{
-    return pe_store_attach_own(st, st->glue);
-}
-
 pe_store_t *pe_store_for_request(request_rec *r)
 {
     ap_dbd_t *dbd;
-    pe_store_t *st;
 
     if (!pe_dbd_acquire) {
         pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00201) "mod_dbd is not loaded: the store is unavailable");
@@ -78,12 +72,14 @@ pe_store_t *pe_store_for_request(request_rec *r)
     }
     if (!dbd) {
         pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00202) "no database connection from mod_dbd");
+        pe_dbd_diagnose(r->server, r->pool);
         return NULL;
     }
-    st = pe_store_dbd_make(r->pool, dbd->driver, dbd->handle, dbd->prepared, dbd->pool);
-    st->reconnect = pe_store_reconnect;
-    st->glue = r->server;
-    return st;
+    /* NB: no reconnect function. The backend's retry revives this same connection in place
+     * (apr_dbd_check_conn: PQreset for PostgreSQL); asking mod_dbd for a second connection while
+     * holding this one is how every thread of a child came to wait for good after a PostgreSQL
+     * restart (issue 16 item 1: DBDMax connections held, each holder waiting for another). */
+    return pe_store_dbd_make(r->pool, dbd->driver, dbd->handle, dbd->prepared, dbd->pool);
 }
 
 pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s)
@@ -95,8 +91,7 @@ pe_store_t *pe_store_open(apr_pool_t *p, server_rec *s)
     st = pe_store_dbd_make(p, NULL, NULL, NULL, NULL);
     if (pe_store_attach_own(st, s) != APR_SUCCESS)
         return NULL;
-    st->reconnect = pe_store_reconnect;
-    return st;
+    return st; /* NB: no reconnect function either (see pe_store_for_request) */
 }
 
 /*
@@ -124,10 +119,66 @@ void pe_store_child_init(apr_pool_t *pchild, server_rec *s)
         if (st)
             rs = pe_store_schema_apply(st, &applied);
     }
-    if (!st)
+    if (!st) {
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00203) "no database connection to check the schema; check DBDriver/DBDParams");
+        pe_dbd_diagnose(s, p);
+    }
     else if (rs != PE_STORE_OK)
         pe_slog(s, APLOG_ERR, 0, PE_LOGNO(00204) "the database schema could not be applied: %s",
                 st->error ? st->error : "unknown error");
     apr_pool_destroy(p);
+}
+
+/*
+ * An owned connection: outside mod_dbd's pool, kept across uses, reopened after a failure.
+ * The conversation-log writer uses one, so request threads holding every pooled connection can
+ * never starve it (issue 16 item 1).
+ */
+struct pe_store_own_t {
+    apr_pool_t *parent;
+    apr_pool_t *cpool; /* the open connection and its prepared statements; NULL when closed */
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;
+    server_rec *s;
+    apr_time_t last_log;
+};
+
+pe_store_own_t *pe_store_own_create(apr_pool_t *p, server_rec *s)
+{
+    pe_store_own_t *o = apr_pcalloc(p, sizeof(*o));
+
+    o->parent = p;
+    o->s = s;
+    return o;
+}
+
+pe_store_t *pe_store_own_get(pe_store_own_t *o, apr_pool_t *p)
+{
+    if (!o->cpool) {
+        const char *err;
+        apr_status_t rv;
+
+        apr_pool_create(&o->cpool, o->parent);
+        if ((rv = pe_dbd_open_direct(o->cpool, &o->driver, &o->handle, &err)) != APR_SUCCESS) {
+            apr_time_t now = apr_time_now();
+
+            if (now - o->last_log > apr_time_from_sec(60)) {
+                o->last_log = now;
+                pe_slog(o->s, APLOG_WARNING, rv, PE_LOGNO(00207) "no database connection of its own: %s", err);
+            }
+            apr_pool_destroy(o->cpool);
+            o->cpool = NULL;
+            return NULL;
+        }
+        o->prepared = apr_hash_make(o->cpool);
+    }
+    return pe_store_dbd_make(p, o->driver, o->handle, o->prepared, o->cpool);
+}
+
+void pe_store_own_close(pe_store_own_t *o)
+{
+    if (o->cpool)
+        apr_pool_destroy(o->cpool);
+    o->cpool = NULL;
 }

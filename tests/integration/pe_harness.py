@@ -18,8 +18,19 @@ import time
 import unittest
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-RUN_ROOT = os.environ.get("PE_TEST_RUN_DIR", os.path.join(TOP, ".test-run"))
 INSTANCE_SH = os.path.join(TOP, "build", "instance.sh")
+
+
+def _run_root():
+    """Where test instances live: the checkout's .test-run, or, when httpd's children could not
+    reach the checkout (root's home, a mktemp -d folder), the place build/instance.sh picks."""
+    if os.environ.get("PE_TEST_RUN_DIR"):
+        return os.environ["PE_TEST_RUN_DIR"]
+    base = subprocess.run(["bash", INSTANCE_SH, "base"], capture_output=True, text=True, check=True).stdout.strip()
+    return os.path.join(base, ".test-run")
+
+
+RUN_ROOT = _run_root()
 
 # Error-log lines that mean a test run is broken, whatever the test asserted.
 CRASH_PATTERNS = [
@@ -155,7 +166,8 @@ class Httpd:
 
     def sqlite(self, q, args=()):
         """Run one statement on the instance's SQLite store (committed); its rows."""
-        con = sqlite3.connect(os.path.join(self.dir, "data", "pe.db"), timeout=10)
+        # mode=rw: never create the product's file (the children make it at start-up).
+        con = sqlite3.connect("file:%s?mode=rw" % os.path.join(self.dir, "data", "pe.db"), uri=True, timeout=10)
         try:
             rows = [tuple(r) for r in con.execute(q, args).fetchall()]
             con.commit()

@@ -2,11 +2,13 @@
 errors, prefork, graceful restart, and make run / make stop."""
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 
-from pe_harness import TOP, Httpd, HttpdTestCase, free_port, http_request
+from pe_harness import RUN_ROOT, TOP, Httpd, HttpdTestCase, free_port, http_request
 
 DIAG_CONF = """
 <Location /v1/diag>
@@ -229,7 +231,7 @@ class MakeRunStop(unittest.TestCase):
 
     def test_run_then_stop(self):
         port = free_port()
-        inst = os.path.join(TOP, ".test-run", "makerun-%d" % port)
+        inst = os.path.join(RUN_ROOT, "makerun-%d" % port)
         env = dict(os.environ, PE_PORT=str(port), PE_INSTANCE_DIR=inst)
         p = subprocess.run(["make", "-s", "run"], cwd=TOP, env=env, capture_output=True, text=True, timeout=300)
         try:
@@ -246,6 +248,55 @@ class MakeRunStop(unittest.TestCase):
         self.assertEqual(self.live_httpd(inst), [])
         with self.assertRaises(OSError):
             http_request(port, "GET", "/health", timeout=2)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "only root runs httpd's children as another user")
+class CheckoutLocation(unittest.TestCase):
+    """A checkout the server user cannot reach (root's home is 0700, so is mktemp -d): the
+    instance lives where the children can reach it, never a silent 403 (issue 16 item 6)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="pe-checkout-")  # mode 0700
+        self.top = os.path.join(self.tmp, "checkout")
+        os.makedirs(self.top)
+        for d in ("build", "conf"):
+            shutil.copytree(os.path.join(TOP, d), os.path.join(self.top, d))
+        self.port = free_port()
+        self.env = dict(os.environ, PE_PORT=str(self.port), PE_IP_RATE_LIMIT="Off", PE_AUTO_BLOCK="Off",
+                        PE_MODULE=os.path.join(TOP, ".libs", "mod_promptenchanter.so"))
+        self.env.pop("PE_INSTANCE_DIR", None)
+        self.sh = os.path.join(self.top, "build", "instance.sh")
+
+    def tearDown(self):
+        subprocess.run(["bash", self.sh, "stop"], env=self.env, capture_output=True, timeout=60)
+        base = subprocess.run(["bash", self.sh, "base"], env=self.env, capture_output=True, text=True).stdout.strip()
+        if base.startswith("/var/lib/mod_promptenchanter/"):
+            shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_unreachable_checkout_still_serves(self):
+        p = subprocess.run(["bash", self.sh, "start"], env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        link = os.path.join(self.top, "instance")
+        self.assertTrue(os.path.islink(link))
+        self.assertTrue(os.readlink(link).startswith("/var/lib/mod_promptenchanter/"))
+        r = http_request(self.port, "GET", "/health")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["status"], "healthy")
+        r = http_request(self.port, "POST", "/v1/users/register",
+                         {"username": "where1", "name": "Where", "email": "where1@example.com",
+                          "password": "Zebra-Lamp-42"})
+        self.assertEqual(r.status, 201, r)
+        data = os.path.join(os.readlink(link), "data")
+        self.assertEqual(os.stat(data).st_mode & 0o777, 0o700)
+
+    def test_unreachable_instance_dir_refused(self):
+        env = dict(self.env, PE_INSTANCE_DIR=os.path.join(self.top, "inst"))
+        p = subprocess.run(["bash", self.sh, "start"], env=env, capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot reach", p.stderr)
+        self.assertIn(self.tmp, p.stderr)
+        self.assertNotIn("is running", p.stdout)
 
 
 if __name__ == "__main__":
