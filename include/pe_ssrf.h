@@ -138,7 +138,8 @@ typedef struct pe_ssrf_url_t {
 /**
  * Parse and vet a URL to fetch (also each redirect target when the caller follows redirects).
  * Refused: longer than PE_SSRF_URL_MAX, unparsable, a scheme other than http/https, any userinfo
- * (even empty: "http://@host/"), no host, an IPv6 zone id, port 0, a numeric-looking host curl did
+ * (even empty: "http://@host/"), no host, a control character in the host
+ * (curl decodes "%7f"), an IPv6 zone id, port 0, a numeric-looking host curl did
  * not accept as an address ("256.1.1.1", "1.2.3.4.5"), an IP literal that the policy refuses
  * (address and port), single-label host names ("intranet") and reserved names (localhost,
  * *.localhost, *.local, *.internal, *.home.arpa, *.onion, *.test, *.invalid, *.example, *.lan),

@@ -89,7 +89,8 @@ static void fuzz_route(apr_pool_t *p, const pe_enhance_conf_t *conf, const json_
 {
     pe_enhance_req_t req;
     const char *err = NULL;
-    int rc = chat ? pe_enhance_parse_chat(p, conf, body, &req, &err) : pe_enhance_parse_prompt(p, conf, body, &req, &err);
+    int rc = chat ? pe_enhance_parse_chat(p, conf, body, &req, &err)
+                  : pe_enhance_parse_prompt(p, conf, body, &req, &err);
 
     PE_FUZZ_CHECK(rc == 0 || rc == 400 || rc == 422);
     if (rc != 0) {

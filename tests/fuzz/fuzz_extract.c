@@ -34,9 +34,9 @@ static unsigned int fuzz_cp(const unsigned char *s, size_t *k)
 /* A character pe_extract.h says never reaches the text as itself (white space or dropped). */
 static int fuzz_hidden_cp(unsigned int c)
 {
-    return c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0x061c || c == 0x1680 || (c >= 0x2000 && c <= 0x200b) || c == 0x200e || c == 0x200f
-           || (c >= 0x2028 && c <= 0x202f) || c == 0x205f || c == 0x2060 || (c >= 0x2066 && c <= 0x2069)
-           || c == 0x3000 || c == 0xfeff;
+    return c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0x061c || c == 0x1680 || (c >= 0x2000 && c <= 0x200b)
+           || c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202f) || c == 0x205f || c == 0x2060
+           || (c >= 0x2066 && c <= 0x2069) || c == 0x3000 || c == 0xfeff;
 }
 
 /* The text rules of pe_extract.h on one output string. */

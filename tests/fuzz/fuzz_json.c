@@ -39,11 +39,20 @@ static void fuzz_validate(apr_pool_t *p, const json_t *body)
 
     /* the strings handed on are valid UTF-8 without NUL */
     if (username) {
+        long chars = pe_valid_utf8_chars(username, strlen(username));
+
         PE_FUZZ_CHECK(pe_fuzz_utf8_ok((const unsigned char *)username, strlen(username)));
+        PE_FUZZ_CHECK(chars >= 1 && chars <= 200);
         (void)pe_username_check(username);
     }
-    if (email && pe_email_normalize(p, email, &lower) == NULL)
-        PE_FUZZ_CHECK(lower && strlen(lower) <= 254 && strchr(lower, '@'));
+    if (email && pe_email_normalize(p, email, &lower) == NULL) {
+        const char *c;
+
+        PE_FUZZ_CHECK(lower && strlen(lower) <= 254 && strchr(lower, '@')
+                      && strchr(lower, '@') == strrchr(lower, '@'));
+        for (c = lower; *c; c++)
+            PE_FUZZ_CHECK(!(*c >= 'A' && *c <= 'Z') && (unsigned char)*c > ' ');
+    }
     if (password)
         PE_FUZZ_CHECK(pe_password_check_all(p, NULL, password, strlen(password), lower ? lower : email, username)
                       != NULL);

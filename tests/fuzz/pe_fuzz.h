@@ -91,7 +91,7 @@ PE_FUZZ_HELPER char *pe_fuzz_cstr(apr_pool_t *p, const uint8_t *data, size_t siz
  * and the return value the rest (NULL when sep does not occur; *rest_len its length).
  */
 PE_FUZZ_HELPER const char *pe_fuzz_split(apr_pool_t *p, const uint8_t *data, size_t size, int sep, char **head,
-                                 size_t *rest_len)
+                                         size_t *rest_len)
 {
     const uint8_t *at = memchr(data, sep, size);
 
