@@ -88,6 +88,12 @@ typedef struct pe_enhance_req_t {
     json_t *params;     /**< validated optional upstream fields, nulls dropped (object); owned by the pool */
 } pe_enhance_req_t;
 
+/**
+ * The system prompt pe_enhance_build() puts first: stored (when not empty), else the built-in text
+ * of the r_type; NULL for no r_type, and for custom without a stored prompt (build answers 422).
+ */
+const char *pe_enhance_system_prompt(pe_rtype_t t, const char *stored);
+
 /** One research result to append (SPEC 4.3): all of it is untrusted text. */
 typedef struct pe_enhance_research_t {
     const char *topic;          /**< may be NULL */

@@ -83,7 +83,11 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
         return;
     }
     if (bx->cache) {
-        key = pe_cachekey_request(p, "response", up, bx->scope);
+        key = pe_cachekey_completion(p, "response", bx->scope, &t->req,
+                                     pe_enhance_system_prompt(t->req.rtype, ((unsigned)t->req.rtype < 8)
+                                                                                ? bx->prompts[t->req.rtype]
+                                                                                : NULL),
+                                     nres ? &e : NULL, nres);
         if (key && pe_cache_get(bx->cache, p, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
             pe_json_parse(p, cached, clen, &reply, &err) == 0 && json_is_object(reply)) {
             pe_bx_answer(t, reply);

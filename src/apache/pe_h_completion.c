@@ -487,7 +487,8 @@ static int completion(pe_ctx_t *cx, int chat)
 
     /* The cache is per user: the key's scope is the user id (SPEC 16.2 item 33). */
     if (cache && !req.stream) {
-        key = pe_cachekey_request(r->pool, "response", up, apr_pstrcat(r->pool, "user:", c.user->id, NULL));
+        key = pe_cachekey_completion(r->pool, "response", apr_pstrcat(r->pool, "user:", c.user->id, NULL), &req,
+                                     pe_enhance_system_prompt(req.rtype, sysprompt), rs, nrs);
         if (key && pe_cache_get(cache, r->pool, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
             pe_json_parse(r->pool, cached, clen, &reply, &err) == 0) {
             note_answer(&c, reply);

@@ -313,6 +313,16 @@ static json_t *pe_message_with_research(apr_pool_t *p, const json_t *m, const ch
     return copy;
 }
 
+/* The system prompt in force for t. */
+const char *pe_enhance_system_prompt(pe_rtype_t t, const char *stored)
+{
+    if (t == PE_RTYPE_NONE)
+        return NULL;
+    if (stored && stored[0])
+        return stored;
+    return t == PE_RTYPE_CUSTOM ? NULL : pe_enhance_builtin_prompt(t);
+}
+
 /* The upstream body. */
 int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
                      const char *system_prompt, const pe_enhance_research_t *res, int nres, json_t **out,
@@ -325,15 +335,10 @@ int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enha
 
     *out = NULL;
     *err = NULL;
-    if (req->rtype != PE_RTYPE_NONE) {
-        if (system_prompt && system_prompt[0])
-            sys = system_prompt;
-        else if (req->rtype == PE_RTYPE_CUSTOM) {
-            *err = "r_type custom needs a custom system prompt, and none is configured";
-            return 422;
-        }
-        else
-            sys = pe_enhance_builtin_prompt(req->rtype);
+    if (req->rtype != PE_RTYPE_NONE && !(sys = pe_enhance_system_prompt(req->rtype, system_prompt)) &&
+        req->rtype == PE_RTYPE_CUSTOM) {
+        *err = "r_type custom needs a custom system prompt, and none is configured";
+        return 422;
     }
     if (res && nres > 0 && (block = pe_research_block(p, res, nres)) != NULL)
         last_user = pe_last_user(req->messages);
