@@ -72,7 +72,8 @@ def main():
     servers = int(os.environ.get("BENCH_SERVERS", "1"))
     conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port)).replace(
         "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers)) + os.environ.get("BENCH_EXTRA_CONF", "")
-    env = {"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"}
+    # the product's default PEPrincipalCacheTTL (the test harness turns the cache off)
+    env = {"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn", "PE_PRINCIPAL_CACHE_TTL": ""}
     db = None
     if STORE == "pgsql":
         db = pe_pg.PgCluster("bench-pg").start()

@@ -94,6 +94,9 @@ typedef struct pe_enhance_req_t {
  */
 const char *pe_enhance_system_prompt(pe_rtype_t t, const char *stored);
 
+/** The 422 message when r_type custom has no stored prompt. */
+#define PE_ENHANCE_NO_CUSTOM_PROMPT "r_type custom needs a custom system prompt, and none is configured"
+
 /** One research result to append (SPEC 4.3): all of it is untrusted text. */
 typedef struct pe_enhance_research_t {
     const char *topic;          /**< may be NULL */

@@ -468,9 +468,11 @@ static int completion(pe_ctx_t *cx, int chat)
     c.note->messages = pe_json_dump(r->pool, req.messages, &len);
     /* The r_type's stored prompt (custom, or an administrator's override of a built-in). */
     sysprompt = pe_prompts_get(r, req.rtype);
-    /* The request is complete without research: refuse a bad one before anything is spent. */
-    if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, NULL, 0, &up, &err)) != 0)
-        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
+    /* The request is complete without research: refuse a bad one before anything is spent (the
+     * upstream body itself is built only on a cache miss: a hit never needs it). */
+    if (req.rtype == PE_RTYPE_CUSTOM && !pe_enhance_system_prompt(req.rtype, sysprompt))
+        return fail(&c, HTTP_UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", NULL,
+                    PE_ENHANCE_NO_CUSTOM_PROMPT);
     if (!pe_srv_upstream_url(sc))
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_NOT_CONFIGURED", NULL, "no AI service is configured");
     if (!(c.st = pe_auth_store(r)))
@@ -480,8 +482,6 @@ static int completion(pe_ctx_t *cx, int chat)
     /* NB: research (model calls, searches, page fetches) only after the credit is taken, so an
      * account without credits cannot make the server do it; a failed completion refunds it. */
     research(&c, &req, &rs, &nrs);
-    if (nrs > 0 && (rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
-        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     /* From here on a conversation log is written for this request. */
     pe_completion_note_set(r, c.note);
 
@@ -496,6 +496,8 @@ static int completion(pe_ctx_t *cx, int chat)
         }
     }
 
+    if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
+        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     text = pe_json_dump(r->pool, up, &len);
     pe_completion_upstream_conf(r->server, req.stream, &uc);
     if (!pe_completion_handles())

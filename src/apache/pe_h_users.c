@@ -12,6 +12,7 @@
 #include "pe_handlers.h"
 #include "pe_identity.h"
 #include "pe_log.h"
+#include "pe_principal_ap.h"
 #include "pe_valid.h"
 
 #include "http_protocol.h"
@@ -509,6 +510,7 @@ int pe_h_users_profile_put(pe_ctx_t *cx)
     rs = pe_store_user_update_profile(pe_auth_store(r), cx->rq->principal->id, name, about, hobbies, apr_time_now());
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, cx->rq->principal->id);
     return users_ok(r, "Profile updated successfully");
 }
 
@@ -564,6 +566,7 @@ int pe_h_users_apikey_regenerate(pe_ctx_t *cx)
     }
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, u->id); /* the old key is refused from now on, in every child */
     users_event(r, st, "api_key_regenerated", u, NULL,
                 json_pack("{s:s,s:s}", "old_key_prefix", u->api_key_prefix, "new_key_prefix", prefix), "info");
     return users_key_reply(r, "API key regenerated successfully", key);
@@ -608,6 +611,7 @@ int pe_h_users_email(pe_ctx_t *cx)
         return pe_http_error(r, HTTP_CONFLICT, "EMAIL_EXISTS", "Email already exists");
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, p->id);
     /* Other sessions end: whoever else was signed in must sign in again. */
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "email_changed", p->user, NULL, json_pack("{s:s,s:s}", "from", p->user->email, "to", lower),
@@ -649,6 +653,7 @@ int pe_h_users_password(pe_ctx_t *cx)
         return rc;
     if ((rs = pe_store_user_set_password(st, p->id, hash, apr_time_now())) != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, p->id);
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "password_changed", p->user, NULL, NULL, "info");
     return users_ok(r, "Password changed successfully");
@@ -676,6 +681,7 @@ int pe_h_users_delete(pe_ctx_t *cx)
         return rc;
     if ((rs = pe_store_user_delete(st, p->user, reason ? reason : "", "self", apr_time_now())) != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, p->id);
     users_event(r, st, "account_deleted", p->user, NULL, json_pack("{s:s}", "deleted_by", "self"), "info");
     return users_ok(r, "Account deleted successfully");
 }

@@ -337,7 +337,7 @@ int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enha
     *err = NULL;
     if (req->rtype != PE_RTYPE_NONE && !(sys = pe_enhance_system_prompt(req->rtype, system_prompt)) &&
         req->rtype == PE_RTYPE_CUSTOM) {
-        *err = "r_type custom needs a custom system prompt, and none is configured";
+        *err = PE_ENHANCE_NO_CUSTOM_PROMPT;
         return 422;
     }
     if (res && nres > 0 && (block = pe_research_block(p, res, nres)) != NULL)
