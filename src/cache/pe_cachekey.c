@@ -309,11 +309,36 @@ static void pe_kh_str(pe_kh_t *h, char tag, const char *s)
         pe_kh_num(h, 'N', (apr_uint64_t)(unsigned char)tag);
 }
 
+/* Digests of the built-in prompts, by r_type, made once per process (ready: 1 once written). */
+#define PE_KH_BUILTINS 8
+static unsigned char pe_kh_builtin_md[PE_KH_BUILTINS][32];
+static int pe_kh_builtin_ready[PE_KH_BUILTINS];
+
+/* SHA-256 of the system prompt into md; 0 on failure. */
+static int pe_prompt_digest(pe_rtype_t t, const char *system, unsigned char md[32])
+{
+    unsigned int mdlen = 0;
+    int builtin = (unsigned)t < PE_KH_BUILTINS && system == pe_enhance_builtin_prompt(t);
+
+    if (builtin && __atomic_load_n(&pe_kh_builtin_ready[t], __ATOMIC_ACQUIRE)) {
+        memcpy(md, pe_kh_builtin_md[t], 32);
+        return 1;
+    }
+    if (!EVP_Digest(system, strlen(system), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+        return 0;
+    if (builtin) {
+        /* NB: two threads may both get here; they write the same bytes before the flag. */
+        memcpy(pe_kh_builtin_md[t], md, 32);
+        __atomic_store_n(&pe_kh_builtin_ready[t], 1, __ATOMIC_RELEASE);
+    }
+    return 1;
+}
+
 const char *pe_cachekey_completion(apr_pool_t *p, const char *section, const char *scope, const pe_enhance_req_t *req,
                                    const char *system, const pe_enhance_research_t *res, int nres)
 {
     unsigned char md[EVP_MAX_MD_SIZE], sysmd[32];
-    unsigned int mdlen = 0;
+    unsigned int mdlen;
     pe_kh_t *h;
     int i, j;
 
@@ -327,9 +352,10 @@ const char *pe_cachekey_completion(apr_pool_t *p, const char *section, const cha
     pe_kh_str(h, 'S', scope);
     pe_kh_str(h, 'M', req->model);
     pe_kh_str(h, 'R', pe_enhance_rtype_name(req->rtype));
-    /* NB: the prompt's digest, not its text: ~2 KB hashed once into 32 bytes (the prompt's version). */
+    /* NB: the prompt's digest, not its text (the prompt's version): a built-in prompt's digest is
+     * computed once per process, a stored one (an administrator's) per request. */
     if (system) {
-        if (!EVP_Digest(system, strlen(system), sysmd, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+        if (!pe_prompt_digest(req->rtype, system, sysmd))
             h->ok = 0;
         pe_kh_bytes(h, 'P', sysmd, sizeof(sysmd));
     }

@@ -287,6 +287,15 @@ START_TEST(completion_key_stable_across_field_order)
     ck_assert_str_eq(k, ckey(&a, "user:1", "SYS"));
     /* the system prompt is identified by its text, wherever the text lives */
     ck_assert_str_eq(k, ckey(&a, "user:1", apr_pstrdup(pe_tp, "SYS")));
+    /* a built-in prompt (its digest kept once per process) keys as a copy of its text does, every time */
+    {
+        const char *bi = pe_enhance_builtin_prompt(PE_RTYPE_BPE);
+        const char *kb = ckey(&a, "user:1", bi);
+
+        ck_assert_str_eq(kb, ckey(&a, "user:1", apr_pstrdup(pe_tp, bi)));
+        ck_assert_str_eq(kb, ckey(&a, "user:1", bi));
+        ck_assert_str_ne(kb, ckey(&a, "user:1", pe_enhance_builtin_prompt(PE_RTYPE_TOT)));
+    }
 }
 END_TEST
 
