@@ -88,8 +88,13 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
                                                                                 ? bx->prompts[t->req.rtype]
                                                                                 : NULL),
                                      nres ? &e : NULL, nres);
+        const char *hbody, *htext;
+        apr_size_t hlen;
+        apr_int64_t htokens;
+
         if (key && pe_cache_get(bx->cache, p, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
-            pe_json_parse(p, cached, clen, &reply, &err) == 0 && json_is_object(reply)) {
+            pe_cache_reply_unpack(p, cached, clen, &hbody, &hlen, &htext, &htokens) == 0 &&
+            pe_json_parse(p, hbody, hlen, &reply, &err) == 0 && json_is_object(reply)) {
             pe_bx_answer(t, reply);
             return;
         }
@@ -117,8 +122,16 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
         return;
     }
     pe_bx_answer(t, reply);
-    if (key)
-        pe_cache_set(bx->cache, key, res.body.data, res.body.len, bx->cache_ttl, apr_time_now(), NULL);
+    if (key) {
+        /* the same record as the completion routes store (pe_cache.h): text and tokens first */
+        json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(reply, "choices"), 0),
+                                                          "message"), "content");
+
+        if ((cached = pe_cache_reply_pack(p, res.body.data, res.body.len,
+                                          json_is_string(content) ? json_string_value(content) : NULL, t->tokens,
+                                          &clen)))
+            pe_cache_set(bx->cache, key, cached, clen, bx->cache_ttl, apr_time_now(), NULL);
+    }
 }
 
 /* 429 when the user has fewer credits than tasks (nothing was taken). */

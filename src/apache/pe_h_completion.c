@@ -489,11 +489,14 @@ static int completion(pe_ctx_t *cx, int chat)
     if (cache && !req.stream) {
         key = pe_cachekey_completion(r->pool, "response", apr_pstrcat(r->pool, "user:", c.user->id, NULL), &req,
                                      pe_enhance_system_prompt(req.rtype, sysprompt), rs, nrs);
+        const char *hbody;
+        apr_size_t hlen;
+
+        /* NB: a hit sends the stored body as it is, and the log gets the text and tokens stored
+         * with it: no parse (the body was checked when it was stored). */
         if (key && pe_cache_get(cache, r->pool, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
-            pe_json_parse(r->pool, cached, clen, &reply, &err) == 0) {
-            note_answer(&c, reply);
-            return send_raw(&c, cached, clen, "hit");
-        }
+            pe_cache_reply_unpack(r->pool, cached, clen, &hbody, &hlen, &c.note->response, &c.note->tokens) == 0)
+            return send_raw(&c, hbody, hlen, "hit");
     }
 
     if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
@@ -515,9 +518,9 @@ static int completion(pe_ctx_t *cx, int chat)
         return fail(&c, HTTP_BAD_GATEWAY, "UPSTREAM_INVALID", NULL, "the AI service sent an invalid answer");
     }
     note_answer(&c, reply);
-    if (key && json_array_size(json_object_get(reply, "choices")) > 0)
-        pe_cache_set(cache, key, res.body.data, res.body.len, apr_time_from_msec(pe_srv_cache_ttl_ms(sc)),
-                     apr_time_now(), NULL);
+    if (key && json_array_size(json_object_get(reply, "choices")) > 0 &&
+        (cached = pe_cache_reply_pack(r->pool, res.body.data, res.body.len, c.note->response, c.note->tokens, &clen)))
+        pe_cache_set(cache, key, cached, clen, apr_time_from_msec(pe_srv_cache_ttl_ms(sc)), apr_time_now(), NULL);
     return send_raw(&c, res.body.data, res.body.len, key ? "miss" : "bypass");
 }
 

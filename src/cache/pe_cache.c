@@ -3,6 +3,8 @@
  * value in one pe_shm slot: a 4-byte length, then the bytes.
  */
 #include "pe_cache.h"
+
+#include <apr_strings.h>
 #include "pe_logno.h"
 #include "pe_shm.h"
 
@@ -185,4 +187,55 @@ void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st)
     st->remote_errors = apr_atomic_read32(&c->remote_errors);
     st->shm_sets = apr_atomic_read32(&c->shm_sets);
     st->remote_sets = apr_atomic_read32(&c->remote_sets);
+}
+
+/* ---- cached completions ---- */
+
+char *pe_cache_reply_pack(apr_pool_t *p, const char *body, apr_size_t blen, const char *response,
+                          apr_int64_t tokens, apr_size_t *len)
+{
+    apr_size_t rlen = response ? strlen(response) : 0;
+    apr_uint64_t t = (apr_uint64_t)tokens;
+    unsigned char *out, *o;
+    int i;
+
+    if ((apr_uint64_t)rlen > 0xffffffffu)
+        return NULL;
+    out = apr_palloc(p, PE_CACHE_REPLY_HEAD + rlen + blen + 1);
+    memcpy(out, "PEC1", 4);
+    out[4] = response ? 1 : 0;
+    for (i = 0; i < 8; i++)
+        out[5 + i] = (unsigned char)(t >> (8 * i));
+    for (i = 0; i < 4; i++)
+        out[13 + i] = (unsigned char)((apr_uint64_t)rlen >> (8 * i));
+    o = out + PE_CACHE_REPLY_HEAD;
+    if (rlen)
+        memcpy(o, response, rlen);
+    if (blen)
+        memcpy(o + rlen, body, blen);
+    o[rlen + blen] = '\0';
+    *len = PE_CACHE_REPLY_HEAD + rlen + blen;
+    return (char *)out;
+}
+
+int pe_cache_reply_unpack(apr_pool_t *p, const char *buf, apr_size_t len, const char **body, apr_size_t *blen,
+                          const char **response, apr_int64_t *tokens)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    apr_uint64_t t = 0, rlen = 0;
+    int i;
+
+    if (!buf || len < PE_CACHE_REPLY_HEAD || memcmp(buf, "PEC1", 4) != 0 || b[4] > 1)
+        return -1;
+    for (i = 0; i < 8; i++)
+        t |= (apr_uint64_t)b[5 + i] << (8 * i);
+    for (i = 0; i < 4; i++)
+        rlen |= (apr_uint64_t)b[13 + i] << (8 * i);
+    if (rlen > len - PE_CACHE_REPLY_HEAD || (!b[4] && rlen))
+        return -1;
+    *tokens = (apr_int64_t)t;
+    *response = b[4] ? apr_pstrmemdup(p, buf + PE_CACHE_REPLY_HEAD, (apr_size_t)rlen) : NULL;
+    *body = buf + PE_CACHE_REPLY_HEAD + rlen;
+    *blen = len - PE_CACHE_REPLY_HEAD - (apr_size_t)rlen;
+    return 0;
 }
