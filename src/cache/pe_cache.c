@@ -56,27 +56,50 @@ void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_re
     c->rbaton = baton;
 }
 
+/* What a shm get takes out. */
+typedef struct shm_take_t {
+    apr_pool_t *p;
+    char *val;
+    apr_size_t len;
+} shm_take_t;
+
+/* Under the table lock: copy the value out (its length first); the slot is kept as it is. */
+static int shm_take_cb(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now,
+                       apr_time_t *expires)
+{
+    shm_take_t *t = baton;
+    apr_uint32_t n;
+
+    memcpy(&n, value, sizeof(n));
+    if (n == 0 || n > value_size - HDR)
+        return PE_SHM_KEEP;
+    /* NB: r->pool is this process's own memory, not the segment's */
+    t->val = apr_palloc(t->p, (apr_size_t)n + 1);
+    memcpy(t->val, (const char *)value + HDR, n);
+    t->val[n] = '\0';
+    t->len = n;
+    return PE_SHM_KEEP;
+}
+
 /* Read from shared memory. */
 static apr_status_t shm_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val,
                             apr_size_t *len)
 {
-    apr_size_t vs;
-    unsigned char *buf;
-    apr_uint32_t n;
+    shm_take_t t;
     apr_status_t rv;
 
     if (!c->shm)
         return APR_NOTFOUND;
-    vs = pe_shm_value_size(c->shm);
-    buf = apr_palloc(p, vs + 1);
-    if ((rv = pe_shm_get(c->shm, key, -1, now, buf, vs, NULL)) != APR_SUCCESS)
+    t.p = p;
+    t.val = NULL;
+    t.len = 0;
+    /* NB: only the value's own bytes are copied, not the whole entry area (PECacheShmEntrySize). */
+    if ((rv = pe_shm_update(c->shm, key, -1, now, 0, PE_SHM_NOCREATE, shm_take_cb, &t)) != APR_SUCCESS)
         return rv;
-    memcpy(&n, buf, sizeof(n));
-    if (n == 0 || n > vs - HDR)
+    if (!t.val)
         return APR_NOTFOUND; /* an empty or damaged slot */
-    *val = (char *)buf + HDR;
-    (*val)[n] = '\0';
-    *len = n;
+    *val = t.val;
+    *len = t.len;
     return APR_SUCCESS;
 }
 
