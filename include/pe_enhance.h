@@ -214,6 +214,17 @@ int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enha
                      const char **err);
 
 /**
+ * The upstream body as compact JSON text, the same value pe_enhance_build() gives, made without
+ * encoding the system prompt each time: a built-in prompt is encoded once per process and put in
+ * place in the dump of the rest of the body.
+ * @param text out: the body in p (NUL-terminated), *len bytes
+ * @return as pe_enhance_build()
+ */
+int pe_enhance_build_text(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
+                          const char *system_prompt, const pe_enhance_research_t *res, int nres, const char **text,
+                          apr_size_t *len, const char **err);
+
+/**
  * Apply the reasoning-model rules to an upstream body in place: when body.model is a reasoning
  * model, drop temperature, top_p, presence_penalty, frequency_penalty, logprobs, top_logprobs and
  * logit_bias, and send max_tokens as max_completion_tokens (an explicit max_completion_tokens

@@ -430,7 +430,7 @@ static int completion(pe_ctx_t *cx, int chat)
     pe_upstream_conf_t uc;
     pe_upstream_result_t res;
     cpl_t c;
-    json_t *body, *up, *reply;
+    json_t *body, *reply;
     const char *err, *key = NULL, *text, *sysprompt;
     char *cached;
     apr_size_t len, clen;
@@ -499,9 +499,8 @@ static int completion(pe_ctx_t *cx, int chat)
             return send_raw(&c, hbody, hlen, "hit");
     }
 
-    if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
+    if ((rc = pe_enhance_build_text(r->pool, ec, &req, sysprompt, rs, nrs, &text, &len, &err)) != 0)
         return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
-    text = pe_json_dump(r->pool, up, &len);
     pe_completion_upstream_conf(r->server, req.stream, &uc);
     if (!pe_completion_handles())
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_ERROR", NULL, "the AI client is not available");
