@@ -135,7 +135,8 @@ static apr_status_t shm_set(pe_cache_t *c, const char *key, const void *val, apr
     w.data = val;
     w.len = (apr_uint32_t)len;
     w.ttl = ttl;
-    return pe_shm_update(c->shm, key, -1, now, ttl, 0, shm_put_cb, &w);
+    /* NB: the value's length is written before its bytes, so the rest of the area need not be cleared */
+    return pe_shm_update(c->shm, key, -1, now, ttl, PE_SHM_NOZERO, shm_put_cb, &w);
 }
 
 /* Look a key up: remote first, shared memory when the remote tier fails. */
