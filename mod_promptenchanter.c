@@ -17,6 +17,7 @@
 #include "pe_http.h"
 #include "pe_hooks.h"
 #include "pe_monitor_ap.h"
+#include "pe_principal_ap.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
 
@@ -49,6 +50,7 @@ static void pe_register_hooks(apr_pool_t *p)
     ap_hook_access_checker(pe_access_check, NULL, NULL, APR_HOOK_MIDDLE);
     /* completions, cache and conversation logs */
     ap_hook_pre_config(pe_completion_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(pe_principal_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(pe_completion_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 #if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
     ap_hook_child_stopping(pe_completion_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);

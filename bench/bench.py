@@ -1,6 +1,7 @@
 """make bench: one httpd serving plain mod_proxy (<Location /proxy/>) and PromptEnchanter
 completions, the node fake upstream behind both, wrk on loopback against each target in turn.
 Prints req/s, p50, p99 per target, the ratios to mod_proxy, and each child's RSS before and after."""
+import http.client
 import json
 import os
 import re
@@ -21,6 +22,8 @@ CONNS = os.environ.get("BENCH_CONNECTIONS", "32")
 THREADS = os.environ.get("BENCH_THREADS", "2")
 # The store behind the completions: sqlite3 (default), pgsql or mongodb (each server started here).
 STORE = os.environ.get("BENCH_STORE", "sqlite3")
+# Requests sampled for the X-PE-Overhead-Ms percentiles of each PromptEnchanter target.
+OVERHEAD_N = int(os.environ.get("BENCH_OVERHEAD_N", "400"))
 
 CONF = """PEArgon2Cost 1 1M 1
 PEDefaultAccessRTypes bpe bcot hcot react tot
@@ -72,7 +75,8 @@ def main():
     servers = int(os.environ.get("BENCH_SERVERS", "1"))
     conf = CONF.replace("@MODDIR@", moddir).replace("@UPPORT@", str(up.port)).replace(
         "@SERVERS@", str(servers)).replace("@WORKERS@", str(64 * servers)) + os.environ.get("BENCH_EXTRA_CONF", "")
-    env = {"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn"}
+    # the product's default PEPrincipalCacheTTL (the test harness turns the cache off)
+    env = {"PE_UPSTREAM_URL": up.chat_url, "PE_LOGLEVEL": "warn", "PE_PRINCIPAL_CACHE_TTL": ""}
     db = None
     if STORE == "pgsql":
         db = pe_pg.PgCluster("bench-pg").start()
@@ -80,7 +84,10 @@ def main():
     elif STORE == "mongodb":
         db = pe_mongo.MongoServer("bench-mongo").start()
         env.update(db.env())
-    h = Httpd("bench", extra_conf=conf, env=env)
+    mpm = os.environ.get("BENCH_MPM", "event")
+    if mpm == "prefork":
+        env["PE_PREFORK_SERVERS"] = os.environ.get("BENCH_PREFORK_SERVERS", "8")
+    h = Httpd("bench", mpm=mpm, extra_conf=conf, env=env)
     if STORE == "pgsql":
         h.sqlite = lambda q, args=(): db.query(q.replace("?", "%s") % tuple(repr(a) for a in args))
     elif STORE == "mongodb":
@@ -114,12 +121,28 @@ def main():
         rss_after = children_rss(h)
         check = h.post("/v1/prompt/completions", json.loads(hit_body), headers={"Authorization": "Bearer " + key})
         assert check.status == 200 and check.header("X-PE-Cache") == "hit", check
+        # The gateway's own time (X-PE-Overhead-Ms), one request at a time on one connection.
+        overhead = {}
+        for name, body in (("pe_miss", miss_body), ("pe_hit", hit_body)):
+            conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=60)
+            vals = []
+            for i in range(OVERHEAD_N):
+                conn.request("POST", "/v1/prompt/completions", body.replace("%d", "ov%d" % i),
+                             {"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                vals.append(float(resp.getheader("X-PE-Overhead-Ms")))
+            conn.close()
+            vals.sort()
+            overhead[name] = {"p50": vals[len(vals) // 2], "p99": vals[min(len(vals) - 1, int(len(vals) * 0.99))],
+                              "max": vals[-1]}
     finally:
         h.stop()
         up.stop()
         if db:
             db.stop()
 
+    print("MPM %s" % mpm)
     print("store %s; wrk -t%s -c%s -d%s --latency (loopback, 2 cores shared by wrk, httpd and the node upstream)"
           % (STORE, THREADS, CONNS, DURATION))
     print("%-10s %10s %9s %9s %8s" % ("target", "req/s", "p50 ms", "p99 ms", "non-2xx"))
@@ -128,6 +151,9 @@ def main():
     base_rps = results["mod_proxy"]["rps"]
     print("ratio miss/mod_proxy = %.2f (target >= 0.85)" % (results["pe_miss"]["rps"] / base_rps))
     print("ratio hit/mod_proxy  = %.2f (target >= 1.00)" % (results["pe_hit"]["rps"] / base_rps))
+    for name, o in overhead.items():
+        print("X-PE-Overhead-Ms %-8s p50 %.2f  p99 %.2f  max %.2f  (%d sequential requests)"
+              % (name, o["p50"], o["p99"], o["max"], OVERHEAD_N))
     print("child RSS (KiB) before -> after:")
     worst = 0.0
     for pid, before in sorted(rss_before.items()):
@@ -143,7 +169,8 @@ def main():
     for n in bad:
         print("note: %s had non-2xx responses or socket errors: %s" % (n, results[n]["socket_errors"]))
     print(json.dumps({"bench": "completions", "store": STORE, "results": {n: {k: v for k, v in r.items() if k != "raw"}
-                                                          for n, r in results.items()}, "rss_growth_max_pct": worst}))
+                                                          for n, r in results.items()}, "rss_growth_max_pct": worst,
+                      "mpm": mpm, "overhead_ms": overhead}))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #   PE_DBD_DRIVER (sqlite3|pgsql) PE_DBD_PARAMS PE_STORE (dbd|mongodb) PE_MONGO_URI
 #   PE_RESEARCH_ALLOW_NETWORKS
 #   PE_IP_RATE_LIMIT (PEIPRateLimit value, e.g. Off)  PE_AUTO_BLOCK (PEAutoBlock value, e.g. Off)
+#   PE_PRINCIPAL_CACHE_TTL (PEPrincipalCacheTTL value, e.g. 0)
 #   PE_MODULE (path of mod_promptenchanter.so)  PE_EXTRA_CONF (a file copied into conf/extra/)
 #   PE_HTTPD_PRELOAD (libraries preloaded into httpd only, e.g. the ASan runtime)
 set -euo pipefail
@@ -123,6 +124,7 @@ render() {
     envdir PEResearchAllowNetworks "${PE_RESEARCH_ALLOW_NETWORKS:-}" raw
     envdir PEIPRateLimit "${PE_IP_RATE_LIMIT:-}" raw
     envdir PEAutoBlock "${PE_AUTO_BLOCK:-}" raw
+    envdir PEPrincipalCacheTTL "${PE_PRINCIPAL_CACHE_TTL:-}" raw
   } > "$inst/conf/pe-env.conf"
   chmod 600 "$inst/conf/pe-env.conf"
   rm -f "$inst"/conf/extra/*.conf

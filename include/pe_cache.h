@@ -76,4 +76,29 @@ typedef struct pe_cache_stats_t {
 
 void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st);
 
+/*
+ * A cached completion: the upstream's body as it came, preceded by what the conversation log
+ * needs of it (the answer's text and the token count), so a hit sends the body without parsing
+ * it. Layout: "PEC1", a flag byte (bit 0: there is a text), the tokens (int64, little-endian),
+ * the text's length (uint32, little-endian), the text, the body.
+ */
+#define PE_CACHE_REPLY_HEAD 17
+
+/**
+ * Pack a completion for pe_cache_set.
+ * @param response the answer's text, or NULL
+ * @return the record in p (*len bytes), or NULL when the text is longer than 4 GB
+ */
+char *pe_cache_reply_pack(apr_pool_t *p, const char *body, apr_size_t blen, const char *response,
+                          apr_int64_t tokens, apr_size_t *len);
+
+/**
+ * Unpack a record of pe_cache_reply_pack.
+ * @param body     out: points into buf (blen bytes; buf's NUL ends it, as pe_cache_get gives it)
+ * @param response out: a NUL-terminated copy in p, or NULL when none was packed
+ * @return 0, or -1 for anything else (another layout, a short or inconsistent record)
+ */
+int pe_cache_reply_unpack(apr_pool_t *p, const char *buf, apr_size_t len, const char **body, apr_size_t *blen,
+                          const char **response, apr_int64_t *tokens);
+
 #endif

@@ -13,6 +13,8 @@
 #ifndef PE_CACHEKEY_H
 #define PE_CACHEKEY_H
 
+#include "pe_enhance.h"
+
 #include <apr_pools.h>
 #include <jansson.h>
 
@@ -46,6 +48,28 @@ const char *pe_cachekey_canonical(apr_pool_t *p, const json_t *body, const char 
  * @return the key in p, or NULL on a bad section or a body that is not an object
  */
 const char *pe_cachekey_request(apr_pool_t *p, const char *section, const json_t *body, const char *scope);
+
+/**
+ * Key of a completion, hashed incrementally from the request's parts: no copy and no dump of the
+ * upstream body (whose system prompt alone is ~2 KB). What is hashed, each part tagged and
+ * length-prefixed so no two different inputs give the same byte stream: the scope, the upstream
+ * model, the r_type, the SHA-256 of the system prompt in force (the built-in text, or the stored
+ * one: a change of a stored prompt changes every key that used it), the client's messages and the
+ * optional upstream fields (params) in a canonical walk (object keys sorted, integral reals as
+ * integers, as pe_cachekey_canonical), without the fields that never change the answer (stream,
+ * stream_options, user, metadata, store, service_tier), and the research results appended, if any.
+ * The same request gives the same key on the completion routes and in a batch. Model rules
+ * (reasoning models) derive from the model and the configuration, and are not hashed.
+ * @param section e.g. "response"
+ * @param scope   who may see the cached answer ("user:<id>"); NULL means shared
+ * @param req     the validated request (pe_enhance_parse_*)
+ * @param system  the system prompt text pe_enhance_build() uses (pe_enhance_system_prompt()), or NULL
+ * @param res     research results given to pe_enhance_build(), or NULL
+ * @param nres    their count
+ * @return the key in p, or NULL on a bad section or a digest failure (logged)
+ */
+const char *pe_cachekey_completion(apr_pool_t *p, const char *section, const char *scope, const pe_enhance_req_t *req,
+                                   const char *system, const pe_enhance_research_t *res, int nres);
 
 /** Whether s is a well-formed key of this module (prefix, section alphabet, 64 hex, length). */
 int pe_cachekey_valid(const char *s);

@@ -38,7 +38,8 @@
     X(long long, msglog_interval_ms, -1, 1000)                                                     \
     X(int, msglog_queue, -1, 10000)                                                                \
     X(apr_off_t, msglog_max_record, -1, (apr_off_t)64 * 1024)                                       \
-    X(long long, prompt_refresh_ms, -1, 10000)
+    X(long long, prompt_refresh_ms, -1, 10000)                                                     \
+    X(long long, principal_ttl_ms, -1, 10000)
 
 #define PE_DIR_COMPLETION_MEMBERS(X)
 
@@ -58,7 +59,7 @@ struct pe_cpl_arg;
 extern const struct pe_cpl_arg pe_cpl_upstream_key, pe_cpl_connect, pe_cpl_timeout, pe_cpl_stream_timeout,
     pe_cpl_retries, pe_cpl_backoff, pe_cpl_retry_max, pe_cpl_max_response, pe_cpl_reset_hour, pe_cpl_cache,
     pe_cpl_cache_ttl, pe_cpl_prompt_refresh, pe_cpl_cache_timeout, pe_cpl_shm_entries, pe_cpl_shm_entry_size, pe_cpl_msglog,
-    pe_cpl_msglog_batch, pe_cpl_msglog_interval, pe_cpl_msglog_queue, pe_cpl_msglog_max_record;
+    pe_cpl_msglog_batch, pe_cpl_msglog_interval, pe_cpl_msglog_queue, pe_cpl_msglog_max_record, pe_cpl_principal_ttl;
 
 #define PE_COMPLETION_CMDS                                                                         \
     AP_INIT_TAKE1("PEUpstreamURL", pe_cmd_cpl_url, NULL, RSRC_CONF,                                \
@@ -91,6 +92,8 @@ extern const struct pe_cpl_arg pe_cpl_upstream_key, pe_cpl_connect, pe_cpl_timeo
                   "Lifetime of a cached completion (default 1h)"),                                 \
     AP_INIT_TAKE1("PESystemPromptRefresh", pe_cmd_cpl_duration, (void *)&pe_cpl_prompt_refresh,    \
                   RSRC_CONF, "How long a process keeps a stored system prompt before reading it again (default 10s)"), \
+    AP_INIT_TAKE1("PEPrincipalCacheTTL", pe_cmd_cpl_duration, (void *)&pe_cpl_principal_ttl,      \
+                  RSRC_CONF, "Longest a node uses an API key's cached user; 0 = read it every request (default 10s)"), \
     AP_INIT_RAW_ARGS("PECacheServers", pe_cmd_cpl_servers, NULL, RSRC_CONF,                        \
                      "memcached servers host:port ... (default none: shared memory only)"),        \
     AP_INIT_TAKE1("PECacheTimeout", pe_cmd_cpl_duration, (void *)&pe_cpl_cache_timeout, RSRC_CONF, \

@@ -88,6 +88,15 @@ typedef struct pe_enhance_req_t {
     json_t *params;     /**< validated optional upstream fields, nulls dropped (object); owned by the pool */
 } pe_enhance_req_t;
 
+/**
+ * The system prompt pe_enhance_build() puts first: stored (when not empty), else the built-in text
+ * of the r_type; NULL for no r_type, and for custom without a stored prompt (build answers 422).
+ */
+const char *pe_enhance_system_prompt(pe_rtype_t t, const char *stored);
+
+/** The 422 message when r_type custom has no stored prompt. */
+#define PE_ENHANCE_NO_CUSTOM_PROMPT "r_type custom needs a custom system prompt, and none is configured"
+
 /** One research result to append (SPEC 4.3): all of it is untrusted text. */
 typedef struct pe_enhance_research_t {
     const char *topic;          /**< may be NULL */
@@ -203,6 +212,17 @@ const char *pe_enhance_research_append(apr_pool_t *p, const char *text, const pe
 int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
                      const char *system_prompt, const pe_enhance_research_t *res, int nres, json_t **out,
                      const char **err);
+
+/**
+ * The upstream body as compact JSON text, the same value pe_enhance_build() gives, made without
+ * encoding the system prompt each time: a built-in prompt is encoded once per process and put in
+ * place in the dump of the rest of the body.
+ * @param text out: the body in p (NUL-terminated), *len bytes
+ * @return as pe_enhance_build()
+ */
+int pe_enhance_build_text(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
+                          const char *system_prompt, const pe_enhance_research_t *res, int nres, const char **text,
+                          apr_size_t *len, const char **err);
 
 /**
  * Apply the reasoning-model rules to an upstream body in place: when body.model is a reasoning

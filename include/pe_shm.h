@@ -51,6 +51,13 @@
 /** pe_shm_update flag: do not create a missing (or expired) slot; return APR_NOTFOUND instead. */
 #define PE_SHM_NOCREATE 0x1
 
+/**
+ * pe_shm_update flag: a created slot's value area is not zeroed (it holds whatever an earlier
+ * slot left there): for a callback that writes everything it later reads (a large cache value
+ * with its length first), which saves clearing the whole area.
+ */
+#define PE_SHM_NOZERO 0x2
+
 /** Update callback result: keep the slot. */
 #define PE_SHM_KEEP 0
 /** Update callback result: delete the slot. */
@@ -139,7 +146,7 @@ apr_size_t pe_shm_value_size(const pe_shm_t *shm);
  * @param klen  key length, or a negative value when key is a NUL-terminated string
  * @param now   current time
  * @param ttl   lifetime of a newly created slot
- * @param flags 0 or PE_SHM_NOCREATE
+ * @param flags 0, PE_SHM_NOCREATE, PE_SHM_NOZERO
  * @param fn    callback run under the lock (see pe_shm_update_fn)
  * @param baton passed to fn
  * @return APR_SUCCESS; APR_NOTFOUND with PE_SHM_NOCREATE and no live slot (fn not called);

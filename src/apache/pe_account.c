@@ -4,6 +4,7 @@
  * the server-wide gate (PEPasswordHashMax).
  */
 #include "pe_account_ap.h"
+#include "pe_principal_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -134,7 +135,10 @@ int pe_account_rekey(request_rec *r, pe_store_t *st, const char *user_id, const 
         if (!(rs == PE_STORE_CONFLICT && attempt < 3))
             break;
     }
-    return rs == PE_STORE_OK ? OK : pe_account_store_failed(r, rs);
+    if (rs != PE_STORE_OK)
+        return pe_account_store_failed(r, rs);
+    pe_principal_changed(r->server, user_id); /* the old key is refused from now on, in every child */
+    return OK;
 }
 
 json_t *pe_account_rtypes(apr_pool_t *p, const char *list)

@@ -11,6 +11,7 @@
 #include "pe_http.h"
 #include "pe_log.h"
 #include "pe_staff.h"
+#include "pe_principal_ap.h"
 #include "pe_store_ap.h"
 
 #include "ap_provider.h"
@@ -123,6 +124,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
     pe_principal_t *p;
     pe_store_t *st;
     pe_store_status_e rs;
+    apr_uint64_t gen = 0;
     int rc, xkey;
 
     *out = rq->principal;
@@ -150,12 +152,15 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
                                 "X-API-Key takes an API key (pe-...); send a session token as Authorization: Bearer",
                                 NULL);
     }
-    if (!(st = pe_auth_store(r)))
-        return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
     if (pe_lookup_digest(r->pool, g->secret_key, tok, strlen(tok), &digest) != APR_SUCCESS)
         return pe_http_fail(r, HTTP_INTERNAL_SERVER_ERROR, PE_E_INTERNAL, NULL, "internal error");
     p = apr_pcalloc(r->pool, sizeof(*p));
-    if (pe_apikey_format_ok(tok)) {
+    /* An API key: the node's principal cache first (pe_principal_ap.h), else the store. */
+    if (pe_apikey_format_ok(tok) && pe_principal_lookup(r, digest, &p->user, &gen))
+        p->via = PE_AUTH_USER_KEY;
+    else if (!(st = pe_auth_store(r)))
+        return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
+    else if (pe_apikey_format_ok(tok)) {
         rs = pe_store_user_by_key_digest(st, digest, &p->user);
         if (rs == PE_STORE_EIO)
             return pe_http_fail(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", NULL, "the user store is unavailable");
@@ -163,6 +168,7 @@ int pe_auth_principal(request_rec *r, pe_principal_t **out)
             rq->auth_done = 1;
             return pe_auth_rejected(r, "INVALID_API_KEY", "Invalid API key", digest);
         }
+        pe_principal_remember(r, digest, gen, p->user);
         p->via = PE_AUTH_USER_KEY;
     }
     else if (pe_token_format_ok(tok)) {

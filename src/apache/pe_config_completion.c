@@ -30,6 +30,7 @@ PE_CPL(pe_cpl_reset_hour, credit_reset_hour, 0, 23);
 PE_CPL(pe_cpl_cache, cache_on, 0, 1);
 PE_CPL(pe_cpl_cache_ttl, cache_ttl_ms, 1000, 30LL * 86400000);
 PE_CPL(pe_cpl_prompt_refresh, prompt_refresh_ms, 0, 86400000LL);
+PE_CPL(pe_cpl_principal_ttl, principal_ttl_ms, 0, 3600000LL);
 PE_CPL(pe_cpl_cache_timeout, cache_timeout_ms, 10, 10000);
 PE_CPL(pe_cpl_shm_entries, cache_shm_entries, 0, 1 << 20);
 PE_CPL(pe_cpl_shm_entry_size, cache_shm_entry_size, 1024, 65536 - 16);

@@ -83,9 +83,18 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
         return;
     }
     if (bx->cache) {
-        key = pe_cachekey_request(p, "response", up, bx->scope);
+        key = pe_cachekey_completion(p, "response", bx->scope, &t->req,
+                                     pe_enhance_system_prompt(t->req.rtype, ((unsigned)t->req.rtype < 8)
+                                                                                ? bx->prompts[t->req.rtype]
+                                                                                : NULL),
+                                     nres ? &e : NULL, nres);
+        const char *hbody, *htext;
+        apr_size_t hlen;
+        apr_int64_t htokens;
+
         if (key && pe_cache_get(bx->cache, p, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
-            pe_json_parse(p, cached, clen, &reply, &err) == 0 && json_is_object(reply)) {
+            pe_cache_reply_unpack(p, cached, clen, &hbody, &hlen, &htext, &htokens) == 0 &&
+            pe_json_parse(p, hbody, hlen, &reply, &err) == 0 && json_is_object(reply)) {
             pe_bx_answer(t, reply);
             return;
         }
@@ -113,8 +122,16 @@ static void pe_bx_task(void *baton, pe_batch_task_t *t)
         return;
     }
     pe_bx_answer(t, reply);
-    if (key)
-        pe_cache_set(bx->cache, key, res.body.data, res.body.len, bx->cache_ttl, apr_time_now(), NULL);
+    if (key) {
+        /* the same record as the completion routes store (pe_cache.h): text and tokens first */
+        json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(reply, "choices"), 0),
+                                                          "message"), "content");
+
+        if ((cached = pe_cache_reply_pack(p, res.body.data, res.body.len,
+                                          json_is_string(content) ? json_string_value(content) : NULL, t->tokens,
+                                          &clen)))
+            pe_cache_set(bx->cache, key, cached, clen, bx->cache_ttl, apr_time_now(), NULL);
+    }
 }
 
 /* 429 when the user has fewer credits than tasks (nothing was taken). */

@@ -435,7 +435,7 @@ static int completion(pe_ctx_t *cx, int chat)
     pe_upstream_conf_t uc;
     pe_upstream_result_t res;
     cpl_t c;
-    json_t *body, *up, *reply;
+    json_t *body, *reply;
     const char *err, *key = NULL, *text, *sysprompt;
     char *cached;
     apr_size_t len, clen;
@@ -473,9 +473,11 @@ static int completion(pe_ctx_t *cx, int chat)
     c.note->messages = pe_json_dump(r->pool, req.messages, &len);
     /* The r_type's stored prompt (custom, or an administrator's override of a built-in). */
     sysprompt = pe_prompts_get(r, req.rtype);
-    /* The request is complete without research: refuse a bad one before anything is spent. */
-    if ((rc = pe_enhance_build(r->pool, ec, &req, sysprompt, NULL, 0, &up, &err)) != 0)
-        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
+    /* The request is complete without research: refuse a bad one before anything is spent (the
+     * upstream body itself is built only on a cache miss: a hit never needs it). */
+    if (req.rtype == PE_RTYPE_CUSTOM && !pe_enhance_system_prompt(req.rtype, sysprompt))
+        return fail(&c, HTTP_UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", NULL,
+                    PE_ENHANCE_NO_CUSTOM_PROMPT);
     if (!pe_srv_upstream_url(sc))
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_NOT_CONFIGURED", NULL, "no AI service is configured");
     if (!(c.st = pe_auth_store(r)))
@@ -485,22 +487,25 @@ static int completion(pe_ctx_t *cx, int chat)
     /* NB: research (model calls, searches, page fetches) only after the credit is taken, so an
      * account without credits cannot make the server do it; a failed completion refunds it. */
     research(&c, &req, &rs, &nrs);
-    if (nrs > 0 && (rc = pe_enhance_build(r->pool, ec, &req, sysprompt, rs, nrs, &up, &err)) != 0)
-        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     /* From here on a conversation log is written for this request. */
     pe_completion_note_set(r, c.note);
 
     /* The cache is per user: the key's scope is the user id (SPEC 16.2 item 33). */
     if (cache && !req.stream) {
-        key = pe_cachekey_request(r->pool, "response", up, apr_pstrcat(r->pool, "user:", c.user->id, NULL));
+        key = pe_cachekey_completion(r->pool, "response", apr_pstrcat(r->pool, "user:", c.user->id, NULL), &req,
+                                     pe_enhance_system_prompt(req.rtype, sysprompt), rs, nrs);
+        const char *hbody;
+        apr_size_t hlen;
+
+        /* NB: a hit sends the stored body as it is, and the log gets the text and tokens stored
+         * with it: no parse (the body was checked when it was stored). */
         if (key && pe_cache_get(cache, r->pool, key, apr_time_now(), &cached, &clen, NULL) == APR_SUCCESS &&
-            pe_json_parse(r->pool, cached, clen, &reply, &err) == 0) {
-            note_answer(&c, reply);
-            return send_raw(&c, cached, clen, "hit");
-        }
+            pe_cache_reply_unpack(r->pool, cached, clen, &hbody, &hlen, &c.note->response, &c.note->tokens) == 0)
+            return send_raw(&c, hbody, hlen, "hit");
     }
 
-    text = pe_json_dump(r->pool, up, &len);
+    if ((rc = pe_enhance_build_text(r->pool, ec, &req, sysprompt, rs, nrs, &text, &len, &err)) != 0)
+        return fail(&c, rc, "VALIDATION_ERROR", NULL, err);
     pe_completion_upstream_conf(r->server, req.stream, &uc);
     if (!pe_completion_handles())
         return fail(&c, HTTP_SERVICE_UNAVAILABLE, "UPSTREAM_ERROR", NULL, "the AI client is not available");
@@ -518,9 +523,9 @@ static int completion(pe_ctx_t *cx, int chat)
     }
     note_answer(&c, reply);
     pe_monitor_usage(c.note->model, c.note->r_type, json_object_get(reply, "usage"));
-    if (key && json_array_size(json_object_get(reply, "choices")) > 0)
-        pe_cache_set(cache, key, res.body.data, res.body.len, apr_time_from_msec(pe_srv_cache_ttl_ms(sc)),
-                     apr_time_now(), NULL);
+    if (key && json_array_size(json_object_get(reply, "choices")) > 0 &&
+        (cached = pe_cache_reply_pack(r->pool, res.body.data, res.body.len, c.note->response, c.note->tokens, &clen)))
+        pe_cache_set(cache, key, cached, clen, apr_time_from_msec(pe_srv_cache_ttl_ms(sc)), apr_time_now(), NULL);
     return send_raw(&c, res.body.data, res.body.len, key ? "miss" : "bypass");
 }
 

@@ -8,6 +8,7 @@
  * MAIL_UNAVAILABLE within PESMTPTimeout, the count and the current code unchanged. The code is
  * stored (as a digest) only once the server has accepted the mail, replacing the previous one.
  */
+#include "pe_principal_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
 #include "pe_crypto.h"
@@ -318,6 +319,7 @@ int pe_h_email_verify(pe_ctx_t *cx)
     }
     if (rs != PE_STORE_OK)
         return email_store_down(r);
+    pe_principal_changed(r->server, u->id); /* verified: the API key opens the gated routes at once */
     email_event(r, st, "email_verified", u, json_pack("{s:i}", "attempts", attempts), "info");
     return email_reply(r, 1, "Email verified successfully", 0, NULL);
 }

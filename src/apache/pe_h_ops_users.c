@@ -7,6 +7,7 @@
  * Every change is a security event naming the actor, the target user and the fields changed
  * (never their secret values).
  */
+#include "pe_principal_ap.h"
 #include "pe_access_ap.h"
 #include "pe_account_ap.h"
 #include "pe_auth.h"
@@ -204,6 +205,7 @@ static int ops_update(pe_ctx_t *cx, const char *const *fields, const char *done_
     rs = pe_store_user_update(st, u->id, &ch, apr_time_now());
     if (rs != PE_STORE_OK)
         return pe_account_store_failed(r, rs);
+    pe_principal_changed(r->server, u->id); /* level, r_types, limits, state: at once in every child */
     /* a deactivated user's sessions end now (its API key is refused from the next request) */
     if (ch.set_active && !ch.is_active)
         pe_store_session_delete_all(st, PE_PRINCIPAL_USER, u->id, NULL);
@@ -260,6 +262,7 @@ int pe_h_ops_user_delete(pe_ctx_t *cx)
     rs = pe_store_user_delete(st, u, reason, cx->rq->principal->username, apr_time_now());
     if (rs != PE_STORE_OK)
         return pe_account_store_failed(r, rs);
+    pe_principal_changed(r->server, u->id);
     ops_event(cx, st, "user_deleted", "user_deleted_by_support", u, json_pack("{s:s}", "reason", reason), "warning");
     return pe_account_ok(r, "User deleted successfully", NULL);
 }

@@ -14,6 +14,7 @@
 #include "pe_handlers.h"
 #include "pe_identity.h"
 #include "pe_log.h"
+#include "pe_principal_ap.h"
 #include "pe_valid.h"
 
 #include "http_protocol.h"
@@ -360,6 +361,7 @@ int pe_h_users_profile_put(pe_ctx_t *cx)
     rs = pe_store_user_update_profile(pe_auth_store(r), cx->rq->principal->id, name, about, hobbies, apr_time_now());
     if (rs != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, cx->rq->principal->id);
     return users_ok(r, "Profile updated successfully");
 }
 
@@ -460,6 +462,7 @@ int pe_h_users_email(pe_ctx_t *cx)
     /* A code mailed to the old address is dead (it could never match the new one anyway). */
     if (pe_email_verification_on(r))
         pe_store_email_code_set(st, p->id, "", 0);
+    pe_principal_changed(r->server, p->id);
     /* Other sessions end: whoever else was signed in must sign in again. */
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "email_changed", p->user, NULL, json_pack("{s:s,s:s}", "from", p->user->email, "to", lower),
@@ -502,6 +505,7 @@ int pe_h_users_password(pe_ctx_t *cx)
         return rc;
     if ((rs = pe_store_user_set_password(st, p->id, hash, apr_time_now())) != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, p->id);
     pe_store_session_delete_all(st, PE_PRINCIPAL_USER, p->id, p->session->id);
     users_event(r, st, "password_changed", p->user, NULL, NULL, "info");
     return users_ok(r, "Password changed successfully");
@@ -529,6 +533,7 @@ int pe_h_users_delete(pe_ctx_t *cx)
         return rc;
     if ((rs = pe_store_user_delete(st, p->user, reason ? reason : "", "self", apr_time_now())) != PE_STORE_OK)
         return users_store_failed(r, rs);
+    pe_principal_changed(r->server, p->id);
     users_event(r, st, "account_deleted", p->user, NULL, json_pack("{s:s}", "deleted_by", "self"), "info");
     return users_ok(r, "Account deleted successfully");
 }

@@ -11,6 +11,7 @@
 #include "pe_hooks.h"
 #include "pe_log.h"
 #include "pe_monitor_ap.h"
+#include "pe_principal_ap.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
 #include "pe_prompts_ap.h"
@@ -189,6 +190,9 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
     /* completions post_config */
     if ((rc = pe_completion_post_config(pconf, ptemp, s)) != OK)
         return rc;
+    /* principal cache post_config */
+    if ((rc = pe_principal_post_config(pconf, ptemp, s)) != OK)
+        return rc;
     /* research post_config */
     if ((rc = pe_research_post_config(pconf, ptemp, s)) != OK)
         return rc;
@@ -212,6 +216,7 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     /* completions child_init */
     pe_completion_child_init(pchild, s);
     pe_prompts_child_init(pchild, s);
+    pe_principal_child_init(pchild, s);
     /* research child_init */
     pe_research_child_init(pchild, s);
 }

@@ -3,6 +3,8 @@
  * value in one pe_shm slot: a 4-byte length, then the bytes.
  */
 #include "pe_cache.h"
+
+#include <apr_strings.h>
 #include "pe_logno.h"
 #include "pe_shm.h"
 
@@ -54,27 +56,50 @@ void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_re
     c->rbaton = baton;
 }
 
+/* What a shm get takes out. */
+typedef struct shm_take_t {
+    apr_pool_t *p;
+    char *val;
+    apr_size_t len;
+} shm_take_t;
+
+/* Under the table lock: copy the value out (its length first); the slot is kept as it is. */
+static int shm_take_cb(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now,
+                       apr_time_t *expires)
+{
+    shm_take_t *t = baton;
+    apr_uint32_t n;
+
+    memcpy(&n, value, sizeof(n));
+    if (n == 0 || n > value_size - HDR)
+        return PE_SHM_KEEP;
+    /* NB: r->pool is this process's own memory, not the segment's */
+    t->val = apr_palloc(t->p, (apr_size_t)n + 1);
+    memcpy(t->val, (const char *)value + HDR, n);
+    t->val[n] = '\0';
+    t->len = n;
+    return PE_SHM_KEEP;
+}
+
 /* Read from shared memory. */
 static apr_status_t shm_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val,
                             apr_size_t *len)
 {
-    apr_size_t vs;
-    unsigned char *buf;
-    apr_uint32_t n;
+    shm_take_t t;
     apr_status_t rv;
 
     if (!c->shm)
         return APR_NOTFOUND;
-    vs = pe_shm_value_size(c->shm);
-    buf = apr_palloc(p, vs + 1);
-    if ((rv = pe_shm_get(c->shm, key, -1, now, buf, vs, NULL)) != APR_SUCCESS)
+    t.p = p;
+    t.val = NULL;
+    t.len = 0;
+    /* NB: only the value's own bytes are copied, not the whole entry area (PECacheShmEntrySize). */
+    if ((rv = pe_shm_update(c->shm, key, -1, now, 0, PE_SHM_NOCREATE, shm_take_cb, &t)) != APR_SUCCESS)
         return rv;
-    memcpy(&n, buf, sizeof(n));
-    if (n == 0 || n > vs - HDR)
+    if (!t.val)
         return APR_NOTFOUND; /* an empty or damaged slot */
-    *val = (char *)buf + HDR;
-    (*val)[n] = '\0';
-    *len = n;
+    *val = t.val;
+    *len = t.len;
     return APR_SUCCESS;
 }
 
@@ -110,7 +135,8 @@ static apr_status_t shm_set(pe_cache_t *c, const char *key, const void *val, apr
     w.data = val;
     w.len = (apr_uint32_t)len;
     w.ttl = ttl;
-    return pe_shm_update(c->shm, key, -1, now, ttl, 0, shm_put_cb, &w);
+    /* NB: the value's length is written before its bytes, so the rest of the area need not be cleared */
+    return pe_shm_update(c->shm, key, -1, now, ttl, PE_SHM_NOZERO, shm_put_cb, &w);
 }
 
 /* Look a key up: remote first, shared memory when the remote tier fails. */
@@ -185,4 +211,55 @@ void pe_cache_stats(pe_cache_t *c, pe_cache_stats_t *st)
     st->remote_errors = apr_atomic_read32(&c->remote_errors);
     st->shm_sets = apr_atomic_read32(&c->shm_sets);
     st->remote_sets = apr_atomic_read32(&c->remote_sets);
+}
+
+/* ---- cached completions ---- */
+
+char *pe_cache_reply_pack(apr_pool_t *p, const char *body, apr_size_t blen, const char *response,
+                          apr_int64_t tokens, apr_size_t *len)
+{
+    apr_size_t rlen = response ? strlen(response) : 0;
+    apr_uint64_t t = (apr_uint64_t)tokens;
+    unsigned char *out, *o;
+    int i;
+
+    if ((apr_uint64_t)rlen > 0xffffffffu)
+        return NULL;
+    out = apr_palloc(p, PE_CACHE_REPLY_HEAD + rlen + blen + 1);
+    memcpy(out, "PEC1", 4);
+    out[4] = response ? 1 : 0;
+    for (i = 0; i < 8; i++)
+        out[5 + i] = (unsigned char)(t >> (8 * i));
+    for (i = 0; i < 4; i++)
+        out[13 + i] = (unsigned char)((apr_uint64_t)rlen >> (8 * i));
+    o = out + PE_CACHE_REPLY_HEAD;
+    if (rlen)
+        memcpy(o, response, rlen);
+    if (blen)
+        memcpy(o + rlen, body, blen);
+    o[rlen + blen] = '\0';
+    *len = PE_CACHE_REPLY_HEAD + rlen + blen;
+    return (char *)out;
+}
+
+int pe_cache_reply_unpack(apr_pool_t *p, const char *buf, apr_size_t len, const char **body, apr_size_t *blen,
+                          const char **response, apr_int64_t *tokens)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    apr_uint64_t t = 0, rlen = 0;
+    int i;
+
+    if (!buf || len < PE_CACHE_REPLY_HEAD || memcmp(buf, "PEC1", 4) != 0 || b[4] > 1)
+        return -1;
+    for (i = 0; i < 8; i++)
+        t |= (apr_uint64_t)b[5 + i] << (8 * i);
+    for (i = 0; i < 4; i++)
+        rlen |= (apr_uint64_t)b[13 + i] << (8 * i);
+    if (rlen > len - PE_CACHE_REPLY_HEAD || (!b[4] && rlen))
+        return -1;
+    *tokens = (apr_int64_t)t;
+    *response = b[4] ? apr_pstrmemdup(p, buf + PE_CACHE_REPLY_HEAD, (apr_size_t)rlen) : NULL;
+    *body = buf + PE_CACHE_REPLY_HEAD + rlen;
+    *blen = len - PE_CACHE_REPLY_HEAD - (apr_size_t)rlen;
+    return 0;
 }

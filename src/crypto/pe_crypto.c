@@ -143,12 +143,32 @@ void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n)
 apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data, apr_size_t len,
                             unsigned char out[32])
 {
-    size_t outlen = 0;
-    static const unsigned char empty[1] = {0};
+    /* RFC 2104 over SHA-256 with one digest context: H(K^opad || H(K^ipad || m)). NB: not
+     * EVP_Q_mac, which fetches the MAC implementation on every call (a fifth of a cached
+     * completion's CPU time in the module, measured with callgrind). */
+    unsigned char k[64], pad[64], inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int i, ok = md != NULL;
 
-    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, keylen ? key : empty, keylen, len ? data : empty, len, out,
-                   32, &outlen) ||
-        outlen != 32) {
+    memset(k, 0, sizeof(k));
+    if (ok && keylen > sizeof(k))
+        ok = EVP_Digest(key, keylen, k, &n, EVP_sha256(), NULL) && n == 32;
+    else if (keylen)
+        memcpy(k, key, keylen);
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+         (!len || EVP_DigestUpdate(md, data, len)) && EVP_DigestFinal_ex(md, inner, &n) && n == 32;
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+         EVP_DigestUpdate(md, inner, 32) && EVP_DigestFinal_ex(md, out, &n) && n == 32;
+    EVP_MD_CTX_free(md);
+    pe_wipe(k, sizeof(k));
+    pe_wipe(pad, sizeof(pad));
+    pe_wipe(inner, sizeof(inner));
+    if (!ok) {
         ERR_clear_error();
         pe_clog(PE_LOG_ERR, 0, PE_LOGNO(20001) "HMAC-SHA-256 failed in OpenSSL");
         return PE_CRYPTO_EFAIL;

@@ -11,6 +11,7 @@
 #include "pe_json.h"
 
 #include <apr_strings.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Upper bound for an assembled research block; research text is capped long before this. */
@@ -313,10 +314,23 @@ static json_t *pe_message_with_research(apr_pool_t *p, const json_t *m, const ch
     return copy;
 }
 
-/* The upstream body. */
-int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
-                     const char *system_prompt, const pe_enhance_research_t *res, int nres, json_t **out,
-                     const char **err)
+/* The system prompt in force for t. */
+const char *pe_enhance_system_prompt(pe_rtype_t t, const char *stored)
+{
+    if (t == PE_RTYPE_NONE)
+        return NULL;
+    if (stored && stored[0])
+        return stored;
+    return t == PE_RTYPE_CUSTOM ? NULL : pe_enhance_builtin_prompt(t);
+}
+
+/*
+ * The upstream body; with empty_sys the system message's content is "" (pe_enhance_build_text
+ * puts the prompt's encoded text there).
+ */
+static int pe_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
+                    const char *system_prompt, const pe_enhance_research_t *res, int nres, int empty_sys,
+                    json_t **out, const char **err)
 {
     const char *sys = NULL, *block = NULL, *k;
     json_t *body, *msgs, *m, *v, *sm;
@@ -325,15 +339,10 @@ int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enha
 
     *out = NULL;
     *err = NULL;
-    if (req->rtype != PE_RTYPE_NONE) {
-        if (system_prompt && system_prompt[0])
-            sys = system_prompt;
-        else if (req->rtype == PE_RTYPE_CUSTOM) {
-            *err = "r_type custom needs a custom system prompt, and none is configured";
-            return 422;
-        }
-        else
-            sys = pe_enhance_builtin_prompt(req->rtype);
+    if (req->rtype != PE_RTYPE_NONE && !(sys = pe_enhance_system_prompt(req->rtype, system_prompt)) &&
+        req->rtype == PE_RTYPE_CUSTOM) {
+        *err = PE_ENHANCE_NO_CUSTOM_PROMPT;
+        return 422;
     }
     if (res && nres > 0 && (block = pe_research_block(p, res, nres)) != NULL)
         last_user = pe_last_user(req->messages);
@@ -346,7 +355,7 @@ int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enha
     msgs = json_array();
     json_object_set_new(body, "messages", msgs);
     if (sys) {
-        sm = json_pack("{s:s,s:s}", "role", "system", "content", sys);
+        sm = json_pack("{s:s,s:s}", "role", "system", "content", empty_sys ? "" : sys);
         if (!sm) {
             *err = apr_psprintf(p, "the %s system prompt is not valid UTF-8", pe_enhance_rtype_name(req->rtype));
             return 500;
@@ -405,4 +414,90 @@ json_t *pe_enhance_simple_body(apr_pool_t *p, const pe_enhance_conf_t *conf, con
         json_object_set_new(body, "max_tokens", json_integer(max_tokens));
     pe_enhance_apply_model_rules(conf, body);
     return body;
+}
+
+/* The upstream body. */
+int pe_enhance_build(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
+                     const char *system_prompt, const pe_enhance_research_t *res, int nres, json_t **out,
+                     const char **err)
+{
+    return pe_build(p, conf, req, system_prompt, res, nres, 0, out, err);
+}
+
+/* The JSON-encoded built-in prompts ("..." with escapes), by r_type, made once per process. */
+#define PE_BUILTIN_SLOTS 8
+static char *pe_builtin_json[PE_BUILTIN_SLOTS];
+static apr_size_t pe_builtin_json_len[PE_BUILTIN_SLOTS];
+
+/* sys as a JSON string literal: for a built-in prompt the per-process copy; NULL if not UTF-8. */
+static const char *pe_sys_json(apr_pool_t *p, pe_rtype_t t, const char *sys, apr_size_t *len)
+{
+    int builtin = (unsigned)t < PE_BUILTIN_SLOTS && sys == pe_enhance_builtin_prompt(t);
+    char *enc, *out;
+    json_t *js;
+
+    if (builtin && (out = __atomic_load_n(&pe_builtin_json[t], __ATOMIC_ACQUIRE)) != NULL) {
+        *len = pe_builtin_json_len[t];
+        return out;
+    }
+    if (!(js = json_string(sys)))
+        return NULL;
+    enc = json_dumps(js, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(js);
+    if (!enc)
+        return NULL;
+    *len = strlen(enc);
+    if (builtin) {
+        char *expected = NULL;
+
+        /* NB: kept for the process's life (one per built-in style); a thread that loses the race frees its own. */
+        pe_builtin_json_len[t] = *len;
+        if (__atomic_compare_exchange_n(&pe_builtin_json[t], &expected, enc, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return enc;
+        free(enc);
+        *len = pe_builtin_json_len[t];
+        return expected;
+    }
+    out = apr_pmemdup(p, enc, *len + 1);
+    free(enc);
+    return out;
+}
+
+int pe_enhance_build_text(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req,
+                          const char *system_prompt, const pe_enhance_research_t *res, int nres, const char **text,
+                          apr_size_t *len, const char **err)
+{
+    static const char mark[] = "\"messages\":[{\"role\":\"system\",\"content\":\"\"";
+    const char *sys = pe_enhance_system_prompt(req->rtype, system_prompt), *enc, *at;
+    apr_size_t n, elen = 0, head;
+    json_t *body;
+    char *dump, *out;
+    int rc;
+
+    if ((rc = pe_build(p, conf, req, system_prompt, res, nres, 1, &body, err)) != 0)
+        return rc;
+    dump = pe_json_dump(p, body, &n);
+    if (!sys) {
+        *text = dump;
+        *len = n;
+        return 0;
+    }
+    if (!(enc = pe_sys_json(p, req->rtype, sys, &elen))) {
+        *err = apr_psprintf(p, "the %s system prompt is not valid UTF-8", pe_enhance_rtype_name(req->rtype));
+        return 500;
+    }
+    /* NB: the first occurrence is the structural one: every quote inside a string value (the
+     * model name before it included) is written escaped, so no value can contain the mark. */
+    if (!(at = strstr(dump, mark))) {
+        *err = "the upstream body could not be assembled";
+        return 500;
+    }
+    head = (apr_size_t)(at - dump) + sizeof(mark) - 3; /* up to the "" of the content */
+    out = apr_palloc(p, n - 2 + elen + 1);
+    memcpy(out, dump, head);
+    memcpy(out + head, enc, elen);
+    memcpy(out + head + elen, dump + head + 2, n - head - 2 + 1);
+    *text = out;
+    *len = n - 2 + elen;
+    return 0;
 }

@@ -354,8 +354,8 @@ static apr_uint32_t tbl_victim(pe_shm_t *shm, apr_time_t now)
     return h->lru_tail - 1; /* NB: the table is full, so the LRU list is not empty */
 }
 
-/* Create the slot for k: zeroed value, expiry now + ttl; evicts when the table is full. */
-static apr_uint32_t tbl_insert(pe_shm_t *shm, const shm_key_t *k, apr_time_t now, apr_interval_time_t ttl)
+/* Create the slot for k: zeroed value (unless nozero), expiry now + ttl; evicts when the table is full. */
+static apr_uint32_t tbl_insert(pe_shm_t *shm, const shm_key_t *k, apr_time_t now, apr_interval_time_t ttl, int nozero)
 {
     shm_hdr_t *h = shm->hdr;
     apr_uint32_t i, *bucket;
@@ -373,7 +373,8 @@ static apr_uint32_t tbl_insert(pe_shm_t *shm, const shm_key_t *k, apr_time_t now
     s->form = k->form;
     s->klen = k->klen;
     memcpy(s->key, k->bytes, k->klen);
-    memset(slot_value(s), 0, h->value_size);
+    if (!nozero)
+        memset(slot_value(s), 0, h->value_size);
     bucket = bucket_for(shm, k->hash);
     s->next = *bucket;
     *bucket = i + 1;
@@ -548,7 +549,7 @@ apr_status_t pe_shm_update(pe_shm_t *shm, const void *key, apr_ssize_t klen, apr
         rv = APR_NOTFOUND;
     }
     else {
-        apr_uint32_t i = created ? tbl_insert(shm, &k, now, ttl) : (apr_uint32_t)found;
+        apr_uint32_t i = created ? tbl_insert(shm, &k, now, ttl, flags & PE_SHM_NOZERO) : (apr_uint32_t)found;
 
         if (!created)
             tbl_lru_touch(shm, i);

@@ -119,7 +119,12 @@ class Httpd:
                   "PE_LOGLEVEL": "info promptenchanter:debug",
                   # The suites send many requests, and many bad credentials, from 127.0.0.1: the
                   # per-address limit and auto-block are off unless a test sets them (test_access).
-                  "PE_IP_RATE_LIMIT": "Off", "PE_AUTO_BLOCK": "Off"})
+                  "PE_IP_RATE_LIMIT": "Off", "PE_AUTO_BLOCK": "Off",
+                  # Many suites change a user directly in the store (level, r_types, plan) and
+                  # expect it on the next request: true on a node only with the principal cache
+                  # off (a direct store change is seen within PEPrincipalCacheTTL, like another
+                  # node's). test_principal turns it on (a test's conf comes after this one).
+                  "PE_PRINCIPAL_CACHE_TTL": "0"})
         e.update(self.env_extra)
         if self.extra_conf:
             os.makedirs(self.dir, exist_ok=True)

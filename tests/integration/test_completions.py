@@ -461,9 +461,17 @@ class Completions(UpstreamMixin, HttpdTestCase):
         e = self.prompt(key2, body)
         self.assertEqual(e.header("X-PE-Cache"), "miss")
         self.assertNotEqual(e.json["id"], a.json["id"])
-        # a hit still costs a credit and is logged
+        # a hit still costs a credit and is logged, with the answer's text and tokens (kept with
+        # the cached body, so a hit does not parse it): the two hits log what the miss logged
         self.assertEqual(self.conv_limit(uid), 1000 - 4)
-        self.assertEqual(len(self.wait_log_rows(uid, 4)), 4)
+        rows = self.wait_log_rows(uid, 4)
+        self.assertEqual(len(rows), 4)
+        for response, tokens, _, _ in rows:
+            self.assertTrue(response, rows)
+            self.assertGreater(tokens, 0, rows)
+        answer = a.json["choices"][0]["message"]["content"]
+        self.assertGreaterEqual(sum(1 for row in rows if row[0] == answer and row[1] == a.json["usage"]["total_tokens"]),
+                                3, rows)
 
     def test_overhead_header_everywhere(self):
         uid, key = self.new_user()

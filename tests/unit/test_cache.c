@@ -159,6 +159,47 @@ START_TEST(test_no_shm_tier)
 }
 END_TEST
 
+/* A cached completion keeps the body byte for byte, with the text and tokens before it. */
+START_TEST(reply_pack_round_trip)
+{
+    static const char body[] = "{\"choices\":[{\"message\":{\"content\":\"hi\"}}],\"usage\":{\"total_tokens\":7}}";
+    const char *b, *resp;
+    apr_size_t len, blen;
+    apr_int64_t tokens;
+    char *rec = pe_cache_reply_pack(pe_tp, body, sizeof(body) - 1, "hi \xc3\xa9", 7, &len), *cut;
+
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_uint_eq(len, PE_CACHE_REPLY_HEAD + 5 + sizeof(body) - 1);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, rec, len, &b, &blen, &resp, &tokens), 0);
+    ck_assert_uint_eq(blen, sizeof(body) - 1);
+    ck_assert_int_eq(memcmp(b, body, blen), 0);
+    ck_assert_int_eq(b[blen], '\0');
+    ck_assert_str_eq(resp, "hi \xc3\xa9");
+    ck_assert_int_eq(tokens, 7);
+    /* no text, negative and large token counts, an empty body */
+    rec = pe_cache_reply_pack(pe_tp, "", 0, NULL, -3, &len);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, rec, len, &b, &blen, &resp, &tokens), 0);
+    ck_assert_ptr_null(resp);
+    ck_assert_int_eq(tokens, -3);
+    ck_assert_uint_eq(blen, 0);
+    rec = pe_cache_reply_pack(pe_tp, "x", 1, "", (apr_int64_t)1 << 40, &len);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, rec, len, &b, &blen, &resp, &tokens), 0);
+    ck_assert_str_eq(resp, "");
+    ck_assert_int_eq(tokens, (apr_int64_t)1 << 40);
+    /* anything else is refused: a bare body, a short record, a text longer than the record */
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, body, sizeof(body) - 1, &b, &blen, &resp, &tokens), -1);
+    rec = pe_cache_reply_pack(pe_tp, body, sizeof(body) - 1, "hello", 1, &len);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, rec, PE_CACHE_REPLY_HEAD - 1, &b, &blen, &resp, &tokens), -1);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, rec, PE_CACHE_REPLY_HEAD + 4, &b, &blen, &resp, &tokens), -1);
+    cut = apr_pmemdup(pe_tp, rec, len);
+    cut[4] = 2;
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, cut, len, &b, &blen, &resp, &tokens), -1);
+    cut[4] = 0; /* "no text" with a text length */
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, cut, len, &b, &blen, &resp, &tokens), -1);
+    ck_assert_int_eq(pe_cache_reply_unpack(pe_tp, NULL, 0, &b, &blen, &resp, &tokens), -1);
+}
+END_TEST
+
 Suite *pe_suite_cache(void)
 {
     Suite *s = suite_create("cache");
@@ -168,6 +209,7 @@ Suite *pe_suite_cache(void)
     tcase_add_test(tc, test_shm_shared_with_child);
     tcase_add_test(tc, test_remote_and_fallback);
     tcase_add_test(tc, test_no_shm_tier);
+    tcase_add_test(tc, reply_pack_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

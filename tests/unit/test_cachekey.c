@@ -3,6 +3,7 @@
 #include "pe_json.h"
 #include "pe_test.h"
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,187 @@ START_TEST(valid_rejects_malformed)
 }
 END_TEST
 
+/* ---- pe_cachekey_completion: the incremental key of a completion ---- */
+
+/* A request of the tests: messages and params from JSON literals. */
+static pe_enhance_req_t creq(const char *model, pe_rtype_t rt, const char *messages, const char *params)
+{
+    pe_enhance_req_t q;
+
+    memset(&q, 0, sizeof(q));
+    q.model = model;
+    q.rtype = rt;
+    q.messages = J(messages);
+    q.params = params ? J(params) : NULL;
+    return q;
+}
+
+#define CMSGS "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"Q\"}]"
+#define CPARAMS "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}"
+
+static const char *ckey(const pe_enhance_req_t *q, const char *scope, const char *sys)
+{
+    const char *k = pe_cachekey_completion(pe_tp, "response", scope, q, sys, NULL, 0);
+
+    assert_key_shape(k, "response");
+    return k;
+}
+
+START_TEST(completion_key_stable_across_field_order)
+{
+    pe_enhance_req_t a = creq("gpt-4o", PE_RTYPE_BPE, CMSGS, CPARAMS);
+    pe_enhance_req_t b = creq("gpt-4o", PE_RTYPE_BPE,
+                              "[{\"content\":\"S\",\"role\":\"system\"},{\"content\":\"Q\",\"role\":\"user\"}]",
+                              "{\"response_format\":{\"a\":1,\"type\":\"json_object\"},\"stop\":[\"x\"],"
+                              "\"max_tokens\":100.0,\"temperature\":0.7}");
+    /* fields that never change the answer */
+    pe_enhance_req_t c = creq("gpt-4o", PE_RTYPE_BPE, CMSGS,
+                              "{\"stream\":true,\"stream_options\":{\"include_usage\":true},\"user\":\"u9\","
+                              "\"metadata\":{\"a\":\"b\"},\"store\":true,\"service_tier\":\"auto\",\"temperature\":0.7,"
+                              "\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}");
+    const char *k = ckey(&a, "user:1", "SYS");
+
+    ck_assert_str_eq(k, ckey(&b, "user:1", "SYS"));
+    ck_assert_str_eq(k, ckey(&c, "user:1", "SYS"));
+    /* the same request twice, and the stream flag of the request itself */
+    a.stream = 1;
+    ck_assert_str_eq(k, ckey(&a, "user:1", "SYS"));
+    /* the system prompt is identified by its text, wherever the text lives */
+    ck_assert_str_eq(k, ckey(&a, "user:1", apr_pstrdup(pe_tp, "SYS")));
+    /* a built-in prompt (its digest kept once per process) keys as a copy of its text does, every time */
+    {
+        const char *bi = pe_enhance_builtin_prompt(PE_RTYPE_BPE);
+        const char *kb = ckey(&a, "user:1", bi);
+
+        ck_assert_str_eq(kb, ckey(&a, "user:1", apr_pstrdup(pe_tp, bi)));
+        ck_assert_str_eq(kb, ckey(&a, "user:1", bi));
+        ck_assert_str_ne(kb, ckey(&a, "user:1", pe_enhance_builtin_prompt(PE_RTYPE_TOT)));
+    }
+}
+END_TEST
+
+START_TEST(completion_key_changes_with_every_part)
+{
+    static const char *const msgs[] = {
+        "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"q\"}]",
+        "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"assistant\",\"content\":\"Q\"}]",
+        "[{\"role\":\"user\",\"content\":\"Q\"},{\"role\":\"system\",\"content\":\"S\"}]",
+        "[{\"role\":\"system\",\"content\":\"S\"}]",
+        "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"Q\",\"name\":\"n\"}]",
+        "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Q\"}]}]",
+    };
+    static const char *const params[] = {
+        "{\"temperature\":0.8,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}",
+        "{\"temperature\":0.7,\"max_tokens\":101,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"y\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":\"x\",\"response_format\":{\"type\":\"json_object\",\"a\":1}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":2}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\"}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"]}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1},"
+        "\"seed\":1}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1},"
+        "\"top_p\":null}",
+        "{\"temperature\":0.7,\"max_tokens\":\"100\",\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":true}}",
+        "{\"temperature\":0.7,\"max_tokens\":100,\"stop\":[\"x\"],\"response_format\":{\"type\":\"json_object\",\"a\":1,"
+        "\"user\":\"u\"}}", /* "user" is noise at the top only */
+    };
+    const char *base, *k;
+    apr_hash_t *seen = apr_hash_make(pe_tp);
+    pe_enhance_req_t q = creq("gpt-4o", PE_RTYPE_BPE, CMSGS, CPARAMS);
+    pe_enhance_research_t res = {"topic", "found text", NULL, 0};
+    static const char *const srcs[] = {"https://a.example/"};
+    pe_enhance_research_t res2 = {"topic", "found text", srcs, 1};
+    size_t i;
+
+#define SEEN(key)                                                                                                      \
+    do {                                                                                                               \
+        const char *kk_ = (key);                                                                                       \
+        ck_assert_msg(!apr_hash_get(seen, kk_, APR_HASH_KEY_STRING), "collision at %s:%d", __FILE__, __LINE__);        \
+        apr_hash_set(seen, kk_, APR_HASH_KEY_STRING, "1");                                                             \
+    } while (0)
+
+    base = ckey(&q, "user:1", "SYS");
+    SEEN(base);
+    SEEN(ckey(&q, "user:2", "SYS"));
+    SEEN(ckey(&q, NULL, "SYS"));
+    SEEN(ckey(&q, "", "SYS"));
+    SEEN(ckey(&q, "user:1", "SYS2"));
+    SEEN(ckey(&q, "user:1", NULL));
+    SEEN(ckey(&q, "user:1", ""));
+    q.model = "gpt-4o-mini";
+    SEEN(ckey(&q, "user:1", "SYS"));
+    q.model = "gpt-4o";
+    q.rtype = PE_RTYPE_BCOT;
+    SEEN(ckey(&q, "user:1", "SYS"));
+    q.rtype = PE_RTYPE_NONE;
+    SEEN(ckey(&q, "user:1", "SYS"));
+    q.rtype = PE_RTYPE_BPE;
+    for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        pe_enhance_req_t v = creq("gpt-4o", PE_RTYPE_BPE, msgs[i], CPARAMS);
+
+        SEEN(ckey(&v, "user:1", "SYS"));
+    }
+    for (i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        pe_enhance_req_t v = creq("gpt-4o", PE_RTYPE_BPE, CMSGS, params[i]);
+
+        SEEN(ckey(&v, "user:1", "SYS"));
+    }
+    /* research appended */
+    k = pe_cachekey_completion(pe_tp, "response", "user:1", &q, "SYS", &res, 1);
+    SEEN(k);
+    SEEN(pe_cachekey_completion(pe_tp, "response", "user:1", &q, "SYS", &res2, 1));
+    res.content = "other text";
+    SEEN(pe_cachekey_completion(pe_tp, "response", "user:1", &q, "SYS", &res, 1));
+    /* research given with a count of 0 is no research */
+    ck_assert_str_eq(base, pe_cachekey_completion(pe_tp, "response", "user:1", &q, "SYS", &res, 0));
+    /* another section, another key; a bad section, none */
+    SEEN(pe_cachekey_completion(pe_tp, "research", "user:1", &q, "SYS", NULL, 0));
+    ck_assert_ptr_null(pe_cachekey_completion(pe_tp, "Bad section", "user:1", &q, "SYS", NULL, 0));
+    /* nothing mixes up across part boundaries: "ab"+"c" vs "a"+"bc" */
+    {
+        pe_enhance_req_t x = creq("ab", PE_RTYPE_BPE, CMSGS, CPARAMS), y = creq("a", PE_RTYPE_BPE, CMSGS, CPARAMS);
+
+        ck_assert_str_ne(ckey(&x, "s", "SYS"), ckey(&y, "bs", "SYS"));
+        ck_assert_str_ne(ckey(&x, "user:1", "c"), ckey(&y, "user:1", "bc"));
+    }
+#undef SEEN
+}
+END_TEST
+
+/* A large request (many messages, a long system prompt, wide objects) is hashed, stably. */
+START_TEST(completion_key_large_request)
+{
+    pe_enhance_req_t q;
+    json_t *msgs = pe_json_bind(pe_tp, json_array()), *params = pe_json_bind(pe_tp, json_object());
+    char *sys = apr_palloc(pe_tp, 5001);
+    const char *k1, *k2;
+    int i;
+
+    memset(sys, 'x', 5000);
+    sys[5000] = '\0';
+    for (i = 0; i < 300; i++)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", i % 2 ? "assistant" : "user", "content",
+                                              apr_psprintf(pe_tp, "message %d %0800d", i, i)));
+    for (i = 0; i < 100; i++) /* more keys than the walk keeps on its stack */
+        json_object_set_new(params, apr_psprintf(pe_tp, "f%03d", 99 - i), json_integer(i));
+    memset(&q, 0, sizeof(q));
+    q.model = "m";
+    q.rtype = PE_RTYPE_BPE;
+    q.messages = msgs;
+    q.params = params;
+    k1 = ckey(&q, "user:1", sys);
+    json_object_set_new(params, "f050", json_integer(1234));
+    k2 = ckey(&q, "user:1", sys);
+    ck_assert_str_ne(k1, k2);
+    json_object_set_new(params, "f050", json_integer(49));
+    ck_assert_str_eq(k1, ckey(&q, "user:1", sys));
+    sys[4999] = 'y';
+    ck_assert_str_ne(k1, ckey(&q, "user:1", sys));
+}
+END_TEST
+
 /* The cachekey suite. */
 Suite *pe_suite_cachekey(void)
 {
@@ -252,6 +434,9 @@ Suite *pe_suite_cachekey(void)
     tcase_add_test(tc, make_known_answer_and_sections);
     tcase_add_test(tc, random_inputs_give_valid_keys);
     tcase_add_test(tc, valid_rejects_malformed);
+    tcase_add_test(tc, completion_key_stable_across_field_order);
+    tcase_add_test(tc, completion_key_changes_with_every_part);
+    tcase_add_test(tc, completion_key_large_request);
     suite_add_tcase(s, tc);
     return s;
 }

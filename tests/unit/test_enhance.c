@@ -45,6 +45,34 @@ static const char *msg_content(json_t *body, size_t i)
     return pe_json_str(msg(body, i), "content");
 }
 
+/*
+ * pe_enhance_build, checked against pe_enhance_build_text: the same status, and on success text
+ * that parses to the same value (every build in this file goes through here).
+ */
+static int build_both(apr_pool_t *p, const pe_enhance_conf_t *conf, const pe_enhance_req_t *req, const char *sys,
+                      const pe_enhance_research_t *res, int nres, json_t **out, const char **err)
+{
+    const char *text = NULL, *err2 = NULL;
+    apr_size_t len = 0;
+    json_t *parsed = NULL;
+    int rc = pe_enhance_build(p, conf, req, sys, res, nres, out, err);
+    int rc2, i;
+
+    /* twice: the second time a built-in prompt's encoded text comes from the per-process copy */
+    for (i = 0; i < 2; i++) {
+        rc2 = pe_enhance_build_text(p, conf, req, sys, res, nres, &text, &len, &err2);
+        ck_assert_int_eq(rc, rc2);
+        if (rc == 0) {
+            ck_assert_uint_eq(strlen(text), len);
+            ck_assert_msg(pe_json_parse(p, text, len, &parsed, &err2) == 0, "build_text gave bad JSON: %s", err2);
+            ck_assert_msg(json_equal(parsed, *out), "build_text differs: %s", text);
+        }
+        else
+            ck_assert_str_eq(*err, err2);
+    }
+    return rc;
+}
+
 /* Parse + build a prompt-route body; asserts success. */
 static json_t *build_prompt(const pe_enhance_conf_t *conf, const char *text, const char *sys,
                             const pe_enhance_research_t *res, int nres)
@@ -55,7 +83,7 @@ static json_t *build_prompt(const pe_enhance_conf_t *conf, const char *text, con
     int rc = pe_enhance_parse_prompt(pe_tp, conf, J(text), &req, &err);
 
     ck_assert_msg(rc == 0, "parse failed (%d): %s", rc, err);
-    rc = pe_enhance_build(pe_tp, conf, &req, sys, res, nres, &out, &err);
+    rc = build_both(pe_tp, conf, &req, sys, res, nres, &out, &err);
     ck_assert_msg(rc == 0, "build failed (%d): %s", rc, err);
     ck_assert_ptr_nonnull(out);
     return out;
@@ -181,11 +209,11 @@ START_TEST(custom_and_override_prompts)
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(req.rtype, PE_RTYPE_CUSTOM);
     /* custom needs the store's text */
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 422);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 422);
     ck_assert_ptr_null(out);
     ck_assert_ptr_nonnull(strstr(err, "custom"));
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, "", NULL, 0, &out, &err), 422);
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, "You are a pirate.", NULL, 0, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, "", NULL, 0, &out, &err), 422);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, "You are a pirate.", NULL, 0, &out, &err), 0);
     ck_assert_str_eq(msg_role(out, 0), "system");
     ck_assert_str_eq(msg_content(out, 0), "You are a pirate.");
     ck_assert_str_eq(msg_content(out, 1), "x");
@@ -196,7 +224,7 @@ START_TEST(custom_and_override_prompts)
     out = build_prompt(NULL, "{\"level\":\"low\",\"r_type\":\"bcot\",\"prompt\":\"y\"}", "", NULL, 0);
     ck_assert_str_eq(msg_content(out, 0), pe_enhance_builtin_prompt(PE_RTYPE_BCOT));
     /* a stored prompt that is not UTF-8 is a server-side fault, not a client one */
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, "bad \xff", NULL, 0, &out, &err), 500);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, "bad \xff", NULL, 0, &out, &err), 500);
 }
 END_TEST
 
@@ -322,7 +350,7 @@ START_TEST(research_array_content_chat)
     ck_assert_int_eq(req.ai_research, 1);
     q = pe_enhance_research_query(pe_tp, &req);
     ck_assert_str_eq(q, "look\nhere");
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, NULL, &one, 1, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, &one, 1, &out, &err), 0);
     parts = json_object_get(msg(out, 0), "content");
     ck_assert_uint_eq(json_array_size(parts), 4);
     ck_assert_str_eq(pe_json_str(json_array_get(parts, 0), "text"), "look");
@@ -471,7 +499,7 @@ START_TEST(reasoning_field_omission)
                                              "\"top_logprobs\":2,\"logit_bias\":{\"50256\":-100},\"seed\":7}"),
                                            &req, &err),
                      0);
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(out, "max_completion_tokens")), 20);
     ck_assert_ptr_null(json_object_get(out, "max_tokens"));
     ck_assert_ptr_null(json_object_get(out, "logprobs"));
@@ -564,7 +592,7 @@ START_TEST(chat_route_models_and_passthrough)
     ck_assert_int_eq(pe_enhance_parse_chat(pe_tp, NULL, body, &req, &err), 0);
     ck_assert_int_eq(req.level, PE_LEVEL_LOW);
     ck_assert_int_eq(req.rtype, PE_RTYPE_NONE);
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
     ck_assert_str_eq(pe_json_str(out, "model"), "gpt-4o-mini");
     ck_assert_uint_eq(json_array_size(json_object_get(out, "messages")), 4);
     ck_assert_str_eq(msg_role(out, 0), "developer"); /* kept without r_type */
@@ -596,7 +624,7 @@ START_TEST(chat_route_models_and_passthrough)
                                            &req, &err),
                      0);
     ck_assert_int_eq(req.depth, PE_DEPTH_HIGH);
-    ck_assert_int_eq(pe_enhance_build(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
     ck_assert_str_eq(pe_json_str(out, "model"), "gpt-4o");
     ck_assert_uint_eq(json_array_size(json_object_get(out, "messages")), 2);
     ck_assert_str_eq(msg_content(out, 0), pe_enhance_builtin_prompt(PE_RTYPE_TOT));
@@ -798,6 +826,33 @@ START_TEST(rtype_names_round_trip)
 }
 END_TEST
 
+/* Text that looks like the body's own structure (in the model name, in a message) changes nothing. */
+START_TEST(build_text_not_fooled_by_lookalike_text)
+{
+    static const char look[] = "\"messages\":[{\"role\":\"system\",\"content\":\"\"";
+    pe_enhance_req_t req;
+    const char *err;
+    json_t *out;
+    int t;
+
+    memset(&req, 0, sizeof(req));
+    req.model = look;
+    req.messages = pe_json_bind(pe_tp, json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content", look, "role",
+                                                 "user", "content", look));
+    req.params = pe_json_bind(pe_tp, json_pack("{s:s}", "stop", look));
+    for (t = PE_RTYPE_NONE; t <= PE_RTYPE_TOT; t++) {
+        req.rtype = (pe_rtype_t)t;
+        if (req.rtype == PE_RTYPE_CUSTOM)
+            continue;
+        ck_assert_int_eq(build_both(pe_tp, NULL, &req, NULL, NULL, 0, &out, &err), 0);
+        ck_assert_int_eq(build_both(pe_tp, NULL, &req, look, NULL, 0, &out, &err), 0);
+    }
+    req.rtype = PE_RTYPE_CUSTOM;
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, look, NULL, 0, &out, &err), 0);
+    ck_assert_int_eq(build_both(pe_tp, NULL, &req, "bad \xff", NULL, 0, &out, &err), 500);
+}
+END_TEST
+
 /* The enhance suite. */
 Suite *pe_suite_enhance(void)
 {
@@ -821,6 +876,7 @@ Suite *pe_suite_enhance(void)
     tcase_add_test(tc, validation_table);
     tcase_add_test(tc, validation_limits);
     tcase_add_test(tc, rtype_names_round_trip);
+    tcase_add_test(tc, build_text_not_fooled_by_lookalike_text);
     suite_add_tcase(s, tc);
     return s;
 }

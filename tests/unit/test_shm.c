@@ -1199,6 +1199,39 @@ START_TEST(rl_strike_reservations)
 }
 END_TEST
 
+/* Callbacks of the NOZERO test: fill with 0xab; copy the area out. */
+static int nz_fill(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now, apr_time_t *expires)
+{
+    memset(value, 0xab, value_size);
+    return PE_SHM_KEEP;
+}
+
+static int nz_look(void *baton, void *value, apr_size_t value_size, int created, apr_time_t now, apr_time_t *expires)
+{
+    ck_assert_int_eq(created, 1);
+    memcpy(baton, value, 16);
+    return PE_SHM_KEEP;
+}
+
+/* A created slot is zeroed, unless PE_SHM_NOZERO says the callback writes what it reads. */
+START_TEST(nozero_flag)
+{
+    pe_shm_t *shm = make_table(1, 16);
+    unsigned char seen[16], zero[16], ab[16];
+
+    memset(zero, 0, sizeof(zero));
+    memset(ab, 0xab, sizeof(ab));
+    ck_assert_int_eq(pe_shm_update(shm, "a", -1, 1000, 0, 0, nz_fill, NULL), APR_SUCCESS);
+    ck_assert_int_eq(pe_shm_delete(shm, "a", -1, 1000), APR_SUCCESS);
+    ck_assert_int_eq(pe_shm_update(shm, "b", -1, 1000, 0, 0, nz_look, seen), APR_SUCCESS);
+    ck_assert_int_eq(memcmp(seen, zero, 16), 0);
+    ck_assert_int_eq(pe_shm_update(shm, "b", -1, 1000, 0, 0, nz_fill, NULL), APR_SUCCESS);
+    ck_assert_int_eq(pe_shm_delete(shm, "b", -1, 1000), APR_SUCCESS);
+    ck_assert_int_eq(pe_shm_update(shm, "c", -1, 1000, 0, PE_SHM_NOZERO, nz_look, seen), APR_SUCCESS);
+    ck_assert_int_eq(memcmp(seen, ab, 16), 0); /* the one slot, not cleared */
+}
+END_TEST
+
 /* The shm suite: table, multi-process, rate limits. */
 Suite *pe_suite_shm(void)
 {
@@ -1218,6 +1251,7 @@ Suite *pe_suite_shm(void)
     tcase_add_test(tc, shm_eviction_tail_scan);
     tcase_add_test(tc, shm_hash_spread);
     tcase_add_test(tc, shm_key_collisions);
+    tcase_add_test(tc, nozero_flag);
     suite_add_tcase(s, tc);
     tcase_add_loop_test(mp, shm_multiprocess, 0, (int)(sizeof(mechs) / sizeof(mechs[0])));
     tcase_add_test(mp, shm_multiprocess_churn);
