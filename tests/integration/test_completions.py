@@ -538,14 +538,9 @@ class Memcached:
             self.proc.wait(5)
 
 
-class CacheMemcached(UpstreamMixin, HttpdTestCase):
-    """The cache through memcached: hit and miss, memcached killed mid-run (requests keep
-    succeeding on the shared-memory tier), memcached hung by SIGSTOP (no request waits longer than
-    PECacheTimeout for it)."""
-
-    EXTRA_CONF = BASE_CONF + "PECacheTimeout 200ms\n"
-    # memcache client notices (server down / up again) are expected here
-    ALLOWED_LOG_IDS = ("PE43001", "PE43003")
+class MemcachedMixin:
+    """A memcached per class (cls.mc), started before the httpd (PE_MEMCACHED) and stopped after
+    it, also when the httpd does not start."""
 
     @classmethod
     def setUpClass(cls):
@@ -563,6 +558,17 @@ class CacheMemcached(UpstreamMixin, HttpdTestCase):
             super().tearDownClass()
         finally:
             cls.mc.stop()
+
+
+class CacheMemcached(MemcachedMixin, UpstreamMixin, HttpdTestCase):
+    """The cache through memcached: hit and miss, memcached killed mid-run (requests keep
+    succeeding on the shared-memory tier), memcached hung by SIGSTOP (no request waits longer than
+    PECacheTimeout for it)."""
+
+    EXTRA_CONF = BASE_CONF + "PECacheTimeout 200ms\n"
+    # memcache client notices (server down / up again) are expected here
+    ALLOWED_LOG_IDS = ("PE43001", "PE43003")
+
 
     def test_a_hit_and_miss_in_memcached(self):
         uid, key = self.new_user()

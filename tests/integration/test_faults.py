@@ -5,6 +5,7 @@ the restart, every answered 200 took exactly one credit and left exactly one log
 afterwards neither needs SIGKILL nor loses queued log rows. Each case prints its figures."""
 import http.client
 import json
+import re
 import signal
 import threading
 import time
@@ -13,9 +14,9 @@ import unittest
 import fakes
 import pe_mongo
 import pe_pg
-from pe_harness import Httpd
+from pe_harness import CRASH_PATTERNS, Httpd
 from pe_harness import HttpdTestCase
-from test_completions import BASE_CONF, Memcached, UpstreamMixin, bearer, credit_day
+from test_completions import BASE_CONF, MemcachedMixin, UpstreamMixin, bearer, credit_day
 
 CLIENTS = 24
 CLIENT_TIMEOUT = 30
@@ -149,6 +150,9 @@ class StoreRestartMixin(UpstreamMixin):
             if not stopped:
                 h.stop()
         self.assertNotIn("PE44003", h.error_log())
+        # no child crashed (a crash would only show as missing rows otherwise)
+        crashes = [l for l in h.error_log().splitlines() if any(re.search(p, l) for p in CRASH_PATTERNS)]
+        self.assertEqual(crashes, [])
 
     def chat_once(self, key, i):
         r = self.httpd.post("/v1/chat/completions",
@@ -202,30 +206,15 @@ class MongoStoppedPrefork(MongoRestartMixin, unittest.TestCase):
     DOWN = 5
 
 
-class SqliteFaultsMixin(UpstreamMixin):
+class SqliteFaultsMixin(MemcachedMixin, UpstreamMixin):
     """Faults on the embedded store: graceful restarts, memcached killed or hung, the upstream
     failing or hanging, each under CLIENTS keep-alive clients; SQLite is the ledger."""
 
     EXTRA_CONF = BASE_CONF + "PECacheTimeout 200ms\n"
     # AH00161: 24 clients against prefork's 16 workers; AH03490: event's scoreboard during graceful
     ALLOWED_LOG_IDS = ("PE41004", "PE41012", "AH03490", "AH00161")
+    ENV = {"PE_PREFORK_SERVERS": "8"}
 
-    @classmethod
-    def setUpClass(cls):
-        cls.mc = Memcached().start()
-        cls.ENV = dict(cls.ENV, PE_MEMCACHED="127.0.0.1:%d" % cls.mc.port, PE_PREFORK_SERVERS="8")
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.mc.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.mc.stop()
 
     def funded_user(self):
         uid, key = self.new_user()

@@ -18,7 +18,7 @@ import urllib.request
 
 import pe_pg
 from pe_harness import HttpdTestCase, RUN_ROOT, free_port
-from test_completions import BASE_CONF, Memcached, UpstreamMixin, bearer
+from test_completions import BASE_CONF, Memcached, MemcachedMixin, UpstreamMixin, bearer
 
 MONITOR_CONF = """
 <Location "/metrics">
@@ -421,29 +421,13 @@ class ReadinessPostgres(pe_pg.PostgresClass, MonitorBase):
         self.assertGreater(parse(self.scrape())["promptenchanter_store_errors_total"], 0)
 
 
-class ReadinessMemcached(MonitorBase):
+class ReadinessMemcached(MemcachedMixin, MonitorBase):
     """memcached killed: degraded (200), memcached named; the upstream unreachable: 503 naming it."""
 
     MPM = "event"
     EXTRA_CONF = BASE_CONF + MONITOR_CONF + "PECacheTimeout 200ms\nPEHealthCacheTime 0\n"
     ALLOWED_LOG_IDS = ("PE43001", "PE43003")
 
-    @classmethod
-    def setUpClass(cls):
-        cls.mc = Memcached().start()
-        cls.ENV = dict(cls.ENV, PE_MEMCACHED="127.0.0.1:%d" % cls.mc.port)
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.mc.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.mc.stop()
 
     def test_a_memcached_killed_is_degraded(self):
         h = self.httpd.get("/v1/monitoring/health")
