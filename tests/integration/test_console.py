@@ -504,14 +504,15 @@ class ConsoleAutoBlocks(ConsoleBase):
         for i in range(3):
             self.assertEqual(h.post("/v1/users/login", {"email": "x%d@example.com" % i,
                                                         "password": "Wrong-Pass-1"}).status, 401)
-        self.assertEqual([h.get("/health").status for _ in range(4)], [403] * 4)
+        # blocked (GET /health is never refused by an automatic block; any other route is)
+        self.assertEqual([h.get("/v1/users/profile").status for _ in range(4)], [403] * 4)
         self.login("admin", "root", ROOT_PW)
         self.logged_in()
         self.nav("access")
         row = self.wait(lambda: [tr for tr in self.finds("#autoblocks-table tbody tr") if "127.0.0.1" in tr.text])[0]
         row.find_element(By.TAG_NAME, "button").click()
         self.wait(lambda: self.find("#status").text == "Lifted 127.0.0.1")
-        self.assertEqual([h.get("/health").status for _ in range(8)], [200] * 8)
+        self.assertEqual([h.get("/v1/users/profile").status for _ in range(8)], [401] * 8)  # lifted
         self.wait(lambda: self.find("#autoblocks-table tbody").text == "none")
         ev = h.sqlite("SELECT username FROM pe_security_events WHERE event_type = 'ip_block_lifted'")
         self.assertEqual(ev, [("root",)])
