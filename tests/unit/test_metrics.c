@@ -9,13 +9,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A block in an anonymous shared segment (inherited by forked processes), installed. */
+/* Pool cleanup: the block goes with the test's pool, so nothing stays installed after it (with
+ * CK_FORK=no the next tests run in this process). */
+static apr_status_t uninstall(void *data)
+{
+    (void)data;
+    pe_metrics_install(NULL);
+    return APR_SUCCESS;
+}
+
+/* A block in an anonymous shared segment (inherited by forked processes), installed until the
+ * test's pool is cleaned up. */
 static pe_metrics_t *block(void)
 {
     apr_shm_t *shm;
 
     ck_assert_int_eq(apr_shm_create(&shm, pe_metrics_size(), NULL, pe_tp), APR_SUCCESS);
     pe_metrics_install(pe_metrics_init(apr_shm_baseaddr_get(shm)));
+    apr_pool_cleanup_register(pe_tp, NULL, uninstall, apr_pool_cleanup_null);
     return pe_metrics_installed();
 }
 
