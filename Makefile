@@ -77,7 +77,7 @@ test:
 	@bash build/run-tests.sh
 
 test-unit: $(UNIT_BIN)
-	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py python3 tests/unit/with-mongo.py $(UNIT_BIN)
+	@CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-stores.py $(UNIT_BIN)
 
 test-guards:
 	@bash tests/guards/run.sh

@@ -10,7 +10,7 @@ trap 'rm -rf "$log"' EXIT
 echo "== unit tests (check)"
 # NB: with a private PostgreSQL cluster and the MongoDB stand-in, so the store's conformance suite
 # runs on them too.
-CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-pg.py python3 tests/unit/with-mongo.py .libs/pe_unit_tests 2>&1 \
+CK_DEFAULT_TIMEOUT=60 python3 tests/unit/with-stores.py .libs/pe_unit_tests 2>&1 \
   | tee "$log/unit"
 unit_rc=${PIPESTATUS[0]}
 read -r u_checks u_fail u_err < <(sed -nE 's/^[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/p' "$log/unit" | tail -1)

@@ -1,7 +1,7 @@
 /*
  * pe_test_mongo.h: a MongoDB database per test for the unit tests that use one (the store's
  * conformance suite, test_store_mongo.c). PE_TEST_MONGODB_URI names the server
- * (mongodb://host:port/; tests/unit/with-mongo.py starts the stand-in and sets it, with
+ * (mongodb://host:port/; tests/unit/with-stores.py starts the stand-in and sets it, with
  * PE_TEST_MONGODB_STANDIN=1); each test gets a database of its own, dropped when its pool goes.
  */
 #ifndef PE_TEST_MONGO_H

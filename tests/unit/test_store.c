@@ -3,9 +3,9 @@
  * here (a check loop test per backend: iteration i is pe_backends_here[i], listed on stderr):
  *  - sqlite3 always (a file per test);
  *  - pgsql when PE_TEST_PG_PARAMS holds apr_dbd_pgsql parameters of an empty database (make
- *    test starts a private cluster: tests/unit/with-pg.py);
+ *    test starts a private cluster: tests/unit/with-stores.py);
  *  - mongodb when PE_TEST_MONGODB_URI names a server (a database per test; make test starts the
- *    stand-in: tests/unit/with-mongo.py, pe_test_mongo.h);
+ *    stand-in: tests/unit/with-stores.py, pe_test_mongo.h);
  * A backend is one entry of pe_backends[]: when it is not tested here, how to empty its database
  * and how to open a handle on a connection of its own (the concurrency tests open one per
  * process). The backend's name must be what pe_store_backend_name() says of its handles.

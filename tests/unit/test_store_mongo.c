@@ -5,7 +5,7 @@
  * real server enforces.
  *
  * Needs PE_TEST_MONGODB_URI (mongodb://host:port/; make test starts the stand-in with
- * tests/unit/with-mongo.py and sets PE_TEST_MONGODB_STANDIN=1). Without it every test returns at
+ * tests/unit/with-stores.py and sets PE_TEST_MONGODB_STANDIN=1). Without it every test returns at
  * once and says why on stderr. Each test works in a database of its own.
  */
 #include "pe_store_mongo.h"
