@@ -12,6 +12,20 @@
  *
  * Keys are pe_cachekey_*() keys. Values are opaque bytes; the shared-memory tier holds values up
  * to the entry size given at creation (larger ones are only stored remotely).
+ *
+ * Generations (clearing without flushing memcached, which holds other data too): every key is
+ * stored as "<key>:<generation in hex>". The generation lives in a small segment made with the
+ * cache, so every child of a node reads the same one; pe_cache_clear() raises it, so no entry
+ * made before is found again, and empties the shared-memory tier; old entries in memcached age
+ * out by their TTL. With a remote tier the generation is also kept there (PE_CACHE_GEN_KEY, no
+ * expiry) and the nodes sharing it follow it:
+ * - a new segment (httpd started) takes memcached's as it is, so a restart keeps the cache; when
+ *   memcached has none (its first use, or it was restarted and lost everything), the node writes
+ *   its own, seeded from the clock at creation, which no earlier segment used;
+ * - otherwise neither ever goes down: the higher wins, and a node whose clear could not be
+ *   written there writes it at its next lookup;
+ * - a remote hit is served only after reading memcached's generation again (one more get per
+ *   hit): when another node has cleared, the lookup is made again under the new generation.
  */
 #ifndef PE_CACHE_H
 #define PE_CACHE_H
@@ -68,6 +82,20 @@ apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_tim
  */
 apr_status_t pe_cache_set(pe_cache_t *c, const char *key, const void *val, apr_size_t len, apr_interval_time_t ttl,
                           apr_time_t now, pe_cache_tier_e *tier);
+
+/**
+ * Clear the cache for every process of this node at once and, with a remote tier, for every node
+ * that shares it: a new generation (here and remote), and the shared-memory tier emptied.
+ * @param p      pool for the remote calls
+ * @param now    the clock (the new generation is at least now, in microseconds)
+ * @param remote out, may be NULL: 1 when a remote tier is plugged in
+ * @return APR_SUCCESS; or the remote tier's error: this node is cleared, the remote generation is
+ *         not written yet (it is at this node's next lookup; other nodes keep the old one meanwhile)
+ */
+apr_status_t pe_cache_clear(pe_cache_t *c, apr_pool_t *p, apr_time_t now, int *remote);
+
+/** This node's generation (tests, diagnostics). */
+apr_uint64_t pe_cache_generation(pe_cache_t *c);
 
 /** Counters of this process. */
 typedef struct pe_cache_stats_t {

@@ -29,6 +29,8 @@ pe_handler_fn pe_h_ops_iplist_get, pe_h_ops_iplist_add, pe_h_ops_iplist_remove;
 pe_handler_fn pe_h_ops_autoblocks_get, pe_h_ops_autoblocks_lift;
 /* system prompts (pe_h_ops_prompts.c) */
 pe_handler_fn pe_h_ops_prompts_get, pe_h_ops_prompts_put, pe_h_ops_prompts_reset;
+/* cache clear (pe_h_ops_cache.c) */
+pe_handler_fn pe_h_ops_cache_clear;
 /* monitoring, ready and metrics (pe_h_monitoring.c) */
 pe_handler_fn pe_h_monitoring_health, pe_h_monitoring_queue, pe_h_monitoring_flush, pe_h_monitoring_usage;
 pe_handler_fn pe_h_ready, pe_h_metrics;

@@ -26,6 +26,14 @@ void pe_research_child_init(apr_pool_t *pchild, server_rec *s);
 const pe_research_cache_t *pe_research_cache(void);
 
 /**
+ * Clear the research cache on this node (every process): its own table when PECache is Off;
+ * with PECache On its entries live in the response cache (pe_cache_clear clears them).
+ * @param cleared out: 1 when there is a research cache (own or shared), 0 when there is none
+ * @return APR_SUCCESS or the table's mutex error
+ */
+apr_status_t pe_research_cache_clear(int *cleared);
+
+/**
  * The pipeline's settings for server s (strings point into its configuration).
  * @param p   pool for the guard policy (the request's)
  * @param llm the model calls (may be NULL; then out->llm is NULL)

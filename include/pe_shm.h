@@ -178,6 +178,13 @@ apr_status_t pe_shm_get(pe_shm_t *shm, const void *key, apr_ssize_t klen, apr_ti
 apr_status_t pe_shm_delete(pe_shm_t *shm, const void *key, apr_ssize_t klen, apr_time_t now);
 
 /**
+ * Drop every slot at once (an administrator's cache clear). Every process sees the empty table
+ * at its next call; the counters of pe_shm_stats are kept.
+ * @return APR_SUCCESS, APR_EINVAL, or the mutex error
+ */
+apr_status_t pe_shm_clear(pe_shm_t *shm);
+
+/**
  * Read the table figures.
  * @param shm   the table
  * @param stats out

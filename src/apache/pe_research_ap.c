@@ -143,6 +143,16 @@ const pe_research_cache_t *pe_research_cache(void)
     return pe_rs.have_cache ? &pe_rs.cache : NULL;
 }
 
+/* Empty the research cache's own table (PECache Off); with PECache On its entries are the
+ * response cache's, cleared with it. */
+apr_status_t pe_research_cache_clear(int *cleared)
+{
+    *cleared = pe_rs.use_response_cache ? pe_completion_cache() != NULL : pe_rs.have_cache;
+    if (pe_rs.use_response_cache || !pe_rs.have_cache)
+        return APR_SUCCESS;
+    return pe_shm_clear(pe_rs.shm);
+}
+
 /* The pipeline's settings from server s's directives. */
 void pe_research_conf_for(apr_pool_t *p, server_rec *s, const pe_research_llm_t *llm, pe_research_conf_t *out)
 {

@@ -87,11 +87,12 @@ const pe_route_t pe_routes[] = {
     {PE_M_POST, "/v1/support/users/{user_id}/regenerate-api-key", PE_G_SUPPORT, pe_h_ops_user_rekey, PE_AUTH_SUPPORT,
      PE_ACT_MANAGE_API_KEYS},
 
-    /* admin (SPEC 10.4): administrators' system settings */
+    /* admin (SPEC 10.4): administrators' system settings and the cache clear */
     {PE_M_GET, "/v1/admin/system-prompts", PE_G_SYSADMIN, pe_h_ops_prompts_get, PE_AUTH_ADMIN, PE_ACT_SYSTEM},
     {PE_M_PUT, "/v1/admin/system-prompts", PE_G_SYSADMIN, pe_h_ops_prompts_put, PE_AUTH_ADMIN, PE_ACT_SYSTEM},
     {PE_M_DELETE, "/v1/admin/system-prompts/{r_type}", PE_G_SYSADMIN, pe_h_ops_prompts_reset, PE_AUTH_ADMIN,
      PE_ACT_SYSTEM},
+    {PE_M_DELETE, "/v1/admin/cache", PE_G_SYSADMIN, pe_h_ops_cache_clear, PE_AUTH_ADMIN, PE_ACT_SYSTEM},
 
     /* monitoring (the admin parts are checked by the handlers: PEMonitorAccess) */
     {PE_M_GET, "/v1/monitoring/health", PE_G_MONITORING, pe_h_monitoring_health, 0},

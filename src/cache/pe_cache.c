@@ -1,6 +1,7 @@
 /*
  * pe_cache.c: the two-tier response cache (see pe_cache.h). The shared-memory tier stores each
- * value in one pe_shm slot: a 4-byte length, then the bytes.
+ * value in one pe_shm slot: a 4-byte length, then the bytes. The generation (what a clear
+ * changes) lives in a small segment of its own, read and changed with atomic operations.
  */
 #include "pe_cache.h"
 
@@ -9,9 +10,27 @@
 #include "pe_shm.h"
 
 #include <apr_atomic.h>
+#include <apr_shm.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* The memcached key of the generation (not itself mixed with a generation). */
+#define PE_CACHE_GEN_KEY "pe:v1:cache-generation"
+
+/* What this node knows of memcached's generation. */
+#define GEN_FRESH 2  /* not read since the segment was made: take memcached's, whatever it is */
+#define GEN_BEHIND 1 /* a clear was not written to memcached: the higher of the two wins */
+#define GEN_SYNCED 0
+
+/* The generation, in shared memory (every child of the node reads the same one). */
+typedef struct pe_cache_gen_t {
+    apr_uint64_t gen;   /* mixed into every key */
+    apr_uint32_t state; /* GEN_* */
+    apr_uint32_t pad;
+} pe_cache_gen_t;
+
 struct pe_cache_t {
+    pe_cache_gen_t *g;      /* in its own segment */
     pe_shm_t *shm;          /* NULL: no shared-memory tier */
     apr_size_t entry_size;  /* largest value in shm */
     pe_cache_remote_get_fn *rget;
@@ -27,9 +46,17 @@ apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t
                              apr_global_mutex_t *mutex, pe_cache_t **out)
 {
     pe_cache_t *c = apr_pcalloc(pconf, sizeof(*c));
+    apr_shm_t *seg;
     apr_status_t rv;
 
     c->entry_size = entry_size;
+    if ((rv = apr_shm_create(&seg, sizeof(pe_cache_gen_t), NULL, pconf)) != APR_SUCCESS)
+        return rv;
+    c->g = apr_shm_baseaddr_get(seg);
+    /* NB: seeded from the clock, so a generation once used is not used again by a later segment
+     * (memcached keeps its entries across an httpd restart); memcached's own, once read, wins. */
+    c->g->gen = (apr_uint64_t)apr_time_now();
+    c->g->state = GEN_FRESH;
     if (entries > 0 && entry_size > 0) {
         if (entry_size + HDR > PE_SHM_VALUE_MAX)
             return APR_EINVAL;
@@ -139,16 +166,149 @@ static apr_status_t shm_set(pe_cache_t *c, const char *key, const void *val, apr
     return pe_shm_update(c->shm, key, -1, now, ttl, PE_SHM_NOZERO, shm_put_cb, &w);
 }
 
+/* ---- the generation ---- */
+
+/* The key as stored: the caller's key and the generation. */
+static const char *gen_key(apr_pool_t *p, const char *key, apr_uint64_t gen)
+{
+    return apr_psprintf(p, "%s:%" APR_UINT64_T_HEX_FMT, key, gen);
+}
+
+static apr_uint64_t gen_load(pe_cache_t *c)
+{
+    return __atomic_load_n(&c->g->gen, __ATOMIC_ACQUIRE);
+}
+
+/* Raise the generation to at least v (never lower it). */
+static void gen_raise(pe_cache_t *c, apr_uint64_t v)
+{
+    apr_uint64_t cur = gen_load(c);
+
+    while (cur < v && !__atomic_compare_exchange_n(&c->g->gen, &cur, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+}
+
+/* Write the generation to memcached (no expiry). */
+static apr_status_t gen_push(pe_cache_t *c, apr_uint64_t v)
+{
+    char buf[24];
+    int n = apr_snprintf(buf, sizeof(buf), "%" APR_UINT64_T_FMT, v);
+
+    return c->rset(c->rbaton, PE_CACHE_GEN_KEY, buf, (apr_size_t)n, 0);
+}
+
+/* Read memcached's generation: APR_SUCCESS with *v, APR_NOTFOUND (absent or not a number), or an error. */
+static apr_status_t gen_fetch(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *v)
+{
+    char *val = NULL, *end = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv = c->rget(c->rbaton, p, PE_CACHE_GEN_KEY, &val, &len);
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (!val || !len || len > 20 || val[0] < '0' || val[0] > '9')
+        return APR_NOTFOUND;
+    *v = (apr_uint64_t)strtoull(val, &end, 10);
+    return end && *end == '\0' && *v ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+/*
+ * Bring this node's generation and memcached's in step; *out: the generation to use now.
+ * Never makes either go down, except that a node that has not read memcached's since its segment
+ * was made (GEN_FRESH) takes memcached's as it is: the entries there are the cluster's.
+ * An error of memcached leaves the state as it was (asked again at the next use).
+ */
+static apr_status_t gen_sync(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *out)
+{
+    apr_uint32_t st = __atomic_load_n(&c->g->state, __ATOMIC_ACQUIRE);
+    apr_uint64_t r = 0, l = gen_load(c);
+    apr_status_t rv = gen_fetch(c, p, &r);
+
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        *out = l;
+        return rv;
+    }
+    if (rv == APR_SUCCESS && st == GEN_FRESH && r < l)
+        __atomic_compare_exchange_n(&c->g->gen, &l, r, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    else if (rv == APR_SUCCESS)
+        gen_raise(c, r);
+    l = gen_load(c);
+    if (rv == APR_NOTFOUND || r < l) {
+        /* absent (memcached restarted or evicted it), or behind this node's: this node's wins */
+        if ((rv = gen_push(c, l)) != APR_SUCCESS) {
+            *out = l;
+            return rv;
+        }
+    }
+    /* NB: a clear that raced with this keeps its GEN_BEHIND (the CAS fails) and is pushed next time */
+    __atomic_compare_exchange_n(&c->g->state, &st, GEN_SYNCED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    *out = l;
+    return APR_SUCCESS;
+}
+
+/* The generation for a lookup: in step with memcached first when it is not known to be. */
+static apr_uint64_t gen_current(pe_cache_t *c, apr_pool_t *p)
+{
+    apr_uint64_t g;
+
+    if (c->rget && __atomic_load_n(&c->g->state, __ATOMIC_ACQUIRE) != GEN_SYNCED &&
+        gen_sync(c, p, &g) == APR_SUCCESS)
+        return g;
+    return gen_load(c);
+}
+
+/* Clear: a new generation (here and in memcached), the shared-memory tier emptied. */
+apr_status_t pe_cache_clear(pe_cache_t *c, apr_pool_t *p, apr_time_t now, int *remote)
+{
+    apr_uint64_t l = gen_load(c), r = 0, v;
+    apr_status_t rv;
+
+    if (remote)
+        *remote = c->rget != NULL;
+    gen_raise(c, (apr_uint64_t)now > l + 1 ? (apr_uint64_t)now : l + 1);
+    if (c->shm && (rv = pe_shm_clear(c->shm)) != APR_SUCCESS)
+        return rv;
+    if (!c->rget)
+        return APR_SUCCESS;
+    __atomic_store_n(&c->g->state, GEN_BEHIND, __ATOMIC_RELEASE);
+    rv = gen_fetch(c, p, &r);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND)
+        return rv;
+    if (rv == APR_SUCCESS)
+        gen_raise(c, r + 1); /* another node's clear went further: go past it */
+    v = gen_load(c);
+    if ((rv = gen_push(c, v)) != APR_SUCCESS)
+        return rv;
+    /* NB: a later clear in another child may have raised it again; that one pushes its own */
+    __atomic_store_n(&c->g->state, GEN_SYNCED, __ATOMIC_RELEASE);
+    return APR_SUCCESS;
+}
+
+/* This node's generation. */
+apr_uint64_t pe_cache_generation(pe_cache_t *c)
+{
+    return gen_load(c);
+}
+
 /* Look a key up: remote first, shared memory when the remote tier fails. */
 apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val, apr_size_t *len,
                           pe_cache_tier_e *tier)
 {
+    apr_uint64_t g = gen_current(c, p), g2;
+    const char *k = gen_key(p, key, g);
     apr_status_t rv;
 
     if (tier)
         *tier = PE_CACHE_NONE;
     if (c->rget) {
-        rv = c->rget(c->rbaton, p, key, val, len);
+        rv = c->rget(c->rbaton, p, k, val, len);
+        /* NB: a hit is served only when memcached's generation is still the one it was found
+         * under: another node's clear is seen at once (one more get per hit) */
+        if (rv == APR_SUCCESS && (rv = gen_sync(c, p, &g2)) == APR_SUCCESS && g2 != g) {
+            g = g2;
+            k = gen_key(p, key, g);
+            rv = c->rget(c->rbaton, p, k, val, len);
+        }
         if (rv == APR_SUCCESS) {
             apr_atomic_inc32(&c->hits);
             if (tier)
@@ -161,7 +321,7 @@ apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_tim
         }
         apr_atomic_inc32(&c->remote_errors);
     }
-    rv = shm_get(c, p, key, now, val, len);
+    rv = shm_get(c, p, k, now, val, len);
     if (rv == APR_SUCCESS) {
         apr_atomic_inc32(&c->hits);
         if (tier)
@@ -177,6 +337,13 @@ apr_status_t pe_cache_set(pe_cache_t *c, const char *key, const void *val, apr_s
                           apr_time_t now, pe_cache_tier_e *tier)
 {
     apr_status_t rv = APR_NOTFOUND;
+    char kbuf[256];
+
+    /* NB: no pool here: the stored key is made on the stack (the caller's key is bounded) */
+    if (strlen(key) + 18 > sizeof(kbuf)) /* ':' + 16 hex + NUL */
+        return APR_EINVAL;
+    apr_snprintf(kbuf, sizeof(kbuf), "%s:%" APR_UINT64_T_HEX_FMT, key, gen_load(c));
+    key = kbuf;
 
     if (tier)
         *tier = PE_CACHE_NONE;

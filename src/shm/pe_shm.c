@@ -617,6 +617,22 @@ apr_status_t pe_shm_delete(pe_shm_t *shm, const void *key, apr_ssize_t klen, apr
     return found >= 0 ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+/* Drop every slot. */
+apr_status_t pe_shm_clear(pe_shm_t *shm)
+{
+    shm_events_t ev;
+    apr_status_t rv;
+
+    if (!shm)
+        return APR_EINVAL;
+    if ((rv = shm_lock(shm, &ev)) != APR_SUCCESS)
+        return rv;
+    /* @CRT5 clear: every slot free (the hash key and the counters stay) */
+    tbl_clear(shm);
+    shm_unlock(shm, &ev, 0);
+    return APR_SUCCESS;
+}
+
 /* Copy the table figures out. */
 apr_status_t pe_shm_stats(pe_shm_t *shm, pe_shm_stats_t *stats)
 {
