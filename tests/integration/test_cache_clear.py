@@ -6,15 +6,17 @@ on the other at once; a user, support staff or no credential gets 401/403 and no
 cleared; a memcached that does not answer gives 503 CACHE_UNAVAILABLE. The admin routes run on
 SQLite, PostgreSQL and MongoDB."""
 import concurrent.futures
+import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 import unittest
 
 import pe_mongo
 import pe_pg
-from pe_harness import Httpd, HttpdTestCase
+from pe_harness import TOP, Httpd, HttpdTestCase
 from test_admin import ROOT_PW, STAFF_PW, pe_admin
 from test_completions import BASE_CONF, Memcached, MemcachedMixin, UpstreamMixin, bearer
 from test_research import ResearchMixin
@@ -148,8 +150,28 @@ class ClearMixin(UpstreamMixin):
         self.assertEqual(self.events()[before:], [adm])
 
 
+def api_md_example():
+    """The curl line of docs/api.md's DELETE /v1/admin/cache section, as written."""
+    with open(os.path.join(TOP, "docs", "api.md")) as f:
+        text = f.read()
+    start = text.index("### DELETE /v1/admin/cache")
+    block = text[text.index("```sh\n", start) + 6:text.index("```", text.index("```sh\n", start) + 6)]
+    return [line for line in block.splitlines() if line.startswith("curl ")]
+
+
 class CacheClear(ClearMixin, HttpdTestCase):
     """The shared-memory cache of one node."""
+
+    def test_c_api_md_example_runs(self):
+        lines = api_md_example()
+        self.assertEqual(len(lines), 1, lines)
+        cmd = lines[0].replace("http://127.0.0.1:8080", "http://127.0.0.1:%d" % self.httpd.port)
+        p = subprocess.run(["bash", "-c", cmd], env=dict(os.environ, ADMIN=self.root), capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), {"success": True, "message": "Cache cleared successfully",
+                                                "data": {"response_cache": True, "research_cache": True,
+                                                         "memcached": False, "scope": "node"}})
 
 
 class CacheClearMemcached(MemcachedMixin, ClearMixin, HttpdTestCase):
