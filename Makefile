@@ -109,6 +109,7 @@ PE_DOCDIR     ?= /usr/share/doc/libapache2-mod-promptenchanter
 PE_LOAD_FILE  := .libs/promptenchanter.load
 PE_CONF_REGISTRY = $(DESTDIR)$(PE_DATADIR)/installed-conf.sha256
 PE_DOCS       := $(wildcard docs/*.md docs/openapi.json) README.md
+PE_DOC_IMAGES := $(wildcard docs/console/*.png)
 
 .PHONY: install install-module install-conf install-data uninstall deb
 
@@ -137,6 +138,8 @@ install-data:
 	install -m 644 conf/schema/sqlite3.sql conf/schema/pgsql.sql $(DESTDIR)$(PE_DATADIR)/schema/
 	install -m 644 conf/common-passwords.txt $(DESTDIR)$(PE_DATADIR)/
 	install -m 644 $(PE_DOCS) $(DESTDIR)$(PE_DOCDIR)/
+	$(if $(PE_DOC_IMAGES),install -d $(DESTDIR)$(PE_DOCDIR)/console)
+	$(if $(PE_DOC_IMAGES),install -m 644 $(PE_DOC_IMAGES) $(DESTDIR)$(PE_DOCDIR)/console/)
 	install -m 644 conf/console/index.html conf/console/console.css conf/console/console.js $(DESTDIR)$(CONSOLE_DIR)/
 	install -m 644 conf/console.conf $(DESTDIR)$(CONSOLE_DIR)/../console.conf
 
@@ -150,7 +153,8 @@ uninstall: $(PE_LOAD_FILE)
 	rm -f $(DESTDIR)$(PE_DATADIR)/common-passwords.txt $(addprefix $(DESTDIR)$(PE_DOCDIR)/,$(notdir $(PE_DOCS)))
 	rm -f $(DESTDIR)$(CONSOLE_DIR)/index.html $(DESTDIR)$(CONSOLE_DIR)/console.css $(DESTDIR)$(CONSOLE_DIR)/console.js
 	rm -f $(DESTDIR)$(CONSOLE_DIR)/../console.conf
-	@rmdir $(DESTDIR)$(CONSOLE_DIR) $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DATADIR) $(DESTDIR)$(PE_DOCDIR) 2>/dev/null || true
+	rm -f $(addprefix $(DESTDIR)$(PE_DOCDIR)/console/,$(notdir $(PE_DOC_IMAGES)))
+	@rmdir $(DESTDIR)$(CONSOLE_DIR) $(DESTDIR)$(PE_DATADIR)/schema $(DESTDIR)$(PE_DATADIR) $(DESTDIR)$(PE_DOCDIR)/console $(DESTDIR)$(PE_DOCDIR) 2>/dev/null || true
 
 # The Debian package libapache2-mod-promptenchanter (packaging files: build/debian/), built in
 # .libs/deb/ from a copy of the sources; the .deb is left in .libs/deb/. DEB_LINTIAN=no skips

@@ -148,7 +148,7 @@
 
   /* ------------------------------------------------------------------ pages */
   var PAGES = { users: loadUsers, events: loadEvents, access: loadAccess, prompts: loadPrompts,
-                usage: loadUsage, health: loadHealth };
+                cache: loadCache, usage: loadUsage, health: loadHealth };
   function show(name, arg) {
     say('');
     Array.prototype.forEach.call(document.querySelectorAll('.page'), function (p) { p.hidden = p.id !== 'page-' + name; });
@@ -420,6 +420,37 @@
     }).catch(fail);
   }
 
+  /* cache clear: a confirm step, then DELETE /v1/admin/cache and what it reached */
+  function loadCache() {
+    $('cache-confirm').hidden = true;
+    $('cache-clear').disabled = false;
+    var res = $('cache-result');
+    res.textContent = '';
+    res.className = '';
+  }
+  function cacheAsk(yes) {
+    $('cache-confirm').hidden = !yes;
+    $('cache-clear').disabled = yes;
+  }
+  function cacheClear() {
+    var res = $('cache-result');
+    cacheAsk(false);
+    res.textContent = 'Clearing…';
+    res.className = '';
+    api('DELETE', '/v1/admin/cache').then(function (j) {
+      var d = j.data || {};
+      var what = [];
+      if (d.response_cache) what.push('response cache');
+      if (d.research_cache) what.push('research cache');
+      res.className = 'ok';
+      res.textContent = text(j.message) + ' (' + (what.length ? what.join(', ') : 'no cache is on') + '; ' +
+        (d.scope === 'cluster' ? 'every node sharing memcached' : 'this node only: clear each node') + ')';
+    }).catch(function (e) {
+      res.className = 'error';
+      res.textContent = e.message || 'Failed to clear cache';
+    });
+  }
+
   /* charts: plain SVG, labels as text nodes */
   var SVG = 'http://www.w3.org/2000/svg';
   function svg(tag, attrs, txt) {
@@ -552,6 +583,9 @@
     $('users-filter').addEventListener('submit', function (ev) { ev.preventDefault(); usersSt.page = 1; loadUsers(); });
     $('events-filter').addEventListener('submit', function (ev) { ev.preventDefault(); eventsSt.page = 1; loadEvents(); });
     $('user-back').addEventListener('click', function () { show('users'); });
+    $('cache-clear').addEventListener('click', function () { cacheAsk(true); });
+    $('cache-confirm-no').addEventListener('click', function () { cacheAsk(false); });
+    $('cache-confirm-yes').addEventListener('click', cacheClear);
     Array.prototype.forEach.call($('nav').querySelectorAll('button'), function (b) {
       b.addEventListener('click', function () { show(b.getAttribute('data-page')); });
     });

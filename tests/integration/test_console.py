@@ -213,6 +213,26 @@ class ConsoleBase(HttpdTestCase):
     def nav(self, page):
         self.find('#nav button[data-page="%s"]' % page).click()
 
+    def bars(self, chart):
+        return dict((b.get_attribute("data-label"), int(b.get_attribute("data-value")))
+                    for b in self.wait(lambda: self.finds("#%s rect.bar" % chart)))
+
+    def shot(self, name):
+        """A screenshot into the test's run folder, and into $PE_CONSOLE_SCREENSHOTS when set (the
+        pictures of docs/console.md are made so: docs/console.md, "Screenshots")."""
+        path = os.path.join(self.shots, name)
+        # the whole page: the window as tall as the page, for the picture only
+        height = self.b.execute_script("return document.documentElement.scrollHeight")
+        self.b.set_window_size(1280, max(900, min(int(height) + 140, 3000)))
+        try:
+            self.b.save_screenshot(path)
+        finally:
+            self.b.set_window_size(1280, 900)
+        dest = os.environ.get("PE_CONSOLE_SCREENSHOTS")
+        if dest:
+            os.makedirs(dest, exist_ok=True)
+            shutil.copyfile(path, os.path.join(dest, name))
+
     def console_errors(self):
         """SEVERE browser-console entries, less the 404s of monitoring routes this location lacks
         (the console shows a note instead)."""
@@ -303,7 +323,7 @@ class Console(ConsoleBase):
         details = json.loads(cells[5].text)
         self.assertEqual(details["target_user_id"], uid)
         self.assertEqual(sorted(details["fields_changed"]), ["level", "limits"])
-        self.b.save_screenshot(os.path.join(self.shots, "events.png"))
+        self.shot("events.png")
 
         # the user's message log and its chart (written by the log writer within its interval)
         self.nav("users")
@@ -319,7 +339,7 @@ class Console(ConsoleBase):
         bars = self.finds("#chart-user-tokens rect.bar")
         self.assertEqual(len(bars), 1)
         self.assertGreater(int(bars[0].get_attribute("data-value")), 0)
-        self.b.save_screenshot(os.path.join(self.shots, "user.png"))
+        self.shot("user.png")
         self.assertEqual(self.console_errors(), [])
 
     def test_new_staff_sees_no_edit_controls(self):
@@ -356,6 +376,7 @@ class Console(ConsoleBase):
         self.logged_in()
         self.open_user(uname)
         self.assertTrue(self.find("#f-subscription_plan").is_enabled())
+        self.assertNotIn("cache", [b.get_attribute("data-page") for b in self.visible("#nav button")])
         self.assertEqual(self.find("#f-level").tag_name, "span")  # level: read only at this level
         self.assertEqual(self.finds("#user-rekey"), [])
         plan = self.find("#f-subscription_plan")
@@ -381,6 +402,41 @@ class Console(ConsoleBase):
         self.assertEqual(self.b.title, "PromptEnchanter console")
         self.assertEqual(self.finds("img"), [])
 
+    def test_cache_clear_from_the_browser(self):
+        uid, uname, key = self.new_user()
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"limits": {"conversation_limit": 10, "reset": 10}},
+                               headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "clear me %f" % time.time()}]}
+
+        def cache_state():
+            r = self.httpd.post("/v1/chat/completions", body, headers=bearer(key))
+            self.assertEqual(r.status, 200, r)
+            return r.header("X-PE-Cache")
+
+        self.assertEqual([cache_state(), cache_state()], ["miss", "hit"])
+        self.login("admin", "root", ROOT_PW)
+        self.logged_in()
+        self.nav("cache")
+        self.wait(lambda: self.find("#page-cache").is_displayed())
+        # a first click only asks; cancel leaves the cache as it is
+        self.find("#cache-clear").click()
+        self.assertTrue(self.find("#cache-confirm").is_displayed())
+        self.find("#cache-confirm-no").click()
+        self.assertFalse(self.find("#cache-confirm").is_displayed())
+        self.assertEqual(cache_state(), "hit")
+        self.find("#cache-clear").click()
+        self.find("#cache-confirm-yes").click()
+        self.wait(lambda: self.find("#cache-result").text.startswith("Cache cleared successfully"))
+        self.assertEqual(self.find("#cache-result").text,
+                         "Cache cleared successfully (response cache, research cache; this node only: clear each node)")
+        self.shot("cache.png")
+        # the next identical completion is a miss
+        self.assertEqual(cache_state(), "miss")
+        ev = self.httpd.sqlite("SELECT username FROM pe_security_events WHERE event_type = 'cache_cleared'")
+        self.assertIn(("root",), ev)
+        self.assertEqual(self.console_errors(), [])
+
     def test_console_cannot_be_framed(self):
         self.b.get(self.url + "/framer/")
         self.assertEqual(self.b.title, "framer")
@@ -395,10 +451,6 @@ class Console(ConsoleBase):
         """)
         self.assertNotEqual(framed, "PromptEnchanter console")
         self.assertEqual(self.finds("#login-form"), [])
-
-    def bars(self, chart):
-        return dict((b.get_attribute("data-label"), int(b.get_attribute("data-value")))
-                    for b in self.wait(lambda: self.finds("#%s rect.bar" % chart)))
 
     def test_pages_and_charts(self):
         # a known mix: one user makes 3 completions (another test's user may have made some too)
@@ -441,7 +493,7 @@ class Console(ConsoleBase):
                          [uname, "3", str(mine[0]["tokens"])])
         self.wait(lambda: self.finds("#usage-daily-missing") or self.finds("#chart-daily-requests"))
         self.wait(lambda: self.find("#usage-cache").text != "")
-        self.b.save_screenshot(os.path.join(self.shots, "usage.png"))
+        self.shot("usage.png")
 
         self.nav("health")
         live = self.wait(lambda: self.finds("#health-live"))[0]
@@ -480,6 +532,83 @@ class Console(ConsoleBase):
         entries = self.httpd.get("/v1/admin-panel/ip-blocks", headers=bearer(self.root)).json["entries"]
         self.assertEqual([x for x in entries if x["network"] == "192.0.2.0/24"], [])
         self.assertEqual(self.console_errors(), [])
+
+
+class ConsoleMonitoring(ConsoleBase):
+    """The monitoring routes served where the console calls the API (the root, PEMonitorAccess
+    admin: the administrator's session) and /metrics for the loopback: after a known mix of
+    requests (3 misses and 2 hits of one user, the only completions of this httpd), the usage
+    page draws the requests and tokens per day of /v1/monitoring/usage and the cache hit rate of
+    /metrics, and the health page lists the components of /v1/monitoring/health; every page
+    opens with no error in the browser console."""
+    MORE_CONF = """
+<Location "/metrics">
+    PEApi metrics
+    Require ip 127.0.0.1
+</Location>
+"""
+
+    def test_health_and_usage_pages(self):
+        uid, uname, key = self.new_user()
+        r = self.httpd.request("PUT", "/v1/admin-panel/users/" + uid, {"limits": {"conversation_limit": 10, "reset": 10}},
+                               headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        tag = "%d %f" % (os.getpid(), time.time())
+        states, tokens = [], 0
+        for i in (0, 1, 2, 0, 1):
+            r = self.httpd.post("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [
+                {"role": "user", "content": "usage mix %s %d" % (tag, i)}]}, headers=bearer(key))
+            self.assertEqual(r.status, 200, r)
+            states.append(r.header("X-PE-Cache"))
+            tokens += r.json["usage"]["total_tokens"]
+        self.assertEqual(states, ["miss", "miss", "miss", "hit", "hit"])
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        for _ in range(100):  # the log writer stores them within its interval
+            usage = self.httpd.get("/v1/monitoring/usage?days=30", headers=bearer(self.root))
+            self.assertEqual(usage.status, 200, usage)
+            day = [d for d in usage.json["daily_usage"] if d["date"] == today]
+            if day and day[0]["messages"] == 5:
+                break
+            time.sleep(0.1)
+        self.assertEqual(day, [{"date": today, "messages": 5, "tokens": tokens}])
+        health = self.httpd.get("/v1/monitoring/health", headers=bearer(self.root))
+        self.assertEqual(health.status, 200, health)
+
+        self.login("admin", "root", ROOT_PW)
+        self.logged_in()
+        self.nav("usage")
+        bars = self.bars("chart-daily-requests")
+        self.assertEqual(bars[today], 5)
+        self.assertEqual(sum(bars.values()), 5)
+        self.assertEqual(bars, dict((d["date"], d["messages"]) for d in usage.json["daily_usage"]))
+        self.assertEqual(self.bars("chart-daily-tokens")[today], tokens)
+        self.assertEqual(self.finds("#usage-daily-missing"), [])
+        self.wait(lambda: self.find("#usage-cache").text != "")
+        self.assertEqual(self.find("#usage-cache").text, "Response cache hit rate: 40.0 % of 5 look-ups")
+        self.assertEqual(self.bars("chart-requests")["today"], 5)
+        self.shot("usage.png")
+
+        self.nav("health")
+        self.wait(lambda: self.finds("#health-components tbody tr"))
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in self.finds("#health-components tbody tr")]
+        self.assertEqual(rows, [[k, v["status"]] for k, v in health.json["components"].items()])
+        self.assertIn(["store", "up"], rows)
+        self.assertTrue(self.find("#health-live").text.startswith("Liveness (/health): healthy"))
+        self.shot("health.png")
+
+        # every page opens with no error in the browser console (nothing is excused here: every
+        # route the console calls is served)
+        for page in ("users", "events", "access", "prompts", "cache", "usage", "health"):
+            self.nav(page)
+            self.wait(lambda: self.find("#page-" + page).is_displayed())
+            time.sleep(0.3)  # the page's calls complete
+            self.assertEqual(self.find("#status").get_attribute("class"), "", (page, self.find("#status").text))
+            if page in ("users", "events", "access", "prompts"):
+                self.shot(page + ".png")
+        severe = [e["message"] for e in self.b.get_log("browser")
+                  if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+        self.assertEqual(severe, [])
 
 
 class ConsoleAutoBlocks(ConsoleBase):
