@@ -167,6 +167,18 @@ class Httpd:
         except (OSError, ValueError):
             return None
 
+    def start_node_of(self, first):
+        """Start this httpd as another node of first's cluster: it shares first's keys
+        (PESecretKeyFile, PEEncryptionKeyFile), as the nodes of a cluster must; its store and
+        cache settings are its own (give it first's environment to share them)."""
+        self.start()
+        self.stop()
+        for name in ("server.key", "encryption.key"):
+            shutil.copyfile(os.path.join(first.dir, "secrets", name), os.path.join(self.dir, "secrets", name))
+        self.run("start")
+        self.started = True
+        return self
+
     def request(self, method, path, body=None, headers=None, **kw):
         return http_request(self.port, method, path, body, headers, **kw)
 

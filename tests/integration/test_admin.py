@@ -6,7 +6,6 @@ PostgreSQL and MongoDB (parametrised classes)."""
 import concurrent.futures
 import json
 import os
-import shutil
 import subprocess
 import time
 import unittest
@@ -687,12 +686,7 @@ class AdminTwoNodes(pe_pg.PostgresClass, HttpdTestCase):
 
     def test_change_on_one_node_applies_on_the_other(self):
         # a cluster shares its keys (PESecretKeyFile, PEEncryptionKeyFile): node 2 gets node 1's
-        other = Httpd("admin-node2", extra_conf=FAST, env=self.ENV).start()
-        other.stop()
-        for name in ("server.key", "encryption.key"):
-            shutil.copyfile(os.path.join(self.httpd.dir, "secrets", name), os.path.join(other.dir, "secrets", name))
-        other.run("start")
-        other.started = True
+        other = Httpd("admin-node2", extra_conf=FAST, env=self.ENV).start_node_of(self.httpd)
         try:
             self.assertEqual(pe_admin(self.httpd, "create-super", "root", "root@example.com",
                                       password=ROOT_PW).returncode, 0)

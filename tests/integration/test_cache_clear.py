@@ -8,7 +8,6 @@ SQLite, PostgreSQL and MongoDB."""
 import concurrent.futures
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -271,12 +270,8 @@ class CacheClearTwoNodes(MemcachedMixin, pe_pg.PostgresClass, UpstreamMixin, Htt
     ALLOWED_LOG_IDS = ("AH01631",)
 
     def test_clear_reaches_the_other_node(self):
-        other = Httpd("cacheclear-node2", extra_conf=BASE_CONF, env=self.ENV).start()
-        other.stop()
-        for name in ("server.key", "encryption.key"):
-            shutil.copyfile(os.path.join(self.httpd.dir, "secrets", name), os.path.join(other.dir, "secrets", name))
-        other.run("start")
-        other.started = True
+        # the same store, memcached and keys (self.ENV, start_node_of)
+        other = Httpd("cacheclear-node2", extra_conf=BASE_CONF, env=self.ENV).start_node_of(self.httpd)
         try:
             self.assertEqual(pe_admin(self.httpd, "create-super", "root", "root@example.com",
                                       password=ROOT_PW).returncode, 0)
