@@ -51,6 +51,17 @@ pe_req_t *pe_req_get(request_rec *r)
     return rq;
 }
 
+pe_req_t *pe_req_find(request_rec *r)
+{
+    request_rec *m = r;
+
+    while (m->main)
+        m = m->main;
+    while (m->prev)
+        m = m->prev;
+    return ap_get_module_config(m->request_config, &promptenchanter_module);
+}
+
 /* Send a JSON value. */
 int pe_http_send_json(request_rec *r, int status, const json_t *j)
 {
