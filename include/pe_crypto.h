@@ -110,7 +110,14 @@ void pe_wipe(void *buf, apr_size_t n);
 void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n);
 
 /**
- * HMAC-SHA-256 (EVP_Q_mac).
+ * OpenSSL's SHA-256, fetched once per process (EVP_sha256() makes every EVP_DigestInit_ex look the
+ * implementation up again, which cost more than hashing a request's few hundred bytes). Never
+ * NULL: falls back to EVP_sha256() when the fetch fails.
+ */
+const struct evp_md_st *pe_sha256(void);
+
+/**
+ * HMAC-SHA-256 (RFC 2104 over pe_sha256()).
  * @param out 32 bytes
  * @return APR_SUCCESS or PE_CRYPTO_EFAIL
  */

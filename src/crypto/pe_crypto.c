@@ -139,7 +139,26 @@ void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n)
     apr_pool_cleanup_register(p, w, crypto_wipe_cleanup, apr_pool_cleanup_null);
 }
 
-/* One-shot HMAC-SHA-256 through the EVP_MAC interface. */
+const EVP_MD *pe_sha256(void)
+{
+    static EVP_MD *fetched;
+    EVP_MD *md = __atomic_load_n(&fetched, __ATOMIC_ACQUIRE), *none = NULL;
+
+    if (md)
+        return md;
+    /* NB: kept for the life of the process (one object; a thread that loses the race frees its own). */
+    if (!(md = EVP_MD_fetch(NULL, "SHA2-256", NULL))) {
+        ERR_clear_error();
+        return EVP_sha256();
+    }
+    if (!__atomic_compare_exchange_n(&fetched, &none, md, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        EVP_MD_free(md);
+        return none;
+    }
+    return md;
+}
+
+/* One-shot HMAC-SHA-256. */
 apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data, apr_size_t len,
                             unsigned char out[32])
 {
@@ -153,16 +172,16 @@ apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data
 
     memset(k, 0, sizeof(k));
     if (ok && keylen > sizeof(k))
-        ok = EVP_Digest(key, keylen, k, &n, EVP_sha256(), NULL) && n == 32;
+        ok = EVP_Digest(key, keylen, k, &n, pe_sha256(), NULL) && n == 32;
     else if (keylen)
         memcpy(k, key, keylen);
     for (i = 0; i < 64; i++)
         pad[i] = k[i] ^ 0x36;
-    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+    ok = ok && EVP_DigestInit_ex(md, pe_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
          (!len || EVP_DigestUpdate(md, data, len)) && EVP_DigestFinal_ex(md, inner, &n) && n == 32;
     for (i = 0; i < 64; i++)
         pad[i] = k[i] ^ 0x5c;
-    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+    ok = ok && EVP_DigestInit_ex(md, pe_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
          EVP_DigestUpdate(md, inner, 32) && EVP_DigestFinal_ex(md, out, &n) && n == 32;
     EVP_MD_CTX_free(md);
     pe_wipe(k, sizeof(k));
