@@ -92,6 +92,14 @@ apr_status_t pe_random_bytes(void *buf, apr_size_t n);
  * @param out      NUL-terminated, in p; NULL on failure
  * @return APR_SUCCESS, PE_CRYPTO_ERNG, or PE_CRYPTO_EPARAM for a bad alphabet
  */
+/**
+ * Bytes for ids that must be unique and look random but are no secret (the request id): a
+ * per-thread xoshiro256** generator seeded from pe_random_bytes() and seeded again in a child
+ * after fork(). Predictable to whoever learns the state; never use it for keys or tokens.
+ * @return APR_SUCCESS, or PE_CRYPTO_EFAIL when the seed could not be drawn
+ */
+apr_status_t pe_id_bytes(void *buf, apr_size_t n);
+
 apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out);
 
 /**

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 
 static const char pe_base62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -61,6 +62,70 @@ apr_status_t pe_random_bytes(void *buf, apr_size_t n)
 }
 
 /* Uniform characters from an alphabet by rejection sampling over random bytes. */
+/* pe_id_bytes: xoshiro256** (Blackman and Vigna) per thread; a fork bumps the generation, so
+ * the child's copy of the forking thread's state is replaced before it is used. */
+static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
+static unsigned ids_fork_gen;
+static __thread struct {
+    apr_uint64_t s[4];
+    unsigned gen;
+    int seeded;
+} ids;
+
+static void ids_forked(void)
+{
+    __atomic_add_fetch(&ids_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void ids_once_init(void)
+{
+    pthread_atfork(NULL, NULL, ids_forked); /* NB: glibc drops it when the module is unloaded */
+}
+
+static apr_uint64_t ids_rotl(apr_uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static apr_uint64_t ids_next(void)
+{
+    apr_uint64_t *s = ids.s, r = ids_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ids_rotl(s[3], 45);
+    return r;
+}
+
+apr_status_t pe_id_bytes(void *buf, apr_size_t n)
+{
+    unsigned char *o = buf;
+    unsigned gen;
+
+    pthread_once(&ids_once, ids_once_init);
+    gen = __atomic_load_n(&ids_fork_gen, __ATOMIC_RELAXED);
+    if (!ids.seeded || ids.gen != gen) {
+        if (pe_random_bytes(ids.s, sizeof(ids.s)) != APR_SUCCESS)
+            return PE_CRYPTO_EFAIL;
+        if (!(ids.s[0] | ids.s[1] | ids.s[2] | ids.s[3]))
+            ids.s[0] = 1; /* the one state the generator never leaves */
+        ids.gen = gen;
+        ids.seeded = 1;
+    }
+    while (n) {
+        apr_uint64_t v = ids_next();
+        apr_size_t k = n < sizeof(v) ? n : sizeof(v);
+
+        memcpy(o, &v, k);
+        o += k;
+        n -= k;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out)
 {
     unsigned char rnd[64];
