@@ -260,15 +260,88 @@ apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data
     return APR_SUCCESS;
 }
 
+/*
+ * The HMAC's two key blocks (K^ipad, K^opad) for the first lookup secret of the process, hashed
+ * once: a lookup then copies the two digest states and hashes only the key or token and the
+ * inner digest (half the SHA-256 blocks). Kept for the life of the process, like the secret it
+ * is derived from (which the configuration holds as long); another secret takes the full path.
+ */
+typedef struct {
+    unsigned char secret[PE_SECRET_LEN];
+    EVP_MD_CTX *in, *out;
+} lookup_keyed_t;
+
+static lookup_keyed_t *lookup_keyed;
+
+static void keyed_free(lookup_keyed_t *k)
+{
+    EVP_MD_CTX_free(k->in);
+    EVP_MD_CTX_free(k->out);
+    OPENSSL_clear_free(k, sizeof(*k));
+}
+
+static const lookup_keyed_t *keyed_for(const unsigned char secret[PE_SECRET_LEN])
+{
+    lookup_keyed_t *k = __atomic_load_n(&lookup_keyed, __ATOMIC_ACQUIRE), *none = NULL;
+    unsigned char pad[64];
+    int i, ok;
+
+    if (!k) {
+        if (!(k = OPENSSL_zalloc(sizeof(*k))))
+            return NULL;
+        memcpy(k->secret, secret, PE_SECRET_LEN);
+        k->in = EVP_MD_CTX_new();
+        k->out = EVP_MD_CTX_new();
+        for (i = 0; i < 64; i++)
+            pad[i] = (unsigned char)((i < PE_SECRET_LEN ? secret[i] : 0) ^ 0x36);
+        ok = k->in && k->out && EVP_DigestInit_ex(k->in, pe_sha256(), NULL) && EVP_DigestUpdate(k->in, pad, 64);
+        for (i = 0; i < 64; i++)
+            pad[i] = (unsigned char)((i < PE_SECRET_LEN ? secret[i] : 0) ^ 0x5c);
+        ok = ok && EVP_DigestInit_ex(k->out, pe_sha256(), NULL) && EVP_DigestUpdate(k->out, pad, 64);
+        pe_wipe(pad, sizeof(pad));
+        if (!ok) {
+            ERR_clear_error();
+            keyed_free(k);
+            return NULL;
+        }
+        if (!__atomic_compare_exchange_n(&lookup_keyed, &none, k, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            keyed_free(k);
+            k = none;
+        }
+    }
+    return CRYPTO_memcmp(k->secret, secret, PE_SECRET_LEN) == 0 ? k : NULL;
+}
+
+/* HMAC-SHA-256 from the hashed key blocks (the same value as pe_hmac_sha256). */
+static apr_status_t keyed_mac(const lookup_keyed_t *k, const void *data, apr_size_t len, unsigned char out[32])
+{
+    unsigned char inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_MD_CTX_copy_ex(md, k->in) && (!len || EVP_DigestUpdate(md, data, len)) &&
+             EVP_DigestFinal_ex(md, inner, &n) && n == 32 && EVP_MD_CTX_copy_ex(md, k->out) &&
+             EVP_DigestUpdate(md, inner, 32) && EVP_DigestFinal_ex(md, out, &n) && n == 32;
+
+    EVP_MD_CTX_free(md);
+    pe_wipe(inner, sizeof(inner));
+    if (!ok) {
+        ERR_clear_error();
+        return PE_CRYPTO_EFAIL;
+    }
+    return APR_SUCCESS;
+}
+
 /* Hex HMAC of a key or token under the server secret. */
 apr_status_t pe_lookup_digest(apr_pool_t *p, const unsigned char secret[PE_SECRET_LEN], const char *s,
                               apr_size_t len, const char **hex)
 {
+    const lookup_keyed_t *k = keyed_for(secret);
     unsigned char mac[32];
     apr_status_t rv;
 
     *hex = NULL;
-    if ((rv = pe_hmac_sha256(secret, PE_SECRET_LEN, s, len, mac)) != APR_SUCCESS)
+    if ((!k || keyed_mac(k, s, len, mac) != APR_SUCCESS) &&
+        (rv = pe_hmac_sha256(secret, PE_SECRET_LEN, s, len, mac)) != APR_SUCCESS)
         return rv;
     *hex = pe_hex_encode(p, mac, sizeof(mac));
     pe_wipe(mac, sizeof(mac));

@@ -271,6 +271,24 @@ START_TEST(hmac_rfc4231_vectors)
     ck_assert_uint_eq(strspn(d1, "0123456789abcdef"), 64);
     ck_assert_int_eq(pe_lookup_digest(pe_tp, key_a, "", 0, &d1), APR_SUCCESS);
     ck_assert_uint_eq(strlen(d1), 64);
+    /* the first secret's key blocks are hashed once and reused; any secret, any length, gives the HMAC */
+    {
+        const unsigned char *keys[] = {secret, key_a, secret, key_b};
+        char long_tok[300];
+        int i;
+
+        memset(long_tok, 'x', sizeof(long_tok));
+        for (i = 0; i < 4; i++) {
+            apr_size_t lens[] = {0, 6, 55, 56, 64, 200, sizeof(long_tok)};
+            int j;
+
+            for (j = 0; j < (int)(sizeof(lens) / sizeof(lens[0])); j++) {
+                ck_assert_int_eq(pe_hmac_sha256(keys[i], 32, long_tok, lens[j], mac), APR_SUCCESS);
+                ck_assert_int_eq(pe_lookup_digest(pe_tp, keys[i], long_tok, lens[j], &d1), APR_SUCCESS);
+                ck_assert_str_eq(d1, pe_hex_encode(pe_tp, mac, 32));
+            }
+        }
+    }
 }
 END_TEST
 
