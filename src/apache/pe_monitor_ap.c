@@ -167,8 +167,9 @@ int pe_monitor_log_transaction(request_rec *r)
      * walk cost about 6,000 instructions a request); a path has routes of one group only. */
     if ((rq = pe_req_find(r)) && rq->route && rq->route_for == r)
         group = pe_met_group(rq->route->group);
-    else if ((path = pe_handler_route_path(r)) && pe_route_match(r->pool, pe_routes, pe_routes_count, 0xfffu, pe_route_method_bit(r->method), path,
-                               &m) == PE_ROUTE_OK)
+    else if ((path = pe_handler_route_path(r)) &&
+             pe_route_match(r->pool, pe_routes, pe_routes_count, 0xfffu, pe_route_method_bit(r->method), path, &m) ==
+                 PE_ROUTE_OK)
         group = pe_met_group(m.route->group);
     pe_met_request(group, r->status);
     return DECLINED;
