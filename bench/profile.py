@@ -1,7 +1,10 @@
 """bench/profile.py: callgrind instruction counts of one completion (cache miss, cache hit) and of
 plain mod_proxy, in one `httpd -X` process (prefork: the event MPM does not serve under valgrind here) under valgrind (repeatable under load, unlike req/s).
 
-    python3 bench/profile.py [requests per target (200)]
+    python3 bench/profile.py [requests per target (200)] [target ...]
+
+Targets: mod_proxy, pe_miss, pe_hit (metrics on, the default) and pe_miss_nometrics, pe_hit_nometrics
+(the same with `PEMetrics Off`); all of them when none is named.
 
 Starts the node fake upstream and a private httpd (the bench's configuration, SQLite store),
 registers a user, stops it, then for each target runs the same configuration as `httpd -X` under
@@ -20,6 +23,7 @@ import bench  # noqa: E402
 from bench import fakes, Httpd  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+ONLY = set(sys.argv[2:])
 WARM = 5
 
 
@@ -45,9 +49,14 @@ def main():
         chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Benchmark question %d"}]}
         miss = {"level": "low", "r_type": "bpe", "messages": [{"role": "user", "content": "Benchmark question %d"}]}
         auth = {"Authorization": "Bearer " + key}
-        targets = [("mod_proxy", "/proxy/chat/completions", chat, {}),
-                   ("pe_miss", "/v1/prompt/completions", miss, auth),
-                   ("pe_hit", "/v1/prompt/completions", json.loads(json.dumps(miss).replace("%d", "fixed")), auth)]
+        hit = json.loads(json.dumps(miss).replace("%d", "fixed"))
+        # (name, path, body, headers, configuration lines added for this target)
+        targets = [("mod_proxy", "/proxy/chat/completions", chat, {}, ""),
+                   ("pe_miss", "/v1/prompt/completions", miss, auth, ""),
+                   ("pe_hit", "/v1/prompt/completions", hit, auth, ""),
+                   ("pe_miss_nometrics", "/v1/prompt/completions", miss, auth, "PEMetrics Off\n"),
+                   ("pe_hit_nometrics", "/v1/prompt/completions", hit, auth, "PEMetrics Off\n")]
+        targets = [t for t in targets if not ONLY or t[0] in ONLY]
         results = {}
         prof_dir = os.path.join(h.dir, "profiles")
         os.makedirs(prof_dir, exist_ok=True)
@@ -57,13 +66,20 @@ def main():
         if os.getuid() == 0:
             subprocess.run(["chown", "-R", "www-data:www-data", h.dir], check=True)
             runas = {"user": "www-data", "group": "www-data", "extra_groups": []}
-        for name, path, body, hdr in targets:
+        conf_path = os.path.join(h.dir, "conf", "httpd.conf")
+        for name, path, body, hdr, extra in targets:
             out = os.path.join(prof_dir, "callgrind.out." + name)
+            target_conf = conf_path
+            if extra:
+                target_conf = os.path.join(h.dir, "conf", "httpd-%s.conf" % name)
+                with open(conf_path) as src, open(target_conf, "w") as dst:
+                    dst.write(src.read() + "\n" + extra)
+                if runas:
+                    subprocess.run(["chown", "www-data:www-data", target_conf], check=True)
             # NB: --vgdb=no: with vgdb (the default) httpd -X never answered here. Only what runs
             # inside ap_process_connection is counted: one keep-alive connection carries every request.
             vg = subprocess.Popen(["valgrind", "--tool=callgrind", "--vgdb=no", "--toggle-collect=ap_process_connection",
-                                   "--callgrind-out-file=" + out, httpd, "-X", "-f",
-                                   os.path.join(h.dir, "conf", "httpd.conf")],
+                                   "--callgrind-out-file=" + out, httpd, "-X", "-f", target_conf],
                                   cwd=h.dir, stdout=subprocess.DEVNULL, **runas,
                                   stderr=open(os.path.join(h.dir, "vg-%s.log" % name), "w"))
             for _ in range(300):
@@ -100,6 +116,11 @@ def main():
             results[name] = ir // (WARM + N + 1)
             print("%-10s %12d instructions per request  (%s%s)" % (name, results[name], out,
                                                                      "" if state is None else ", X-PE-Cache " + state))
+        for kind in ("miss", "hit"):
+            on, off = results.get("pe_" + kind), results.get("pe_%s_nometrics" % kind)
+            if on and off:
+                print("metrics on / off, %-4s %+d instructions per request (%+.2f%%)" % (kind, on - off,
+                                                                                        100.0 * (on - off) / off))
         print(json.dumps({"profile": "callgrind", "requests": WARM + N, "per_request_ir": results}))
     finally:
         if vg:

@@ -92,6 +92,14 @@ apr_status_t pe_random_bytes(void *buf, apr_size_t n);
  * @param out      NUL-terminated, in p; NULL on failure
  * @return APR_SUCCESS, PE_CRYPTO_ERNG, or PE_CRYPTO_EPARAM for a bad alphabet
  */
+/**
+ * Bytes for ids that must be unique and look random but are no secret (the request id): a
+ * per-thread xoshiro256** generator seeded from pe_random_bytes() and seeded again in a child
+ * after fork(). Predictable to whoever learns the state; never use it for keys or tokens.
+ * @return APR_SUCCESS, or PE_CRYPTO_EFAIL when the seed could not be drawn
+ */
+apr_status_t pe_id_bytes(void *buf, apr_size_t n);
+
 apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out);
 
 /**
@@ -110,7 +118,14 @@ void pe_wipe(void *buf, apr_size_t n);
 void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n);
 
 /**
- * HMAC-SHA-256 (EVP_Q_mac).
+ * OpenSSL's SHA-256, fetched once per process (EVP_sha256() makes every EVP_DigestInit_ex look the
+ * implementation up again, which cost more than hashing a request's few hundred bytes). Never
+ * NULL: falls back to EVP_sha256() when the fetch fails.
+ */
+const struct evp_md_st *pe_sha256(void);
+
+/**
+ * HMAC-SHA-256 (RFC 2104 over pe_sha256()).
  * @param out 32 bytes
  * @return APR_SUCCESS or PE_CRYPTO_EFAIL
  */

@@ -35,10 +35,18 @@ typedef struct pe_req_t {
     int body_sent; /* the handler wrote its own response */
     struct pe_access_req_t *access; /* the access layer's decisions (rate-limit headers) */
     int shape; /* error shape of this route: 0 not known yet, 1 the envelope, 2 OpenAI's */
+    /* The route the handler dispatched to, and the request_rec it matched for (log_transaction
+     * reuses it instead of matching the table again; another request_rec, e.g. after an internal
+     * redirect, matches anew). */
+    const pe_route_t *route;
+    const void *route_for;
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
 pe_req_t *pe_req_get(request_rec *r);
+
+/** The request context if it exists (never creates it), else NULL. */
+pe_req_t *pe_req_find(request_rec *r);
 
 /** What a route handler receives. */
 typedef struct pe_ctx_t {

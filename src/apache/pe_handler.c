@@ -46,6 +46,8 @@ int pe_handler(request_rec *r)
                  : PE_ROUTE_NOT_FOUND) {
     case PE_ROUTE_OK:
         pe_rlog(r, APLOG_TRACE1, 0, "route %s %s", r->method, m.route->pattern);
+        cx.rq->route = m.route;
+        cx.rq->route_for = r;
         /* The route table is the floor: a route that needs a credential checks it here even
          * where no AuthType/Require was configured; Require lines add to it. */
         if (m.route->auth) {

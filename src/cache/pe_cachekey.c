@@ -1,6 +1,7 @@
 /* pe_cachekey.c: "pe:v1:<section>:<sha256 hex>" keys and the canonical form of upstream requests. */
 #include "pe_cachekey.h"
 #include "pe_json.h"
+#include "pe_crypto.h"
 #include "pe_logno.h"
 #include "pe_util.h"
 
@@ -47,7 +48,7 @@ const char *pe_cachekey_make(apr_pool_t *p, const char *section, const void *dat
 
     if (!pe_section_check(section))
         return NULL;
-    if (!EVP_Digest(len ? data : "", len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+    if (!EVP_Digest(len ? data : "", len, md, &mdlen, pe_sha256(), NULL) || mdlen != 32) {
         pe_clog(PE_LOG_ERR, 0, PE_LOGNO(40002) "cache key: SHA-256 failed");
         return NULL;
     }
@@ -324,7 +325,7 @@ static int pe_prompt_digest(pe_rtype_t t, const char *system, unsigned char md[3
         memcpy(md, pe_kh_builtin_md[t], 32);
         return 1;
     }
-    if (!EVP_Digest(system, strlen(system), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+    if (!EVP_Digest(system, strlen(system), md, &mdlen, pe_sha256(), NULL) || mdlen != 32)
         return 0;
     if (builtin) {
         /* NB: two threads may both get here; they write the same bytes before the flag. */
@@ -347,7 +348,7 @@ const char *pe_cachekey_completion(apr_pool_t *p, const char *section, const cha
     h = apr_palloc(p, sizeof(*h));
     h->n = 0;
     h->md = EVP_MD_CTX_new();
-    h->ok = h->md && EVP_DigestInit_ex(h->md, EVP_sha256(), NULL);
+    h->ok = h->md && EVP_DigestInit_ex(h->md, pe_sha256(), NULL);
     pe_kh_str(h, 'V', "completion:1"); /* the layout of what follows */
     pe_kh_str(h, 'S', scope);
     pe_kh_str(h, 'M', req->model);

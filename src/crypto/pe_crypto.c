@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 
 static const char pe_base62[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -61,6 +62,70 @@ apr_status_t pe_random_bytes(void *buf, apr_size_t n)
 }
 
 /* Uniform characters from an alphabet by rejection sampling over random bytes. */
+/* pe_id_bytes: xoshiro256** (Blackman and Vigna) per thread; a fork bumps the generation, so
+ * the child's copy of the forking thread's state is replaced before it is used. */
+static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
+static unsigned ids_fork_gen;
+static __thread struct {
+    apr_uint64_t s[4];
+    unsigned gen;
+    int seeded;
+} ids;
+
+static void ids_forked(void)
+{
+    __atomic_add_fetch(&ids_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void ids_once_init(void)
+{
+    pthread_atfork(NULL, NULL, ids_forked); /* NB: glibc drops it when the module is unloaded */
+}
+
+static apr_uint64_t ids_rotl(apr_uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static apr_uint64_t ids_next(void)
+{
+    apr_uint64_t *s = ids.s, r = ids_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ids_rotl(s[3], 45);
+    return r;
+}
+
+apr_status_t pe_id_bytes(void *buf, apr_size_t n)
+{
+    unsigned char *o = buf;
+    unsigned gen;
+
+    pthread_once(&ids_once, ids_once_init);
+    gen = __atomic_load_n(&ids_fork_gen, __ATOMIC_RELAXED);
+    if (!ids.seeded || ids.gen != gen) {
+        if (pe_random_bytes(ids.s, sizeof(ids.s)) != APR_SUCCESS)
+            return PE_CRYPTO_EFAIL;
+        if (!(ids.s[0] | ids.s[1] | ids.s[2] | ids.s[3]))
+            ids.s[0] = 1; /* the one state the generator never leaves */
+        ids.gen = gen;
+        ids.seeded = 1;
+    }
+    while (n) {
+        apr_uint64_t v = ids_next();
+        apr_size_t k = n < sizeof(v) ? n : sizeof(v);
+
+        memcpy(o, &v, k);
+        o += k;
+        n -= k;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out)
 {
     unsigned char rnd[64];
@@ -139,7 +204,26 @@ void pe_wipe_on_cleanup(apr_pool_t *p, void *buf, apr_size_t n)
     apr_pool_cleanup_register(p, w, crypto_wipe_cleanup, apr_pool_cleanup_null);
 }
 
-/* One-shot HMAC-SHA-256 through the EVP_MAC interface. */
+const EVP_MD *pe_sha256(void)
+{
+    static EVP_MD *fetched;
+    EVP_MD *md = __atomic_load_n(&fetched, __ATOMIC_ACQUIRE), *none = NULL;
+
+    if (md)
+        return md;
+    /* NB: kept for the life of the process (one object; a thread that loses the race frees its own). */
+    if (!(md = EVP_MD_fetch(NULL, "SHA2-256", NULL))) {
+        ERR_clear_error();
+        return EVP_sha256();
+    }
+    if (!__atomic_compare_exchange_n(&fetched, &none, md, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        EVP_MD_free(md);
+        return none;
+    }
+    return md;
+}
+
+/* One-shot HMAC-SHA-256. */
 apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data, apr_size_t len,
                             unsigned char out[32])
 {
@@ -153,16 +237,16 @@ apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data
 
     memset(k, 0, sizeof(k));
     if (ok && keylen > sizeof(k))
-        ok = EVP_Digest(key, keylen, k, &n, EVP_sha256(), NULL) && n == 32;
+        ok = EVP_Digest(key, keylen, k, &n, pe_sha256(), NULL) && n == 32;
     else if (keylen)
         memcpy(k, key, keylen);
     for (i = 0; i < 64; i++)
         pad[i] = k[i] ^ 0x36;
-    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+    ok = ok && EVP_DigestInit_ex(md, pe_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
          (!len || EVP_DigestUpdate(md, data, len)) && EVP_DigestFinal_ex(md, inner, &n) && n == 32;
     for (i = 0; i < 64; i++)
         pad[i] = k[i] ^ 0x5c;
-    ok = ok && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
+    ok = ok && EVP_DigestInit_ex(md, pe_sha256(), NULL) && EVP_DigestUpdate(md, pad, 64) &&
          EVP_DigestUpdate(md, inner, 32) && EVP_DigestFinal_ex(md, out, &n) && n == 32;
     EVP_MD_CTX_free(md);
     pe_wipe(k, sizeof(k));
@@ -176,15 +260,88 @@ apr_status_t pe_hmac_sha256(const void *key, apr_size_t keylen, const void *data
     return APR_SUCCESS;
 }
 
+/*
+ * The HMAC's two key blocks (K^ipad, K^opad) for the first lookup secret of the process, hashed
+ * once: a lookup then copies the two digest states and hashes only the key or token and the
+ * inner digest (half the SHA-256 blocks). Kept for the life of the process, like the secret it
+ * is derived from (which the configuration holds as long); another secret takes the full path.
+ */
+typedef struct {
+    unsigned char secret[PE_SECRET_LEN];
+    EVP_MD_CTX *in, *out;
+} lookup_keyed_t;
+
+static lookup_keyed_t *lookup_keyed;
+
+static void keyed_free(lookup_keyed_t *k)
+{
+    EVP_MD_CTX_free(k->in);
+    EVP_MD_CTX_free(k->out);
+    OPENSSL_clear_free(k, sizeof(*k));
+}
+
+static const lookup_keyed_t *keyed_for(const unsigned char secret[PE_SECRET_LEN])
+{
+    lookup_keyed_t *k = __atomic_load_n(&lookup_keyed, __ATOMIC_ACQUIRE), *none = NULL;
+    unsigned char pad[64];
+    int i, ok;
+
+    if (!k) {
+        if (!(k = OPENSSL_zalloc(sizeof(*k))))
+            return NULL;
+        memcpy(k->secret, secret, PE_SECRET_LEN);
+        k->in = EVP_MD_CTX_new();
+        k->out = EVP_MD_CTX_new();
+        for (i = 0; i < 64; i++)
+            pad[i] = (unsigned char)((i < PE_SECRET_LEN ? secret[i] : 0) ^ 0x36);
+        ok = k->in && k->out && EVP_DigestInit_ex(k->in, pe_sha256(), NULL) && EVP_DigestUpdate(k->in, pad, 64);
+        for (i = 0; i < 64; i++)
+            pad[i] = (unsigned char)((i < PE_SECRET_LEN ? secret[i] : 0) ^ 0x5c);
+        ok = ok && EVP_DigestInit_ex(k->out, pe_sha256(), NULL) && EVP_DigestUpdate(k->out, pad, 64);
+        pe_wipe(pad, sizeof(pad));
+        if (!ok) {
+            ERR_clear_error();
+            keyed_free(k);
+            return NULL;
+        }
+        if (!__atomic_compare_exchange_n(&lookup_keyed, &none, k, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            keyed_free(k);
+            k = none;
+        }
+    }
+    return CRYPTO_memcmp(k->secret, secret, PE_SECRET_LEN) == 0 ? k : NULL;
+}
+
+/* HMAC-SHA-256 from the hashed key blocks (the same value as pe_hmac_sha256). */
+static apr_status_t keyed_mac(const lookup_keyed_t *k, const void *data, apr_size_t len, unsigned char out[32])
+{
+    unsigned char inner[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_MD_CTX_copy_ex(md, k->in) && (!len || EVP_DigestUpdate(md, data, len)) &&
+             EVP_DigestFinal_ex(md, inner, &n) && n == 32 && EVP_MD_CTX_copy_ex(md, k->out) &&
+             EVP_DigestUpdate(md, inner, 32) && EVP_DigestFinal_ex(md, out, &n) && n == 32;
+
+    EVP_MD_CTX_free(md);
+    pe_wipe(inner, sizeof(inner));
+    if (!ok) {
+        ERR_clear_error();
+        return PE_CRYPTO_EFAIL;
+    }
+    return APR_SUCCESS;
+}
+
 /* Hex HMAC of a key or token under the server secret. */
 apr_status_t pe_lookup_digest(apr_pool_t *p, const unsigned char secret[PE_SECRET_LEN], const char *s,
                               apr_size_t len, const char **hex)
 {
+    const lookup_keyed_t *k = keyed_for(secret);
     unsigned char mac[32];
     apr_status_t rv;
 
     *hex = NULL;
-    if ((rv = pe_hmac_sha256(secret, PE_SECRET_LEN, s, len, mac)) != APR_SUCCESS)
+    if ((!k || keyed_mac(k, s, len, mac) != APR_SUCCESS) &&
+        (rv = pe_hmac_sha256(secret, PE_SECRET_LEN, s, len, mac)) != APR_SUCCESS)
         return rv;
     *hex = pe_hex_encode(p, mac, sizeof(mac));
     pe_wipe(mac, sizeof(mac));

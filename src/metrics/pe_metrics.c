@@ -104,10 +104,22 @@ static const family_t fams[PE_MET__COUNT] = {
 /* Per-process gauges, in the order of the slot's words. */
 #define GAUGE_INDEX(w) ((w) == PE_MET_INFLIGHT ? 0 : 1)
 
+/* A slot fills a cache line of its own: the gauges of two processes never share one. */
 struct pe_met_proc_t {
     volatile apr_int64_t pid;
     volatile apr_int64_t g[2];
+    char pad[64 - 3 * sizeof(apr_int64_t)];
 };
+
+/*
+ * Counter rows: every family's words exist PE_MET_ROWS + 1 times. A process with a slot adds to
+ * row 1 + (slot % PE_MET_ROWS), one without (all slots taken, or none attached) to row 0, and a
+ * read sums the rows. So the children of a server do not update the same cache lines (a word
+ * that every process changes would move between the cores on every request); the additions
+ * stay atomic, since the threads of one process and processes whose slots share a row still meet
+ * on a row. Rows are never cleared: the sum counts the work of processes that have gone too.
+ */
+#define PE_MET_ROWS 64
 
 struct pe_metrics_t {
     apr_uint64_t magic;
@@ -115,12 +127,15 @@ struct pe_metrics_t {
     volatile apr_uint32_t nmodels;
     char models[PE_MET_MODELS_MAX][PE_MET_MODEL_LEN];
     struct pe_met_proc_t procs[PE_MET_PROCS];
-    apr_uint32_t base[PE_MET__COUNT]; /* first word of each family */
-    apr_uint32_t nwords;
-    volatile apr_uint64_t w[];
+    apr_uint32_t base[PE_MET__COUNT]; /* first word of each family (in a row) */
+    apr_uint32_t nwords;              /* words of a row that are used */
+    apr_uint32_t rowwords;            /* words of a row, a whole number of cache lines */
+    volatile apr_uint64_t w[] __attribute__((aligned(64))); /* PE_MET_ROWS + 1 rows */
 };
 
 static pe_metrics_t *installed;
+/* The first word of this process's row in the installed block. */
+static volatile apr_uint64_t *row;
 
 static int pid_alive(apr_int64_t pid)
 {
@@ -156,9 +171,26 @@ static apr_uint32_t total_words(void)
     return n;
 }
 
+/* Words of one row: the used words rounded up to whole cache lines. */
+static apr_uint32_t row_words(void)
+{
+    return (total_words() + 7u) & ~7u;
+}
+
 apr_size_t pe_metrics_size(void)
 {
-    return sizeof(pe_metrics_t) + sizeof(apr_uint64_t) * total_words();
+    return sizeof(pe_metrics_t) + sizeof(apr_uint64_t) * row_words() * (PE_MET_ROWS + 1);
+}
+
+/* The sum of a word over the rows. */
+static apr_uint64_t word_sum(const pe_metrics_t *m, long w)
+{
+    apr_uint64_t v = 0;
+    int i;
+
+    for (i = 0; i <= PE_MET_ROWS; i++)
+        v += __atomic_load_n(&m->w[(long)i * m->rowwords + w], __ATOMIC_RELAXED);
+    return v;
 }
 
 pe_metrics_t *pe_metrics_init(void *mem)
@@ -174,6 +206,7 @@ pe_metrics_t *pe_metrics_init(void *mem)
             n += nseries(&fams[i]) * series_words(&fams[i]);
     }
     m->nwords = n;
+    m->rowwords = row_words();
     m->magic = MAGIC;
     return m;
 }
@@ -181,6 +214,7 @@ pe_metrics_t *pe_metrics_init(void *mem)
 void pe_metrics_install(pe_metrics_t *m)
 {
     installed = m;
+    row = m ? m->w : NULL; /* row 0 until this process takes a slot */
 }
 
 pe_metrics_t *pe_metrics_installed(void)
@@ -249,9 +283,9 @@ static long word_of(const pe_metrics_t *m, pe_metric_e which, int l1, int l2)
     return (long)m->base[which] + (long)(l1 * n2 + l2) * (long)series_words(f);
 }
 
-static void add_word(pe_metrics_t *m, long w, apr_uint64_t d)
+static void add_word(long w, apr_uint64_t d)
 {
-    __atomic_fetch_add(&m->w[w], d, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&row[w], d, __ATOMIC_RELAXED);
 }
 
 void pe_met_add(pe_metric_e which, int l1, int l2, apr_uint64_t delta)
@@ -261,7 +295,7 @@ void pe_met_add(pe_metric_e which, int l1, int l2, apr_uint64_t delta)
     if (!installed || which < 0 || which >= PE_MET__COUNT || fams[which].type != T_COUNTER)
         return;
     if ((w = word_of(installed, which, l1, l2)) >= 0)
-        add_word(installed, w, delta);
+        add_word(w, delta);
 }
 
 void pe_met_request(int group, int status)
@@ -300,8 +334,8 @@ void pe_met_observe(pe_metric_e which, apr_interval_time_t t)
     w = (long)installed->base[which];
     for (b = 0; b < f->nbounds && t > f->bounds[b]; b++)
         ;
-    add_word(installed, w + b, 1);
-    add_word(installed, w + f->nbounds + 1, (apr_uint64_t)t);
+    add_word(w + b, 1);
+    add_word(w + f->nbounds + 1, (apr_uint64_t)t);
 }
 
 void pe_met_tokens(const char *model, apr_int64_t prompt, apr_int64_t completion, apr_int64_t total)
@@ -319,6 +353,14 @@ void pe_met_tokens(const char *model, apr_int64_t prompt, apr_int64_t completion
         pe_met_add(PE_MET_TOKENS, mi, PE_MET_TOK_TOTAL, (apr_uint64_t)total);
 }
 
+/* This process's counters go to the row of slot i from now on. */
+static pe_met_proc_t *slot_taken(pe_metrics_t *m, pe_met_proc_t *s, int i)
+{
+    if (m == installed)
+        row = m->w + (long)(1 + i % PE_MET_ROWS) * m->rowwords;
+    return s;
+}
+
 pe_met_proc_t *pe_metrics_proc_attach(pe_metrics_t *m, apr_int64_t pid)
 {
     int pass, i;
@@ -333,14 +375,14 @@ pe_met_proc_t *pe_metrics_proc_attach(pe_metrics_t *m, apr_int64_t pid)
 
             if (old == pid) {
                 s->g[0] = s->g[1] = 0;
-                return s;
+                return slot_taken(m, s, i);
             }
             if ((pass == 0 && old != 0) || (pass == 1 && (old == 0 || alive_fn(old))))
                 continue;
             if (__atomic_compare_exchange_n(&s->pid, &old, pid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
                 __atomic_store_n(&s->g[0], 0, __ATOMIC_RELAXED);
                 __atomic_store_n(&s->g[1], 0, __ATOMIC_RELAXED);
-                return s;
+                return slot_taken(m, s, i);
             }
         }
     }
@@ -397,9 +439,9 @@ apr_uint64_t pe_metrics_value(pe_metrics_t *m, pe_metric_e which, int l1, int l2
     if ((w = word_of(m, which, l1, l2)) < 0)
         return 0;
     if (f->type == T_COUNTER)
-        return __atomic_load_n(&m->w[w], __ATOMIC_RELAXED);
+        return word_sum(m, w);
     for (b = 0; b <= f->nbounds; b++)
-        v += __atomic_load_n(&m->w[w + b], __ATOMIC_RELAXED);
+        v += word_sum(m, w + b);
     return v;
 }
 
@@ -519,7 +561,7 @@ const char *pe_metrics_format(pe_metrics_t *m, apr_pool_t *p)
                     labels = apr_psprintf(p, "%s=\"%s\"", f->d1->name, esc(p, v1));
                 if (f->type == T_COUNTER) {
                     EMIT("%s%s%s%s %" APR_UINT64_T_FMT "\n", f->name, *labels ? "{" : "", labels, *labels ? "}" : "",
-                         __atomic_load_n(&m->w[w], __ATOMIC_RELAXED));
+                         word_sum(m, w));
                 }
                 else {
                     /* Histogram: names without _total; cumulative buckets; _count = the +Inf bucket. */
@@ -528,12 +570,12 @@ const char *pe_metrics_format(pe_metrics_t *m, apr_pool_t *p)
                     int b;
 
                     for (b = 0; b <= f->nbounds; b++) {
-                        cum += __atomic_load_n(&m->w[w + b], __ATOMIC_RELAXED);
+                        cum += word_sum(m, w + b);
                         EMIT("%s_bucket{%s%sle=\"%s\"} %" APR_UINT64_T_FMT "\n", f->name, labels, sep,
                              b < f->nbounds ? fnum(p, 0, (double)f->bounds[b] / 1e6) : "+Inf", cum);
                     }
                     EMIT("%s_sum%s%s%s %s\n", f->name, *labels ? "{" : "", labels, *labels ? "}" : "",
-                         fnum(p, 1, (double)__atomic_load_n(&m->w[w + f->nbounds + 1], __ATOMIC_RELAXED) / 1e6));
+                         fnum(p, 1, (double)word_sum(m, w + f->nbounds + 1) / 1e6));
                     EMIT("%s_count%s%s%s %" APR_UINT64_T_FMT "\n", f->name, *labels ? "{" : "", labels,
                          *labels ? "}" : "", cum);
                 }

@@ -6,6 +6,7 @@
  * Every static function whose name starts with tbl_ runs with the lock held; public functions take
  * the lock, call them for a few lines, and release it (critical sections are tagged @CRT).
  */
+#include "pe_crypto.h"
 #include "pe_logno.h"
 #include "pe_shm.h"
 
@@ -457,7 +458,7 @@ static apr_status_t key_prepare(const pe_shm_t *shm, const void *key, apr_ssize_
     else {
         unsigned int dlen = 0;
 
-        if (!EVP_Digest(key, n, k->bytes, &dlen, EVP_sha256(), NULL) || dlen != 32)
+        if (!EVP_Digest(key, n, k->bytes, &dlen, pe_sha256(), NULL) || dlen != 32)
             return APR_EGENERAL;
         k->form = KEY_DIGEST;
         k->klen = 32;

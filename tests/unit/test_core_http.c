@@ -61,6 +61,43 @@ START_TEST(route_params_and_order)
 }
 END_TEST
 
+/* The same question twice (the second answered from the thread's last answer) and questions that
+ * differ in one part only get the answers of a walk of the table. */
+START_TEST(route_repeated_questions)
+{
+    static const pe_route_t other[] = {{PE_M_POST, "/health", PE_G_CORE, &h3}};
+    pe_route_match_t m;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_ALL, PE_M_PUT, "/v1/users/profile", &m), PE_ROUTE_OK);
+        ck_assert_ptr_eq(m.route->handler, &h3);
+        ck_assert_int_eq(m.nparams, 0);
+        ck_assert_str_eq(pe_route_allow_header(pe_tp, m.allowed), "GET, HEAD, PUT");
+    }
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_USERS, PE_M_POST, "/v1/users/profile", &m),
+                     PE_ROUTE_BAD_METHOD);
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_CORE, PE_M_POST, "/v1/users/profile", &m),
+                     PE_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_CORE, PE_M_POST, "/v1/users/profile", &m),
+                     PE_ROUTE_NOT_FOUND);
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_CORE, PE_M_POST, "/health", &m), PE_ROUTE_BAD_METHOD);
+    ck_assert_int_eq(pe_route_match(pe_tp, other, 1, PE_G_CORE, PE_M_POST, "/health", &m), PE_ROUTE_OK);
+    ck_assert_ptr_eq(m.route->handler, &h3);
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR - 1, PE_G_CORE, PE_M_GET, "/health", &m), PE_ROUTE_OK);
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, 1, PE_G_CORE, PE_M_GET, "/health", &m), PE_ROUTE_NOT_FOUND);
+    /* placeholders: every answer has its own values */
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_ALL, PE_M_GET, i ? "/v1/admin-panel/users/7"
+                                                                                 : "/v1/admin-panel/users/6", &m),
+                         PE_ROUTE_OK);
+        ck_assert_str_eq(pe_route_param(&m, "user_id"), i ? "7" : "6");
+    }
+    ck_assert_int_eq(pe_route_match(pe_tp, routes, NR, PE_G_ALL, PE_M_GET, "/v1/admin-panel/users/7", &m), PE_ROUTE_OK);
+    ck_assert_str_eq(pe_route_param(&m, "user_id"), "7");
+}
+END_TEST
+
 START_TEST(route_groups)
 {
     pe_route_match_t m;
@@ -291,6 +328,7 @@ Suite *pe_suite_core_http(void)
 
     tcase_add_test(tc, route_literal_and_method);
     tcase_add_test(tc, route_params_and_order);
+    tcase_add_test(tc, route_repeated_questions);
     tcase_add_test(tc, route_groups);
     tcase_add_test(tc, json_strict_parse);
     tcase_add_test(tc, json_depth_limit);

@@ -9,6 +9,8 @@
 #include <apr_strings.h>
 #include <openssl/rand.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const unsigned char key_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                         17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -55,6 +57,39 @@ START_TEST(random_bytes_basic)
     /* expected 4096 zero bytes; a buffer left unfilled would have 1 Mi */
     ck_assert_uint_lt(zeros, 5000);
     ck_assert_uint_gt(zeros, 3200);
+}
+END_TEST
+
+/* Ids: 20,000 distinct 16-byte values; a forked child does not repeat what its parent draws next. */
+START_TEST(id_bytes_unique_and_fork_safe)
+{
+    apr_hash_t *seen = apr_hash_make(pe_tp);
+    unsigned char b[16], mine[16], theirs[16];
+    int i, fd[2], status;
+    pid_t pid;
+
+    for (i = 0; i < 20000; i++) {
+        ck_assert_int_eq(pe_id_bytes(b, sizeof(b)), APR_SUCCESS);
+        ck_assert_ptr_null(apr_hash_get(seen, b, sizeof(b)));
+        apr_hash_set(seen, apr_pmemdup(pe_tp, b, sizeof(b)), sizeof(b), "");
+    }
+    ck_assert_int_eq(pipe(fd), 0);
+    if ((pid = fork()) == 0) {
+        close(fd[0]);
+        _exit(pe_id_bytes(theirs, sizeof(theirs)) == APR_SUCCESS &&
+                      write(fd[1], theirs, sizeof(theirs)) == (ssize_t)sizeof(theirs)
+                  ? 0
+                  : 1);
+    }
+    ck_assert_int_gt(pid, 0);
+    close(fd[1]);
+    ck_assert_int_eq(pe_id_bytes(mine, sizeof(mine)), APR_SUCCESS);
+    ck_assert_int_eq(read(fd[0], theirs, sizeof(theirs)), (int)sizeof(theirs));
+    close(fd[0]);
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(memcmp(mine, theirs, sizeof(mine)) != 0);
+    ck_assert_ptr_null(apr_hash_get(seen, theirs, sizeof(theirs)));
 }
 END_TEST
 
@@ -236,6 +271,24 @@ START_TEST(hmac_rfc4231_vectors)
     ck_assert_uint_eq(strspn(d1, "0123456789abcdef"), 64);
     ck_assert_int_eq(pe_lookup_digest(pe_tp, key_a, "", 0, &d1), APR_SUCCESS);
     ck_assert_uint_eq(strlen(d1), 64);
+    /* the first secret's key blocks are hashed once and reused; any secret, any length, gives the HMAC */
+    {
+        const unsigned char *keys[] = {secret, key_a, secret, key_b};
+        char long_tok[300];
+        int i;
+
+        memset(long_tok, 'x', sizeof(long_tok));
+        for (i = 0; i < 4; i++) {
+            apr_size_t lens[] = {0, 6, 55, 56, 64, 200, sizeof(long_tok)};
+            int j;
+
+            for (j = 0; j < (int)(sizeof(lens) / sizeof(lens[0])); j++) {
+                ck_assert_int_eq(pe_hmac_sha256(keys[i], 32, long_tok, lens[j], mac), APR_SUCCESS);
+                ck_assert_int_eq(pe_lookup_digest(pe_tp, keys[i], long_tok, lens[j], &d1), APR_SUCCESS);
+                ck_assert_str_eq(d1, pe_hex_encode(pe_tp, mac, 32));
+            }
+        }
+    }
 }
 END_TEST
 
@@ -486,6 +539,7 @@ Suite *pe_suite_crypto(void)
 
     tcase_add_test(tc, random_bytes_basic);
     tcase_add_test(tc, random_failure_is_fatal);
+    tcase_add_test(tc, id_bytes_unique_and_fork_safe);
     tcase_add_test(tc, random_string_uniform);
     tcase_add_test(tc, apikey_format_and_uniqueness);
     tcase_add_test(tc, token_format_and_uniqueness);

@@ -162,6 +162,57 @@ START_TEST(exact_across_processes)
 }
 END_TEST
 
+/* Processes with slots count into rows of their own (and two into a shared one), one without a
+ * slot into the common row, the parent into its slot's row: every read is the exact sum. */
+START_TEST(exact_across_rows)
+{
+    pe_metrics_t *m = block();
+    int i, status;
+    pid_t kids[5];
+    const char *t;
+
+    for (i = 0; i < 5; i++) {
+        if ((kids[i] = fork()) == 0) {
+            int k;
+
+            /* kids 0-3 take slots; slot i and slot i + 64 share a row, so kids 1 and 3 take
+             * slots 64 apart (fake pids, the test's own block) */
+            if (i == 0 || i == 2)
+                pe_metrics_proc_attach(m, 1000 + i);
+            else if (i == 1 || i == 3) {
+                int s;
+
+                for (s = 0; s < 64; s++)
+                    pe_metrics_proc_attach(m, 2000000 + i * 100 + s);
+                pe_metrics_proc_attach(m, 1000 + i);
+            }
+            for (k = 0; k < 20000; k++) {
+                pe_met_request(0, 200);
+                pe_met_add(PE_MET_TOKENS, 0, PE_MET_TOK_TOTAL, 3);
+                pe_met_observe(PE_MET_OVERHEAD_SECONDS, 700);
+            }
+            _exit(0);
+        }
+        ck_assert_int_gt(kids[i], 0);
+    }
+    for (i = 0; i < 5; i++) {
+        waitpid(kids[i], &status, 0);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    ck_assert_ptr_nonnull(pe_metrics_proc_attach(m, 999));
+    pe_met_request(0, 200);
+    ck_assert_uint_eq(pe_metrics_value(m, PE_MET_REQUESTS, 0, PE_MET_CODE_2XX), 100001);
+    ck_assert_uint_eq(pe_metrics_value(m, PE_MET_TOKENS, 0, PE_MET_TOK_TOTAL), 300000);
+    ck_assert_uint_eq(pe_metrics_value(m, PE_MET_OVERHEAD_SECONDS, 0, 0), 100000);
+    t = pe_metrics_format(m, pe_tp);
+    ck_assert_double_eq(line_value(t, "promptenchanter_requests_total{group=\"core\",code=\"2xx\"}"), 100001);
+    ck_assert_double_eq(line_value(t, "promptenchanter_gateway_overhead_seconds_count"), 100000);
+    ck_assert_double_eq(line_value(t, "promptenchanter_gateway_overhead_seconds_bucket{le=\"0.0005\"}"), 0);
+    ck_assert_double_eq(line_value(t, "promptenchanter_gateway_overhead_seconds_bucket{le=\"0.001\"}"), 100000);
+    ck_assert_double_eq(line_value(t, "promptenchanter_gateway_overhead_seconds_sum"), 70);
+}
+END_TEST
+
 static int fake_alive(apr_int64_t pid)
 {
     return pid < 100000;
@@ -233,6 +284,7 @@ Suite *pe_suite_metrics(void)
     tcase_add_test(tc, models_bounded_and_escaped);
     tcase_add_test(tc, histogram_buckets);
     tcase_add_test(tc, exact_across_processes);
+    tcase_add_test(tc, exact_across_rows);
     tcase_add_test(tc, process_gauges);
     tcase_add_test(tc, process_slots_full);
     tcase_add_test(tc, flush_generation);
