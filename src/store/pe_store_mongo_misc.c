@@ -178,7 +178,8 @@ pe_store_status_e pe_mg_event_count(pe_store_t *st, const char *event_type, cons
 #define PE_MG_MSGLOG_CHUNK 100
 
 /* After an unordered insert_many failed: OK when every write error is a duplicate key. */
-static int only_duplicates(const bson_t *reply)
+/* Only duplicate-key errors in an unordered insert's reply (the rows that exist already). */
+int pe_mg_only_duplicates(const bson_t *reply)
 {
     bson_iter_t it, arr, e;
     int n = 0;
@@ -275,7 +276,7 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
         }
         ok = mongoc_collection_insert_many(pe_mg_coll(st, PE_MC_MSGLOGS), (const bson_t **)docs, (size_t)k, opts,
                                            &reply, &err);
-        if (!ok && only_duplicates(&reply))
+        if (!ok && pe_mg_only_duplicates(&reply))
             ok = true;
         for (i = 0; i < k; i++)
             bson_destroy(docs[i]);
