@@ -35,10 +35,14 @@ typedef struct pe_req_t {
     int body_sent; /* the handler wrote its own response */
     struct pe_access_req_t *access; /* the access layer's decisions (rate-limit headers) */
     int shape; /* error shape of this route: 0 not known yet, 1 the envelope, 2 OpenAI's */
+    apr_int64_t tokens; /* tokens a route without a completion note used (batch): the API-usage record */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */
 pe_req_t *pe_req_get(request_rec *r);
+
+/** The request context if one was made, else NULL (log hooks: never makes one). */
+pe_req_t *pe_req_peek(request_rec *r);
 
 /** What a route handler receives. */
 typedef struct pe_ctx_t {

@@ -51,6 +51,16 @@ pe_req_t *pe_req_get(request_rec *r)
     return rq;
 }
 
+/* The main request's context when one was made (never makes one). */
+pe_req_t *pe_req_peek(request_rec *r)
+{
+    while (r->main)
+        r = r->main;
+    while (r->prev)
+        r = r->prev;
+    return ap_get_module_config(r->request_config, &promptenchanter_module);
+}
+
 /* Send a JSON value. */
 int pe_http_send_json(request_rec *r, int status, const json_t *j)
 {

@@ -414,3 +414,45 @@ apr_status_t pe_smtp_send(apr_pool_t *p, const pe_smtp_conf_t *c, const pe_mail_
     *err = apr_pstrcat(p, curl_easy_strerror(rc), *errbuf ? ": " : "", errbuf, NULL);
     return rc == CURLE_OPERATION_TIMEDOUT ? APR_TIMEUP : APR_EGENERAL;
 }
+
+/* The replies of the check are not kept. */
+static size_t discard(char *ptr, size_t size, size_t n, void *baton)
+{
+    return size * n;
+}
+
+apr_status_t pe_smtp_check(apr_pool_t *p, const pe_smtp_conf_t *c, const char **err)
+{
+    char *errbuf = apr_pcalloc(p, CURL_ERROR_SIZE);
+    long ms = (long)apr_time_as_msec(c->timeout);
+    CURL *h;
+    CURLcode rc;
+
+    *err = NULL;
+    if (!(h = curl_easy_init())) {
+        *err = "out of memory";
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, h, curl_easy_free, apr_pool_cleanup_null);
+    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)(c->tls == PE_SMTP_TLS_OPTIONAL ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->user) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
+    }
+    /* NB: without recipients and without a body libcurl sends this one command (no MAIL FROM). */
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "NOOP");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        return APR_SUCCESS;
+    *err = apr_pstrcat(p, curl_easy_strerror(rc), *errbuf ? ": " : "", errbuf, NULL);
+    return rc == CURLE_OPERATION_TIMEDOUT ? APR_TIMEUP : APR_EGENERAL;
+}
