@@ -20,9 +20,8 @@ pe_store_status_e pe_mg_api_usage_insert(pe_store_t *st, const pe_api_usage_t *r
 
     while (done < n) {
         int k = n - done > PE_MG_API_USAGE_CHUNK ? PE_MG_API_USAGE_CHUNK : n - done, i;
-        bson_t *docs[PE_MG_API_USAGE_CHUNK], reply, *opts = BCON_NEW("ordered", BCON_BOOL(false));
-        bson_error_t err;
-        bool ok;
+        bson_t *docs[PE_MG_API_USAGE_CHUNK];
+        pe_store_status_e rs;
 
         for (i = 0; i < k; i++) {
             const pe_api_usage_t *u = &recs[done + i];
@@ -41,16 +40,8 @@ pe_store_status_e pe_mg_api_usage_insert(pe_store_t *st, const pe_api_usage_t *r
                                BCON_UTF8(s0(u->user_agent)), "created_at", BCON_INT64(u->created_at), "date",
                                BCON_UTF8(date));
         }
-        ok = mongoc_collection_insert_many(pe_mg_coll(st, PE_MC_API_USAGE), (const bson_t **)docs, (size_t)k, opts,
-                                           &reply, &err);
-        if (!ok && pe_mg_only_duplicates(&reply))
-            ok = true;
-        for (i = 0; i < k; i++)
-            bson_destroy(docs[i]);
-        bson_destroy(opts);
-        bson_destroy(&reply);
-        if (!ok)
-            return pe_mg_fail(st, PE_MC_API_USAGE, &err);
+        if ((rs = pe_mg_insert_new(st, PE_MC_API_USAGE, docs, k)) != PE_STORE_OK)
+            return rs;
         done += k;
     }
     return PE_STORE_OK;

@@ -92,8 +92,8 @@ pe_store_status_e pe_mg_delete(pe_store_t *st, const char *coll, const bson_t *f
 pe_store_status_e pe_mg_find_one(pe_store_t *st, const char *coll, const bson_t *filter, const bson_t *fields,
                                  const bson_t **out);
 
-/** True when an unordered insert failed only on duplicate keys (a batch written again). */
-int pe_mg_only_duplicates(const bson_t *reply);
+/** Insert k documents unordered and destroy them; those whose _id exists are skipped (a batch written again). */
+pe_store_status_e pe_mg_insert_new(pe_store_t *st, const char *coll, bson_t **docs, int k);
 
 /** count_documents. */
 pe_store_status_e pe_mg_count(pe_store_t *st, const char *coll, const bson_t *filter, long *count);

@@ -178,8 +178,7 @@ pe_store_status_e pe_mg_event_count(pe_store_t *st, const char *event_type, cons
 #define PE_MG_MSGLOG_CHUNK 100
 
 /* After an unordered insert_many failed: OK when every write error is a duplicate key. */
-/* Only duplicate-key errors in an unordered insert's reply (the rows that exist already). */
-int pe_mg_only_duplicates(const bson_t *reply)
+static int only_duplicates(const bson_t *reply)
 {
     bson_iter_t it, arr, e;
     int n = 0;
@@ -202,6 +201,24 @@ int pe_mg_only_duplicates(const bson_t *reply)
         n++;
     }
     return n > 0;
+}
+
+/* Insert k documents unordered (and destroy them); those whose _id exists already are skipped. */
+pe_store_status_e pe_mg_insert_new(pe_store_t *st, const char *coll, bson_t **docs, int k)
+{
+    bson_t reply, *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    bson_error_t err;
+    bool ok = mongoc_collection_insert_many(pe_mg_coll(st, coll), (const bson_t **)docs, (size_t)k, opts, &reply,
+                                            &err);
+    int i;
+
+    if (!ok && only_duplicates(&reply))
+        ok = true;
+    for (i = 0; i < k; i++)
+        bson_destroy(docs[i]);
+    bson_destroy(opts);
+    bson_destroy(&reply);
+    return ok ? PE_STORE_OK : pe_mg_fail(st, coll, &err);
 }
 
 /*
@@ -256,9 +273,7 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
 
     while (done < n) {
         int k = n - done > PE_MG_MSGLOG_CHUNK ? PE_MG_MSGLOG_CHUNK : n - done, i;
-        bson_t *docs[PE_MG_MSGLOG_CHUNK], reply, *opts = BCON_NEW("ordered", BCON_BOOL(false));
-        bson_error_t err;
-        bool ok;
+        bson_t *docs[PE_MG_MSGLOG_CHUNK];
 
         for (i = 0; i < k; i++) {
             const pe_message_log_t *m = &recs[done + i];
@@ -274,16 +289,9 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
                                "processing_time_ms", BCON_INT64(m->processing_time_ms), "ip_address",
                                BCON_UTF8(s0(m->ip_address)), "created_at", BCON_INT64(m->created_at));
         }
-        ok = mongoc_collection_insert_many(pe_mg_coll(st, PE_MC_MSGLOGS), (const bson_t **)docs, (size_t)k, opts,
-                                           &reply, &err);
-        if (!ok && pe_mg_only_duplicates(&reply))
-            ok = true;
-        for (i = 0; i < k; i++)
-            bson_destroy(docs[i]);
-        bson_destroy(opts);
-        bson_destroy(&reply);
-        if (!ok)
-            return pe_mg_fail(st, PE_MC_MSGLOGS, &err);
+        rs = pe_mg_insert_new(st, PE_MC_MSGLOGS, docs, k);
+        if (rs != PE_STORE_OK)
+            return rs;
         if ((rs = msglog_sweep_deleted(st, recs + done, k)) != PE_STORE_OK)
             return rs;
         done += k;

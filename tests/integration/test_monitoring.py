@@ -22,6 +22,7 @@ import fakes
 import pe_pg
 from pe_harness import HttpdTestCase, RUN_ROOT, free_port
 from test_completions import BASE_CONF, Memcached, MemcachedMixin, UpstreamMixin, bearer
+from test_email import SinkClass
 
 MONITOR_CONF = """
 <Location "/metrics">
@@ -79,6 +80,16 @@ class MonitorBase(UpstreamMixin, HttpdTestCase):
         with concurrent.futures.ThreadPoolExecutor(workers) as ex:
             return list(ex.map(fn, items))
 
+    def three_users(self):
+        """(id, key) of a user with credits, of one without, and of one on plan gold (PEPrincipalRateLimit)."""
+        uid, key = self.new_user()
+        pid_, poor = self.new_user()
+        self.sqlite("UPDATE pe_users SET conv_limit = 0, conv_reset = 0 WHERE id = ?", (pid_,))
+        # NB: the plan is set before the key's first use, so no process has the principal cached
+        gid, gold = self.new_user()
+        self.sqlite("UPDATE pe_users SET subscription_plan = 'gold' WHERE id = ?", (gid,))
+        return (uid, key), (pid_, poor), (gid, gold)
+
 
 class MetricsPrefork(MonitorBase):
     maxDiff = None
@@ -112,12 +123,7 @@ class MetricsPrefork(MonitorBase):
 
     def test_a_counters_exact_across_children(self):
         before = parse(self.scrape())
-        uid, key = self.new_user()
-        pid_, poor = self.new_user()
-        self.sqlite("UPDATE pe_users SET conv_limit = 0, conv_reset = 0 WHERE id = ?", (pid_,))
-        # NB: the plan is set before the key's first use, so no process has the principal cached
-        gid, gold = self.new_user()
-        self.sqlite("UPDATE pe_users SET subscription_plan = 'gold' WHERE id = ?", (gid,))
+        (uid, key), (pid_, poor), (gid, gold) = self.three_users()
         tag = "%d-%f" % (os.getpid(), time.time())
 
         def prompt(i):
@@ -378,11 +384,7 @@ class UsageRecords(MonitorBase):
         return {r[0]: r for r in self.sqlite(q, tuple(ids))}
 
     def test_records_equal_what_was_sent(self):
-        uid, key = self.new_user()
-        pid_, poor = self.new_user()
-        self.sqlite("UPDATE pe_users SET conv_limit = 0, conv_reset = 0 WHERE id = ?", (pid_,))
-        gid, gold = self.new_user()
-        self.sqlite("UPDATE pe_users SET subscription_plan = 'gold' WHERE id = ?", (gid,))
+        (uid, key), (pid_, poor), (gid, gold) = self.three_users()
         tag = "%d-%f" % (os.getpid(), time.time())
         ua = {"User-Agent": "usage-test/1.0"}
         sent = []  # (response, user id, key, endpoint, method, tokens)
@@ -496,32 +498,18 @@ class UsageRetention(MonitorBase):
                          ["retention_seconds"], 2)
 
 
-class ReadinessSmtp(MonitorBase):
+class ReadinessSmtp(SinkClass, MonitorBase):
     """PESMTPURL set: the mail server is a component; stopped: degraded (200) naming smtp within the
     bound; started again on its port: healthy without a restart. No mail is ever sent."""
 
     MPM = "event"
     ENV = {}
-    ALLOWED_LOG_IDS = ()
 
     @classmethod
-    def setUpClass(cls):
-        cls.sink = fakes.start_smtp()
+    def mail_setup(cls):
         cls.EXTRA_CONF = BASE_CONF + MONITOR_CONF + ("PEHealthCacheTime 0\nPEHealthTimeout 1s\n"
                                                      "PESMTPURL smtp://127.0.0.1:%d\nPESMTPStartTLS Optional\n"
                                                      % cls.sink.port)
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.sink.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.sink.stop()
 
     def test_smtp_down_is_degraded_and_comes_back(self):
         port = self.sink.port
