@@ -38,6 +38,9 @@
     X(long long, msglog_interval_ms, -1, 1000)                                                     \
     X(int, msglog_queue, -1, 10000)                                                                \
     X(apr_off_t, msglog_max_record, -1, (apr_off_t)64 * 1024)                                       \
+    X(int, usagelog_on, -1, 1)                                                                     \
+    X(int, usagelog_queue, -1, 4096)                                                               \
+    X(long long, usagelog_retention_ms, -1, 90LL * 86400000)                                       \
     X(long long, prompt_refresh_ms, -1, 10000)                                                     \
     X(long long, principal_ttl_ms, -1, 10000)
 
@@ -59,7 +62,8 @@ struct pe_cpl_arg;
 extern const struct pe_cpl_arg pe_cpl_upstream_key, pe_cpl_connect, pe_cpl_timeout, pe_cpl_stream_timeout,
     pe_cpl_retries, pe_cpl_backoff, pe_cpl_retry_max, pe_cpl_max_response, pe_cpl_reset_hour, pe_cpl_cache,
     pe_cpl_cache_ttl, pe_cpl_prompt_refresh, pe_cpl_cache_timeout, pe_cpl_shm_entries, pe_cpl_shm_entry_size, pe_cpl_msglog,
-    pe_cpl_msglog_batch, pe_cpl_msglog_interval, pe_cpl_msglog_queue, pe_cpl_msglog_max_record, pe_cpl_principal_ttl;
+    pe_cpl_msglog_batch, pe_cpl_msglog_interval, pe_cpl_msglog_queue, pe_cpl_msglog_max_record, pe_cpl_principal_ttl,
+    pe_cpl_usagelog, pe_cpl_usagelog_queue, pe_cpl_usagelog_retention;
 
 #define PE_COMPLETION_CMDS                                                                         \
     AP_INIT_TAKE1("PEUpstreamURL", pe_cmd_cpl_url, NULL, RSRC_CONF,                                \
@@ -111,6 +115,12 @@ extern const struct pe_cpl_arg pe_cpl_upstream_key, pe_cpl_connect, pe_cpl_timeo
     AP_INIT_TAKE1("PEMessageLogQueue", pe_cmd_cpl_int, (void *)&pe_cpl_msglog_queue, RSRC_CONF,    \
                   "Records a child holds at most before it drops new ones (default 10000)"),       \
     AP_INIT_TAKE1("PEMessageLogMaxRecord", pe_cmd_cpl_size, (void *)&pe_cpl_msglog_max_record,     \
-                  RSRC_CONF, "Largest logged conversation; longer text is cut (default 64K)"),
+                  RSRC_CONF, "Largest logged conversation; longer text is cut (default 64K)"),             \
+    AP_INIT_FLAG("PEUsageLog", pe_cmd_cpl_flag, (void *)&pe_cpl_usagelog, RSRC_CONF,               \
+                 "On: every API-key request is recorded in pe_api_usage (default On)"),            \
+    AP_INIT_TAKE1("PEUsageLogQueue", pe_cmd_cpl_int, (void *)&pe_cpl_usagelog_queue, RSRC_CONF,    \
+                  "API-usage records a child holds at most before it drops new ones (default 4096)"), \
+    AP_INIT_TAKE1("PEUsageLogRetention", pe_cmd_cpl_duration, (void *)&pe_cpl_usagelog_retention,  \
+                  RSRC_CONF, "Age after which API-usage records are removed; 0 = kept (default 90d)"),
 
 #endif

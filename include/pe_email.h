@@ -113,4 +113,12 @@ const char *pe_smtp_url_check(apr_pool_t *p, const char *url);
  */
 apr_status_t pe_smtp_send(apr_pool_t *p, const pe_smtp_conf_t *c, const pe_mail_msg_t *m, const char **err);
 
+/**
+ * Readiness of the server of c, within c->timeout: connect, greeting, EHLO, STARTTLS as c asks,
+ * AUTH when c has a user, then NOOP and QUIT. Never sends a message.
+ * @param err why not (libcurl's reason), in p
+ * @return APR_SUCCESS, APR_TIMEUP or APR_EGENERAL
+ */
+apr_status_t pe_smtp_check(apr_pool_t *p, const pe_smtp_conf_t *c, const char **err);
+
 #endif

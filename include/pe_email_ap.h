@@ -8,7 +8,11 @@
 #include "httpd.h"
 
 #include "pe_auth.h"
+#include "pe_email.h"
 #include "pe_http.h"
+
+/** The SMTP settings of server s (the mail sender and the readiness check use the same). */
+void pe_email_smtp_conf(server_rec *s, pe_smtp_conf_t *c);
 
 /** PEEmailVerification of the request's server. */
 int pe_email_verification_on(request_rec *r);

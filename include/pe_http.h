@@ -40,6 +40,7 @@ typedef struct pe_req_t {
      * redirect, matches anew). */
     const pe_route_t *route;
     const void *route_for;
+    apr_int64_t tokens; /* tokens a route without a completion note used (batch): the API-usage record */
 } pe_req_t;
 
 /** The request context, created on first use (which also sets X-Request-ID). */

@@ -47,6 +47,8 @@ typedef enum {
     PE_MET_STORE_ERRORS,      /* counter */
     PE_MET_INFLIGHT,          /* gauge (per process, summed) */
     PE_MET_MSGLOG_QUEUE,      /* gauge (per process, summed) */
+    PE_MET_USAGELOG_ROWS,     /* counter {result}: API-usage records */
+    PE_MET_USAGELOG_QUEUE,    /* gauge (per process, summed) */
     PE_MET__COUNT
 } pe_metric_e;
 
@@ -78,7 +80,7 @@ typedef enum {
 /* result label of PE_MET_RESEARCH_PAGES. */
 typedef enum { PE_MET_PAGE_FETCHED = 0, PE_MET_PAGE_SSRF_REFUSED, PE_MET_PAGE_FAILED } pe_met_page_e;
 
-/* result label of PE_MET_MSGLOG_ROWS. */
+/* result label of PE_MET_MSGLOG_ROWS and PE_MET_USAGELOG_ROWS. */
 typedef enum { PE_MET_ROWS_WRITTEN = 0, PE_MET_ROWS_DROPPED, PE_MET_ROWS_LOST } pe_met_rows_e;
 
 /* Route groups (the group label of PE_MET_REQUESTS): the bit number of a PE_G_* group, or this. */
@@ -154,7 +156,7 @@ pe_met_proc_t *pe_metrics_proc_attach(pe_metrics_t *m, apr_int64_t pid);
 /** Give the slot back (child exit). */
 void pe_metrics_proc_detach(pe_met_proc_t *slot);
 
-/** Add delta to one of this process's gauges (PE_MET_INFLIGHT, PE_MET_MSGLOG_QUEUE). */
+/** Add delta to one of this process's gauges (PE_MET_INFLIGHT, PE_MET_MSGLOG_QUEUE, PE_MET_USAGELOG_QUEUE). */
 void pe_met_gauge_add(pe_met_proc_t *slot, pe_metric_e which, apr_int64_t delta);
 
 /** The sum of a per-process gauge over live processes; *procs (may be NULL) gets how many. */

@@ -16,6 +16,11 @@
  *
  * NB: records are self-contained allocations owned by the queue (one malloc per record), so
  * nothing from a request pool outlives the request.
+ *
+ * API-usage records (pe_api_usage_t) ride in the same writer and the same batches: each is copied
+ * into a slot of a fixed ring made once with the queue (no allocation per record; strings cut
+ * to the slot's fields), counted, dropped when the ring is full, flushed by the same triggers
+ * and on stop. A write gets both kinds; a failed write keeps both.
  */
 #ifndef PE_MSGLOG_H
 #define PE_MSGLOG_H
@@ -37,14 +42,19 @@ typedef struct pe_msglog_conf_t {
     struct pe_metrics_t *watch;   /**< a flush generation to watch (pe_metrics.h), or NULL */
     apr_interval_time_t watch_every; /**< how often the writer looks at it (0: 100 ms) */
     struct pe_met_proc_t *slot;   /**< this process's gauge slot: records queued (may be NULL) */
+    int usage_max;                /**< API-usage records queued at most (0: none are accepted) */
+    apr_interval_time_t tidy_every; /**< call the write with nothing at least this often (0: never) */
 } pe_msglog_conf_t;
 
 /**
- * Write one batch. Runs on the background thread.
+ * Write one batch. Runs on the background thread. Called with n == 0 and nu == 0 when nothing
+ * was written for tidy_every (housekeeping such as a retention purge).
  * @param p a pool for this batch only (cleared after the call)
- * @return APR_SUCCESS when the records are stored; anything else keeps them queued
+ * @param usage,nu the API-usage records of the batch
+ * @return APR_SUCCESS when the records are stored; anything else keeps them (both kinds) queued
  */
-typedef apr_status_t pe_msglog_write_fn(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n);
+typedef apr_status_t pe_msglog_write_fn(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n,
+                                        const pe_api_usage_t *usage, int nu);
 
 /** Counters (read under the queue lock). */
 typedef struct pe_msglog_stats_t {
@@ -54,6 +64,9 @@ typedef struct pe_msglog_stats_t {
     apr_uint64_t failed;  /**< failed writes (the records were kept) */
     apr_uint64_t lost;    /**< records still unwritten when stop ran out of time */
     int pending;          /**< records in the queue now */
+    /* API-usage records, counted the same way */
+    apr_uint64_t u_queued, u_written, u_dropped, u_lost;
+    int u_pending;
 } pe_msglog_stats_t;
 
 /**
@@ -75,6 +88,12 @@ apr_status_t pe_msglog_start(pe_msglog_t *q);
  *         APR_ENOMEM
  */
 apr_status_t pe_msglog_put(pe_msglog_t *q, const pe_message_log_t *rec);
+
+/**
+ * Queue a copy of an API-usage record into the ring (strings cut to the slot's fields).
+ * @return APR_SUCCESS, APR_ENOSPC when the ring is full (dropped and counted), APR_EOF after stop
+ */
+apr_status_t pe_msglog_put_usage(pe_msglog_t *q, const pe_api_usage_t *rec);
 
 /** Ask the writer to write what is queued now (child_stopping). */
 void pe_msglog_flush_soon(pe_msglog_t *q);

@@ -467,4 +467,46 @@ pe_store_status_e pe_store_email_code_attempt(pe_store_t *st, const char *user_i
 pe_store_status_e pe_store_email_code_use(pe_store_t *st, const char *user_id, const char *email,
                                           const char *digest, apr_time_t now);
 
+/* API-usage records (SPEC 11.3 with 16.2 item 21): one per request authenticated with a user's
+ * API key, written in batches by the conversation-log writer. No key is stored: the user id and
+ * the key's public prefix identify the caller. Removed after a retention period. */
+
+/** One API request. Strings may be NULL (stored as ''). */
+typedef struct pe_api_usage_t {
+    const char *request_id; /* unique: a replayed batch never duplicates a row */
+    const char *user_id;
+    const char *key_prefix; /* the public prefix of the key used (pe_user_t.api_key_prefix), never the key */
+    const char *endpoint;   /* the route's path ("/v1/prompt/completions") */
+    const char *method;
+    int status;             /* the HTTP status sent to the client */
+    apr_int64_t latency_ms, tokens_used;
+    const char *ip_address, *user_agent;
+    apr_time_t created_at;  /* the stored date ("YYYY-MM-DD", UTC) is derived from it */
+} pe_api_usage_t;
+
+/**
+ * Insert n records; a record whose request_id is already stored is skipped, so a batch may be
+ * written again after a failure without duplicates. Rows are written in chunks, each atomic.
+ */
+pe_store_status_e pe_store_api_usage_insert(pe_store_t *st, const pe_api_usage_t *recs, int n);
+
+/**
+ * Retention: remove at most limit records created before `before` (oldest first), so one call
+ * is bounded however much has expired. *removed gets how many went.
+ */
+pe_store_status_e pe_store_api_usage_purge(pe_store_t *st, apr_time_t before, int limit, long *removed);
+
+/** API calls of one user (NULL: everyone) created in [since, until): how many, and their latencies summed. */
+typedef struct pe_api_usage_sum_t {
+    long calls;
+    apr_int64_t latency_ms; /* sum */
+    apr_int64_t tokens;     /* sum */
+} pe_api_usage_sum_t;
+
+pe_store_status_e pe_store_api_usage_sum(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                         pe_api_usage_sum_t *out);
+
+/** The records of one request (tests and operators), or PE_STORE_NOTFOUND. */
+pe_store_status_e pe_store_api_usage_get(pe_store_t *st, const char *request_id, pe_api_usage_t **out);
+
 #endif

@@ -128,6 +128,12 @@ typedef struct pe_store_ops_t {
                                             const char **digest, int *attempts);
     pe_store_status_e (*email_code_use)(pe_store_t *st, const char *user_id, const char *email, const char *digest,
                                         apr_time_t now);
+    /* API-usage records */
+    pe_store_status_e (*api_usage_insert)(pe_store_t *st, const pe_api_usage_t *recs, int n);
+    pe_store_status_e (*api_usage_purge)(pe_store_t *st, apr_time_t before, int limit, long *removed);
+    pe_store_status_e (*api_usage_sum)(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                       pe_api_usage_sum_t *out);
+    pe_store_status_e (*api_usage_get)(pe_store_t *st, const char *request_id, pe_api_usage_t **out);
 } pe_store_ops_t;
 
 /**

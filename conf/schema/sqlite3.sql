@@ -154,3 +154,24 @@ ALTER TABLE pe_users ADD COLUMN email_code_expires BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE pe_users ADD COLUMN email_code_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pe_users ADD COLUMN email_send_day BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE pe_users ADD COLUMN email_sends INTEGER NOT NULL DEFAULT 0;
+-- @version 6
+-- API-usage records (SPEC 11.3): one row per request authenticated with a user's API key. No key
+-- is stored (SPEC 16.2 item 21): the user id and the key's public prefix name the caller. Rows
+-- older than PEUsageLogRetention are removed by the log writer, in bounded steps (created_at index).
+CREATE TABLE IF NOT EXISTS pe_api_usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id VARCHAR(64) NOT NULL UNIQUE,
+    user_id VARCHAR(32) NOT NULL,
+    key_prefix VARCHAR(16) NOT NULL DEFAULT '',
+    endpoint VARCHAR(255) NOT NULL DEFAULT '',
+    method VARCHAR(16) NOT NULL DEFAULT '',
+    status_code INTEGER NOT NULL DEFAULT 0,
+    response_time_ms BIGINT NOT NULL DEFAULT 0,
+    tokens_used BIGINT NOT NULL DEFAULT 0,
+    ip_address VARCHAR(45) NOT NULL DEFAULT '',
+    user_agent VARCHAR(255) NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    date VARCHAR(10) NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS pe_api_usage_user ON pe_api_usage (user_id, created_at);
+CREATE INDEX IF NOT EXISTS pe_api_usage_created ON pe_api_usage (created_at);

@@ -4,8 +4,10 @@
  * child), the upstream curl handle pool per child, the conversation-log writer per child and
  * the log_transaction hook that feeds it.
  */
+#include "pe_auth.h"
 #include "pe_completion.h"
 #include "pe_config.h"
+#include "pe_hooks.h"
 #include "pe_http.h"
 #include "pe_log.h"
 #include "pe_memcache.h"
@@ -24,6 +26,8 @@
 #define PE_NOTE_KEY "pe_completion_note"
 /* Final conversation-log flush at child exit: well inside httpd's 9 s SIGKILL deadline. */
 #define PE_MSGLOG_STOP_BUDGET apr_time_from_sec(5)
+/* API-usage retention: rows removed per purge at most (one bounded DELETE per write of the writer). */
+#define PE_USAGE_PURGE_MAX 500
 
 /* This process's state; reset in pre_config for every configuration generation. */
 static struct {
@@ -32,6 +36,7 @@ static struct {
     pe_cache_t *cache;
     pe_upstream_pool_t *handles;
     pe_msglog_t *msglog;
+    int msglog_on, usage_on;    /* which kinds the writer takes (PEMessageLog, PEUsageLog) */
     pe_memcache_t *mc;          /* the cache's memcached client in this child, or NULL */
     server_rec *s;
     pe_completion_research_fn *research;
@@ -99,18 +104,46 @@ int pe_completion_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *
     return OK;
 }
 
-/* The conversation-log writer's store write, on a connection of its own (never one of mod_dbd's
- * pool, which request threads may all hold); a failed write closes it for a fresh one next time. */
-static apr_status_t msglog_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n)
+/* The writer's state of this child: its store connection and the API-usage retention. */
+typedef struct pe_logw_t {
+    pe_store_own_t *own;
+    apr_interval_time_t retention; /* 0: API-usage records are kept */
+    apr_interval_time_t purge_every;
+    apr_time_t last_purge;
+    int purge_full;                /* the last purge removed its bound: more is waiting */
+} pe_logw_t;
+
+/* Retention of the API-usage records: at most PE_USAGE_PURGE_MAX rows, at most every
+ * purge_every unless the last purge was full; a failure waits for the next turn. */
+static void usage_purge(pe_logw_t *w, pe_store_t *st)
 {
-    pe_store_own_t *own = baton;
-    pe_store_t *st = pe_store_own_get(own, p);
+    apr_time_t now = apr_time_now();
+    long removed = 0;
+
+    if (!w->retention || (!w->purge_full && now - w->last_purge < w->purge_every))
+        return;
+    w->last_purge = now;
+    if (pe_store_api_usage_purge(st, now - w->retention, PE_USAGE_PURGE_MAX, &removed) != PE_STORE_OK)
+        removed = 0;
+    w->purge_full = removed >= PE_USAGE_PURGE_MAX;
+}
+
+/* The log writer's store write (conversation logs and API-usage records), on a connection of its
+ * own (never one of mod_dbd's pool, which request threads may all hold); a failed write closes
+ * it for a fresh one next time. */
+static apr_status_t msglog_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n,
+                                 const pe_api_usage_t *usage, int nu)
+{
+    pe_logw_t *w = baton;
+    pe_store_t *st = pe_store_own_get(w->own, p);
 
     if (!st)
         return APR_EGENERAL;
-    if (pe_store_msglog_insert(st, recs, n) == PE_STORE_OK)
+    if (pe_store_msglog_insert(st, recs, n) == PE_STORE_OK && pe_store_api_usage_insert(st, usage, nu) == PE_STORE_OK) {
+        usage_purge(w, st);
         return APR_SUCCESS;
-    pe_store_own_close(own);
+    }
+    pe_store_own_close(w->own);
     return APR_EGENERAL;
 }
 
@@ -124,19 +157,33 @@ static apr_status_t msglog_child_exit(void *data)
     pe_msglog_stats(q, &st);
     pe_slog(pe_cpl.s, APLOG_DEBUG, 0,
             PE_LOGNO(44004) "message log closed: %" APR_UINT64_T_FMT " written, %" APR_UINT64_T_FMT " dropped, %"
-            APR_UINT64_T_FMT " lost", st.written, st.dropped, st.lost);
+            APR_UINT64_T_FMT " lost; API usage: %" APR_UINT64_T_FMT " written, %" APR_UINT64_T_FMT " dropped, %"
+            APR_UINT64_T_FMT " lost", st.written, st.dropped, st.lost, st.u_written, st.u_dropped, st.u_lost);
     return APR_SUCCESS;
 }
 
-/* The conversation-log queue and its writer for this child. */
+/* The log queue (conversation logs and API-usage records) and its writer for this child. */
 static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
 {
     pe_srv_conf_t *sc = pe_config_srv(s);
     pe_msglog_conf_t mc;
+    pe_logw_t *w;
     apr_status_t rv;
 
-    if (!pe_srv_msglog_on(sc))
+    pe_cpl.msglog_on = pe_srv_msglog_on(sc);
+    pe_cpl.usage_on = pe_srv_usagelog_on(sc);
+    if (!pe_cpl.msglog_on && !pe_cpl.usage_on)
         return;
+    w = apr_pcalloc(pchild, sizeof(*w));
+    w->own = pe_store_own_create(pchild, s);
+    w->retention = apr_time_from_msec(pe_srv_usagelog_retention_ms(sc));
+    /* NB: a quarter of the retention, between 100 ms and a minute: a short retention (tests) is
+     * kept close, a long one costs one indexed DELETE a minute. */
+    w->purge_every = w->retention / 4;
+    if (w->purge_every < apr_time_from_msec(100))
+        w->purge_every = apr_time_from_msec(100);
+    if (w->purge_every > apr_time_from_sec(60))
+        w->purge_every = apr_time_from_sec(60);
     memset(&mc, 0, sizeof(mc));
     mc.max_records = pe_srv_msglog_queue(sc);
     mc.batch = pe_srv_msglog_batch(sc);
@@ -144,7 +191,9 @@ static void msglog_child_init(apr_pool_t *pchild, server_rec *s)
     mc.max_field = (apr_size_t)pe_srv_msglog_max_record(sc);
     mc.watch = pe_monitor_block(); /* POST /v1/monitoring/flush-logs reaches every child */
     mc.slot = pe_monitor_slot();
-    if ((rv = pe_msglog_create(pchild, &mc, msglog_write, pe_store_own_create(pchild, s), &pe_cpl.msglog)) !=
+    mc.usage_max = pe_cpl.usage_on ? pe_srv_usagelog_queue(sc) : 0;
+    mc.tidy_every = pe_cpl.usage_on && w->retention ? w->purge_every : 0;
+    if ((rv = pe_msglog_create(pchild, &mc, msglog_write, w, &pe_cpl.msglog)) !=
             APR_SUCCESS ||
         (rv = pe_msglog_start(pe_cpl.msglog)) != APR_SUCCESS) {
         pe_slog(s, APLOG_ERR, rv, PE_LOGNO(44005) "cannot start the message log writer; completions are not logged");
@@ -312,7 +361,36 @@ void pe_completion_note_set(request_rec *r, pe_completion_note_t *note)
     apr_pool_userdata_setn(note, PE_NOTE_KEY, NULL, r->pool);
 }
 
-/* log_transaction: queue the completion's conversation log (the queue copies it). */
+/*
+ * The API-usage record of a request authenticated with a user's API key (whatever its route and
+ * answer, 429 of the per-key rate limit included): one struct on the stack, copied into the
+ * writer's ring (pe_msglog_put_usage); no allocation, no store call here.
+ */
+static void usage_record(request_rec *r, pe_req_t *rq, const pe_completion_note_t *n, apr_time_t now)
+{
+    const pe_principal_t *p = rq->principal;
+    pe_api_usage_t u;
+
+    if (!p || p->via != PE_AUTH_USER_KEY || !p->user)
+        return;
+    u.request_id = rq->request_id;
+    u.user_id = p->id;
+    u.key_prefix = p->user->api_key_prefix;
+    u.endpoint = pe_handler_route_path(r);
+    if (!u.endpoint)
+        u.endpoint = r->uri;
+    u.method = r->method;
+    u.status = r->status;
+    u.latency_ms = (apr_int64_t)apr_time_as_msec(now - rq->started);
+    u.tokens_used = n ? n->tokens : rq->tokens;
+    u.ip_address = r->useragent_ip;
+    u.user_agent = apr_table_get(r->headers_in, "User-Agent");
+    u.created_at = rq->started;
+    pe_msglog_put_usage(pe_cpl.msglog, &u);
+}
+
+/* log_transaction: queue the completion's conversation log and the request's API-usage record
+ * (the queue copies both). */
 int pe_completion_log_transaction(request_rec *r)
 {
     pe_completion_note_t *n = NULL;
@@ -320,13 +398,14 @@ int pe_completion_log_transaction(request_rec *r)
     pe_req_t *rq;
     apr_time_t now;
 
-    if (!pe_cpl.msglog || r->main)
+    if (!pe_cpl.msglog || r->main || !(rq = pe_req_find(r)))
         return DECLINED;
     apr_pool_userdata_get((void **)&n, PE_NOTE_KEY, r->pool);
-    if (!n)
-        return DECLINED;
-    rq = pe_req_get(r);
     now = apr_time_now();
+    if (pe_cpl.usage_on)
+        usage_record(r, rq, n, now);
+    if (!n || !pe_cpl.msglog_on)
+        return DECLINED;
     memset(&rec, 0, sizeof(rec));
     rec.request_id = rq->request_id;
     rec.user_id = n->user_id;

@@ -39,6 +39,9 @@ PE_CPL(pe_cpl_msglog_batch, msglog_batch, 1, 10000);
 PE_CPL(pe_cpl_msglog_interval, msglog_interval_ms, 10, 60000);
 PE_CPL(pe_cpl_msglog_queue, msglog_queue, 1, 1000000);
 PE_CPL(pe_cpl_msglog_max_record, msglog_max_record, 1024, (long long)16 * 1024 * 1024);
+PE_CPL(pe_cpl_usagelog, usagelog_on, 0, 1);
+PE_CPL(pe_cpl_usagelog_queue, usagelog_queue, 1, 1000000);
+PE_CPL(pe_cpl_usagelog_retention, usagelog_retention_ms, 0, 3650LL * 86400000);
 
 /* The member a descriptor names, in this server's configuration. */
 static void *member(cmd_parms *cmd)

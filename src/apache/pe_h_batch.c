@@ -221,6 +221,8 @@ int pe_h_batch_process(pe_ctx_t *cx)
             pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(62003) "batch: the credits of %d failed task(s) could not be given back: %s",
                     failed, pe_store_error(st) ? pe_store_error(st) : "store error");
     }
+    for (i = 0; i < b.n; i++) /* the request's tokens, for its API-usage record */
+        cx->rq->tokens += b.tasks[i].success ? b.tasks[i].tokens : 0;
     pe_rlog(r, APLOG_INFO, 0,
             PE_LOGNO(62004) "batch: %d task(s), %d failed, %s, %d at once at most, %" APR_TIME_T_FMT " ms", b.n, failed,
             b.parallel ? "parallel" : "sequential", bst.max_active, apr_time_as_msec(bst.elapsed));

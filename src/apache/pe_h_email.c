@@ -193,6 +193,20 @@ static int email_send(pe_ctx_t *cx, const char *route)
     return rc;
 }
 
+/* The SMTP settings of server s (PESMTPURL, PESMTPStartTLS, PESMTPUser...). */
+void pe_email_smtp_conf(server_rec *s, pe_smtp_conf_t *c)
+{
+    pe_srv_conf_t *sc = pe_config_srv(s);
+
+    memset(c, 0, sizeof(*c));
+    c->url = pe_srv_smtp_url(sc);
+    c->tls = pe_srv_smtp_starttls(sc) ? PE_SMTP_TLS_OPTIONAL : PE_SMTP_TLS_REQUIRED;
+    c->user = pe_srv_smtp_user(sc);
+    c->password = pe_srv_smtp_password(sc);
+    c->ca_file = pe_srv_smtp_ca_file(sc);
+    c->timeout = apr_time_from_msec(pe_srv_smtp_timeout_ms(sc));
+}
+
 /* The mail and the code, once the send is counted and a place of the gate is held. */
 static int email_send_mail(request_rec *r, pe_srv_conf_t *sc, pe_store_t *st, pe_user_t *u, apr_int64_t day,
                            const char *route, int sends)
@@ -217,13 +231,7 @@ static int email_send_mail(request_rec *r, pe_srv_conf_t *sc, pe_store_t *st, pe
     m.to = u->email;
     m.to_name = u->name;
     pe_mail_verification(r->pool, u->name, code, exp, life, &m);
-    memset(&smtp, 0, sizeof(smtp));
-    smtp.url = pe_srv_smtp_url(sc);
-    smtp.tls = pe_srv_smtp_starttls(sc) ? PE_SMTP_TLS_OPTIONAL : PE_SMTP_TLS_REQUIRED;
-    smtp.user = pe_srv_smtp_user(sc);
-    smtp.password = pe_srv_smtp_password(sc);
-    smtp.ca_file = pe_srv_smtp_ca_file(sc);
-    smtp.timeout = apr_time_from_msec(pe_srv_smtp_timeout_ms(sc));
+    pe_email_smtp_conf(r->server, &smtp);
     rv = smtp.url ? pe_smtp_send(r->pool, &smtp, &m, &err) : APR_ENOTIMPL;
     if (rv != APR_SUCCESS) {
         /* NB: not counted: the user may ask again at once, and the current code still works. */

@@ -5,9 +5,11 @@
  * Readiness checks each component with a bound: the store (a query through the store's ops),
  * memcached (a get, bounded by PECacheTimeout), the shared-memory tables, the conversation-log
  * writer, the AI service (a TCP connect bounded by PEHealthTimeout, the result reused for
- * PEHealthCacheTime; never a model call). The store, the shared memory, the log writer and the
- * AI service are needed to answer completions: one of them down is 503 "unhealthy". memcached
- * down is "degraded" (200): the shared-memory cache answers meanwhile.
+ * PEHealthCacheTime; never a model call), the mail server when PESMTPURL is set (a session up to
+ * NOOP, bounded and reused the same way; never a message). The store, the shared memory, the log
+ * writer and the AI service are needed to answer completions: one of them down is 503
+ * "unhealthy". memcached down is "degraded" (200): the shared-memory cache answers meanwhile;
+ * SMTP down is "degraded" too: completions work, only verification mails wait.
  *
  * Who sees what: every caller gets the status and the names of the components that are down;
  * details (errors, times, queue figures), the queue status, the flush and the usage of others
@@ -17,6 +19,7 @@
 #include "pe_auth.h"
 #include "pe_completion.h"
 #include "pe_config.h"
+#include "pe_email_ap.h"
 #include "pe_handlers.h"
 #include "pe_log.h"
 #include "pe_memcache.h"
@@ -30,6 +33,9 @@
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <apr_uri.h>
+
+/* Components checked at most. */
+#define PE_NCOMPS 6
 
 /* One component's check. */
 typedef struct comp_t {
@@ -147,18 +153,52 @@ static void check_msglog(request_rec *r, comp_t *c)
                          "failed_writes_here", (json_int_t)st.failed, "dropped_here", (json_int_t)st.dropped);
 }
 
-/* The AI service's reachability, reused for PEHealthCacheTime by every thread of this process. */
-static struct {
+/* A remote component's reachability (the AI service, SMTP), reused for PEHealthCacheTime by
+ * every thread of this process. */
+typedef struct probe_t {
     apr_thread_mutex_t *mu;
     apr_time_t at;
     int up;
     char error[160];
     double ms;
-} up_cache;
+} probe_t;
+
+static probe_t up_cache, smtp_cache;
+
+/* A check: 1 when up, else 0 with *err set; bounded by timeout. */
+typedef int probe_fn(request_rec *r, apr_interval_time_t timeout, const char **err);
+
+/* Run fn unless its answer is younger than PEHealthCacheTime, and fill c from the answer. */
+static void probe_run(request_rec *r, probe_t *pc, probe_fn *fn, comp_t *c)
+{
+    pe_srv_conf_t *sc = pe_config_srv(r->server);
+    apr_time_t now = apr_time_now();
+    const char *err = NULL;
+
+    if (!pc->mu) {
+        c->error = "no readiness state in this process";
+        return;
+    }
+    apr_thread_mutex_lock(pc->mu);
+    if (!pc->at || now - pc->at >= apr_time_from_msec(pe_srv_health_cache_ms(sc))) {
+        /* NB: one thread checks while the others wait for its answer (bounded by the timeout). */
+        pc->up = fn(r, apr_time_from_msec(pe_srv_health_timeout_ms(sc)), &err);
+        apr_cpystrn(pc->error, err ? err : "", sizeof(pc->error));
+        pc->ms = ms_since(now);
+        pc->at = apr_time_now();
+    }
+    c->up = pc->up;
+    c->error = c->up ? NULL : apr_pstrdup(r->pool, pc->error);
+    c->ms = pc->ms;
+    c->extra = json_pack("{s:f}", "checked_seconds_ago", now > pc->at ? (double)(now - pc->at) / 1e6 : 0.0);
+    apr_thread_mutex_unlock(pc->mu);
+}
 
 /* TCP connect to the host and port of the upstream URL within timeout. */
-static int upstream_connect(apr_pool_t *p, const char *url, apr_interval_time_t timeout, const char **err)
+static int upstream_connect(request_rec *r, apr_interval_time_t timeout, const char **err)
 {
+    apr_pool_t *p = r->pool;
+    const char *url = pe_srv_upstream_url(pe_config_srv(r->server));
     apr_uri_t u;
     apr_sockaddr_t *sa;
     apr_socket_t *sock;
@@ -187,38 +227,36 @@ static int upstream_connect(apr_pool_t *p, const char *url, apr_interval_time_t 
 
 static void check_upstream(request_rec *r, comp_t *c)
 {
-    pe_srv_conf_t *sc = pe_config_srv(r->server);
-    apr_time_t now = apr_time_now();
-    const char *err = NULL;
-
     c->name = "upstream";
     c->critical = 1;
-    if (!up_cache.mu) {
-        c->error = "no readiness state in this process";
-        return;
-    }
-    apr_thread_mutex_lock(up_cache.mu);
-    if (!up_cache.at || now - up_cache.at >= apr_time_from_msec(pe_srv_health_cache_ms(sc))) {
-        /* NB: one thread checks while the others wait for its answer (bounded by the timeout). */
-        up_cache.up = upstream_connect(r->pool, pe_srv_upstream_url(sc),
-                                       apr_time_from_msec(pe_srv_health_timeout_ms(sc)), &err);
-        apr_cpystrn(up_cache.error, err ? err : "", sizeof(up_cache.error));
-        up_cache.ms = ms_since(now);
-        up_cache.at = apr_time_now();
-    }
-    c->up = up_cache.up;
-    c->error = c->up ? NULL : apr_pstrdup(r->pool, up_cache.error);
-    c->ms = up_cache.ms;
-    c->extra = json_pack("{s:f}", "checked_seconds_ago",
-                         now > up_cache.at ? (double)(now - up_cache.at) / 1e6 : 0.0);
-    apr_thread_mutex_unlock(up_cache.mu);
+    probe_run(r, &up_cache, upstream_connect, c);
 }
 
-/* child_init: the lock of the reachability cache. */
+/* The mail server: a session up to NOOP (connect, EHLO, STARTTLS and AUTH as configured), never a
+ * message; bounded by PEHealthTimeout. */
+static int smtp_noop(request_rec *r, apr_interval_time_t timeout, const char **err)
+{
+    pe_smtp_conf_t c;
+
+    pe_email_smtp_conf(r->server, &c);
+    c.timeout = timeout;
+    return pe_smtp_check(r->pool, &c, err) == APR_SUCCESS;
+}
+
+/* SMTP is not needed to answer completions: down is "degraded" (verification mails wait). */
+static void check_smtp(request_rec *r, comp_t *c)
+{
+    c->name = "smtp";
+    probe_run(r, &smtp_cache, smtp_noop, c);
+}
+
+/* child_init: the locks of the reachability caches. */
 void pe_h_monitoring_child_init(apr_pool_t *pchild)
 {
     memset(&up_cache, 0, sizeof(up_cache));
+    memset(&smtp_cache, 0, sizeof(smtp_cache));
     apr_thread_mutex_create(&up_cache.mu, APR_THREAD_MUTEX_DEFAULT, pchild);
+    apr_thread_mutex_create(&smtp_cache.mu, APR_THREAD_MUTEX_DEFAULT, pchild);
 }
 
 /* Run the checks; returns how many were filled in. */
@@ -227,15 +265,17 @@ static int run_checks(request_rec *r, comp_t *cs)
     pe_srv_conf_t *sc = pe_config_srv(r->server);
     int n = 0;
 
-    memset(cs, 0, sizeof(*cs) * 5);
+    memset(cs, 0, sizeof(*cs) * PE_NCOMPS);
     check_store(r, &cs[n++]);
     check_shm(r, &cs[n++]);
-    if (pe_srv_msglog_on(sc))
+    if (pe_srv_msglog_on(sc) || pe_srv_usagelog_on(sc))
         check_msglog(r, &cs[n++]);
     if (pe_srv_upstream_url(sc))
         check_upstream(r, &cs[n++]);
     if (pe_srv_cache_on(sc) && pe_srv_cache_servers(sc))
         check_memcached(r, &cs[n++]);
+    if (pe_srv_smtp_url(sc))
+        check_smtp(r, &cs[n++]);
     return n;
 }
 
@@ -260,7 +300,7 @@ static const char *verdict(const comp_t *cs, int n, json_t **down)
 int pe_h_monitoring_health(pe_ctx_t *cx)
 {
     request_rec *r = cx->r;
-    comp_t cs[5];
+    comp_t cs[PE_NCOMPS];
     int n = run_checks(r, cs), i, details = trusted(r);
     json_t *o = pe_json_object(r->pool), *comps = json_object(), *down;
     const char *status = verdict(cs, n, &down);
@@ -292,7 +332,7 @@ int pe_h_monitoring_health(pe_ctx_t *cx)
 int pe_h_ready(pe_ctx_t *cx)
 {
     request_rec *r = cx->r;
-    comp_t cs[5];
+    comp_t cs[PE_NCOMPS];
     int n = run_checks(r, cs), i;
     json_t *o = pe_json_object(r->pool), *down;
     const char *status = verdict(cs, n, &down);
@@ -344,6 +384,14 @@ static json_t *queue_json(request_rec *r)
                   pe_srv_msglog_queue(sc), "batch_size", pe_srv_msglog_batch(sc), "flush_interval_seconds",
                   (double)pe_srv_msglog_interval_ms(sc) / 1000.0, "is_running", q && pe_msglog_running(q),
                   "processes", procs, "flush_generation", (json_int_t)pe_metrics_flush_gen(pe_monitor_block()));
+    /* the API-usage records ride in the same writers (pe_msglog.h) */
+    json_object_set_new(o, "api_usage",
+                        json_pack("{s:b,s:I,s:I,s:i,s:I,s:I}", "enabled", pe_srv_usagelog_on(sc), "queue_size",
+                                  (json_int_t)pe_metrics_gauge_sum(pe_monitor_block(), PE_MET_USAGELOG_QUEUE, NULL),
+                                  "max_queue_size", (json_int_t)pe_srv_usagelog_queue(sc) * (procs > 0 ? procs : 1),
+                                  "max_queue_size_per_process", pe_srv_usagelog_queue(sc), "dropped_here",
+                                  (json_int_t)st.u_dropped, "retention_seconds",
+                                  (json_int_t)(pe_srv_usagelog_retention_ms(sc) / 1000)));
     return o;
 }
 
@@ -385,11 +433,12 @@ int pe_h_monitoring_flush(pe_ctx_t *cx)
     gen = pe_metrics_flush_request(pe_monitor_block());
     if (pe_completion_msglog())
         pe_msglog_flush_soon(pe_completion_msglog());
-    pe_rlog(r, APLOG_INFO, 0, PE_LOGNO(07004) "conversation-log flush %" APR_UINT64_T_FMT " asked of every process",
+    pe_rlog(r, APLOG_INFO, 0, PE_LOGNO(07004) "log flush %" APR_UINT64_T_FMT " asked of every process",
             gen);
     o = pe_json_object(r->pool);
     json_object_set_new(o, "success", json_true());
-    json_object_set_new(o, "message", json_string("Message logs flush requested in every process"));
+    json_object_set_new(o, "message",
+                        json_string("Message logs and API-usage records: flush requested in every process"));
     json_object_set_new(o, "flush_generation", json_integer((json_int_t)gen));
     json_object_set_new(o, "timestamp", pe_http_time(r->pool, apr_time_now()));
     return pe_http_send_json(r, HTTP_OK, o);
@@ -408,6 +457,7 @@ int pe_h_monitoring_usage(pe_ctx_t *cx)
     pe_principal_t *p = NULL;
     pe_store_t *st;
     pe_usage_t u;
+    pe_api_usage_sum_t calls;
     apr_table_t *args = NULL;
     const char *user_id = NULL, *username = NULL, *v;
     json_t *o, *sum, *types, *daily;
@@ -441,11 +491,15 @@ int pe_h_monitoring_usage(pe_ctx_t *cx)
     until = (now / DAY_US + 1) * DAY_US;
     first = now / DAY_US - days + 1;
     since = first * DAY_US;
-    if (pe_store_usage(st, user_id, since, until, &u) != PE_STORE_OK)
+    if (pe_store_usage(st, user_id, since, until, &u) != PE_STORE_OK ||
+        pe_store_api_usage_sum(st, user_id, since, until, &calls) != PE_STORE_OK)
         return pe_http_error(r, HTTP_SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", "Failed to retrieve usage statistics");
     o = pe_json_object(r->pool);
-    sum = json_pack("{s:I,s:I,s:f}", "total_messages", (json_int_t)u.messages, "total_tokens", (json_int_t)u.tokens,
-                    "avg_processing_time_ms", u.messages ? (double)u.processing_ms / (double)u.messages : 0.0);
+    /* messages and tokens from the conversation logs; API calls and their time from the
+     * API-usage records (every request with the API key, whatever its answer) */
+    sum = json_pack("{s:I,s:I,s:I,s:f}", "total_messages", (json_int_t)u.messages, "total_tokens",
+                    (json_int_t)u.tokens, "total_api_calls", (json_int_t)calls.calls, "avg_processing_time_ms",
+                    calls.calls ? (double)calls.latency_ms / (double)calls.calls : 0.0);
     types = json_object();
     for (i = 0; i < u.r_types->nelts; i++) {
         const pe_usage_rtype_t *t = &APR_ARRAY_IDX(u.r_types, i, pe_usage_rtype_t);

@@ -351,6 +351,35 @@ static CURLcode add_text(curl_mime *alt, const char *type, const char *text)
     return curl_mime_encoder(part, "quoted-printable");
 }
 
+/* The options of a session with the server of c, within c->timeout (sending and the check). */
+static void session_opts(CURL *h, const pe_smtp_conf_t *c, char *errbuf)
+{
+    long ms = (long)apr_time_as_msec(c->timeout);
+
+    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)(c->tls == PE_SMTP_TLS_OPTIONAL ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->user) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
+    }
+}
+
+/* The outcome of a session: APR_SUCCESS, or libcurl's reason in *err. */
+static apr_status_t session_result(apr_pool_t *p, CURLcode rc, const char *errbuf, const char **err)
+{
+    if (rc == CURLE_OK)
+        return APR_SUCCESS;
+    *err = apr_pstrcat(p, curl_easy_strerror(rc), *errbuf ? ": " : "", errbuf, NULL);
+    return rc == CURLE_OPERATION_TIMEDOUT ? APR_TIMEUP : APR_EGENERAL;
+}
+
 apr_status_t pe_smtp_send(apr_pool_t *p, const pe_smtp_conf_t *c, const pe_mail_msg_t *m, const char **err)
 {
     apr_array_header_t *lines;
@@ -359,9 +388,7 @@ apr_status_t pe_smtp_send(apr_pool_t *p, const pe_smtp_conf_t *c, const pe_mail_
     curl_mimepart *part;
     const char *from_name, *from, *bad;
     char *errbuf = apr_pcalloc(p, CURL_ERROR_SIZE);
-    long ms = (long)apr_time_as_msec(c->timeout);
     CURL *h;
-    CURLcode rc;
     int i;
 
     *err = NULL;
@@ -391,26 +418,34 @@ apr_status_t pe_smtp_send(apr_pool_t *p, const pe_smtp_conf_t *c, const pe_mail_
         *err = "the message could not be made";
         return APR_EINVAL;
     }
-    curl_easy_setopt(h, CURLOPT_URL, c->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)(c->tls == PE_SMTP_TLS_OPTIONAL ? CURLUSESSL_TRY : CURLUSESSL_ALL));
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->user) {
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->password ? c->password : "");
-    }
+    session_opts(h, c, errbuf);
     curl_easy_setopt(h, CURLOPT_MAIL_FROM, apr_pstrcat(p, "<", from, ">", NULL));
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
-    rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
-        return APR_SUCCESS;
-    *err = apr_pstrcat(p, curl_easy_strerror(rc), *errbuf ? ": " : "", errbuf, NULL);
-    return rc == CURLE_OPERATION_TIMEDOUT ? APR_TIMEUP : APR_EGENERAL;
+    return session_result(p, curl_easy_perform(h), errbuf, err);
+}
+
+/* The replies of the check are not kept. */
+static size_t discard(char *ptr, size_t size, size_t n, void *baton)
+{
+    return size * n;
+}
+
+apr_status_t pe_smtp_check(apr_pool_t *p, const pe_smtp_conf_t *c, const char **err)
+{
+    char *errbuf = apr_pcalloc(p, CURL_ERROR_SIZE);
+    CURL *h;
+
+    *err = NULL;
+    if (!(h = curl_easy_init())) {
+        *err = "out of memory";
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, h, curl_easy_free, apr_pool_cleanup_null);
+    session_opts(h, c, errbuf);
+    /* NB: without recipients and without a body libcurl sends this one command (no MAIL FROM). */
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "NOOP");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    return session_result(p, curl_easy_perform(h), errbuf, err);
 }

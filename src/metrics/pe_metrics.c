@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAGIC 0x70656d6574723031ULL /* "pemetr01" */
+#define MAGIC 0x70656d6574723033ULL /* "pemetr03" */
 
 /* One label dimension: its name and values (NULL values: the model table). */
 typedef struct {
@@ -99,16 +99,21 @@ static const family_t fams[PE_MET__COUNT] = {
                          NULL, 0},
     [PE_MET_MSGLOG_QUEUE] = {"promptenchanter_message_log_queue_records", "Conversation-log records queued in memory, "
                              "not written yet.", T_GAUGE, NULL, NULL, NULL, 0},
+    [PE_MET_USAGELOG_ROWS] = {"promptenchanter_usage_log_records_total", "API-usage records, by result.", T_COUNTER,
+                              &d_rows, NULL, NULL, 0},
+    [PE_MET_USAGELOG_QUEUE] = {"promptenchanter_usage_log_queue_records", "API-usage records queued in memory, not "
+                               "written yet.", T_GAUGE, NULL, NULL, NULL, 0},
 };
 
 /* Per-process gauges, in the order of the slot's words. */
-#define GAUGE_INDEX(w) ((w) == PE_MET_INFLIGHT ? 0 : 1)
+#define GAUGE_INDEX(w) ((w) == PE_MET_INFLIGHT ? 0 : (w) == PE_MET_MSGLOG_QUEUE ? 1 : 2)
+#define IS_PROC_GAUGE(w) ((w) == PE_MET_INFLIGHT || (w) == PE_MET_MSGLOG_QUEUE || (w) == PE_MET_USAGELOG_QUEUE)
 
 /* A slot fills a cache line of its own: the gauges of two processes never share one. */
 struct pe_met_proc_t {
     volatile apr_int64_t pid;
-    volatile apr_int64_t g[2];
-    char pad[64 - 3 * sizeof(apr_int64_t)];
+    volatile apr_int64_t g[3];
+    char pad[64 - 4 * sizeof(apr_int64_t)];
 };
 
 /*
@@ -374,7 +379,7 @@ pe_met_proc_t *pe_metrics_proc_attach(pe_metrics_t *m, apr_int64_t pid)
             apr_int64_t old = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
 
             if (old == pid) {
-                s->g[0] = s->g[1] = 0;
+                s->g[0] = s->g[1] = s->g[2] = 0;
                 return slot_taken(m, s, i);
             }
             if ((pass == 0 && old != 0) || (pass == 1 && (old == 0 || alive_fn(old))))
@@ -382,6 +387,7 @@ pe_met_proc_t *pe_metrics_proc_attach(pe_metrics_t *m, apr_int64_t pid)
             if (__atomic_compare_exchange_n(&s->pid, &old, pid, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
                 __atomic_store_n(&s->g[0], 0, __ATOMIC_RELAXED);
                 __atomic_store_n(&s->g[1], 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&s->g[2], 0, __ATOMIC_RELAXED);
                 return slot_taken(m, s, i);
             }
         }
@@ -395,12 +401,13 @@ void pe_metrics_proc_detach(pe_met_proc_t *s)
         return;
     __atomic_store_n(&s->g[0], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->g[1], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->g[2], 0, __ATOMIC_RELAXED);
     __atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
 }
 
 void pe_met_gauge_add(pe_met_proc_t *s, pe_metric_e which, apr_int64_t delta)
 {
-    if (s && (which == PE_MET_INFLIGHT || which == PE_MET_MSGLOG_QUEUE))
+    if (s && IS_PROC_GAUGE(which))
         __atomic_fetch_add(&s->g[GAUGE_INDEX(which)], delta, __ATOMIC_RELAXED);
 }
 
@@ -411,7 +418,7 @@ apr_int64_t pe_metrics_gauge_sum(pe_metrics_t *m, pe_metric_e which, int *procs)
 
     if (procs)
         *procs = 0;
-    if (!m || (which != PE_MET_INFLIGHT && which != PE_MET_MSGLOG_QUEUE))
+    if (!m || !IS_PROC_GAUGE(which))
         return 0;
     for (i = 0; i < PE_MET_PROCS; i++) {
         apr_int64_t pid = __atomic_load_n(&m->procs[i].pid, __ATOMIC_ACQUIRE);

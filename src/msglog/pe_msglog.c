@@ -19,6 +19,13 @@ typedef struct node_t {
     pe_message_log_t rec;
 } node_t;
 
+/* An API-usage record's slot in the ring: the record and its strings, copied in place. */
+typedef struct uslot_t {
+    apr_time_t queued_at;
+    pe_api_usage_t rec; /* its strings point into the arrays below */
+    char request_id[64], user_id[33], key_prefix[17], endpoint[128], method[16], ip_address[48], user_agent[256];
+} uslot_t;
+
 struct pe_msglog_t {
     apr_pool_t *pool;
     pe_msglog_conf_t conf;
@@ -33,6 +40,10 @@ struct pe_msglog_t {
     apr_time_t deadline; /* when stopping: give up writing after this */
     pe_msglog_stats_t stats;
     apr_time_t last_drop_log;
+    uslot_t *ring;      /* API-usage records: conf.usage_max slots, uhead the oldest */
+    int uhead, ucount;
+    apr_time_t last_write; /* the last call of the write function (tidy_every) */
+    int tidy_due;          /* the next write_batch calls the function even with nothing */
 };
 
 /* Make a queue. */
@@ -56,6 +67,9 @@ apr_status_t pe_msglog_create(apr_pool_t *p, const pe_msglog_conf_t *conf, pe_ms
         q->conf.watch_every = apr_time_from_msec(100);
     q->fn = fn;
     q->baton = baton;
+    if (q->conf.usage_max > 0)
+        q->ring = apr_palloc(p, sizeof(*q->ring) * (apr_size_t)q->conf.usage_max);
+    q->last_write = apr_time_now();
     if ((rv = apr_thread_mutex_create(&q->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
         (rv = apr_thread_cond_create(&q->cond, p)) != APR_SUCCESS)
         return rv;
@@ -159,28 +173,114 @@ apr_status_t pe_msglog_put(pe_msglog_t *q, const pe_message_log_t *rec)
     return APR_SUCCESS;
 }
 
+/* Copy src into a slot's field of size n (cut, not inside a UTF-8 sequence); NULL stays NULL. */
+static const char *slot_str(char *dst, apr_size_t n, const char *src)
+{
+    apr_size_t k;
+
+    if (!src)
+        return NULL;
+    k = keep_len(src, n - 1);
+    memcpy(dst, src, k);
+    dst[k] = '\0';
+    return dst;
+}
+
+/* Queue a copy of an API-usage record: one slot of the ring, filled under the lock. */
+apr_status_t pe_msglog_put_usage(pe_msglog_t *q, const pe_api_usage_t *rec)
+{
+    uslot_t *u;
+    apr_time_t now = apr_time_now();
+    int log_it = 0;
+
+    apr_thread_mutex_lock(q->mutex);
+    if (q->stopped || q->stopping) {
+        apr_thread_mutex_unlock(q->mutex);
+        return APR_EOF;
+    }
+    if (q->ucount >= q->conf.usage_max) {
+        q->stats.u_dropped++;
+        pe_met_inc(PE_MET_USAGELOG_ROWS, PE_MET_ROWS_DROPPED, 0);
+        if ((log_it = q->ring && now - q->last_drop_log > apr_time_from_sec(60)))
+            q->last_drop_log = now;
+        apr_thread_mutex_unlock(q->mutex);
+        if (log_it)
+            pe_clog(PE_LOG_WARNING, 0,
+                    PE_LOGNO(44006) "API-usage record queue full (%d records): records are dropped",
+                    q->conf.usage_max);
+        return APR_ENOSPC;
+    }
+    u = &q->ring[(q->uhead + q->ucount) % q->conf.usage_max];
+    u->queued_at = now;
+    u->rec = *rec;
+    u->rec.request_id = slot_str(u->request_id, sizeof(u->request_id), rec->request_id);
+    u->rec.user_id = slot_str(u->user_id, sizeof(u->user_id), rec->user_id);
+    u->rec.key_prefix = slot_str(u->key_prefix, sizeof(u->key_prefix), rec->key_prefix);
+    u->rec.endpoint = slot_str(u->endpoint, sizeof(u->endpoint), rec->endpoint);
+    u->rec.method = slot_str(u->method, sizeof(u->method), rec->method);
+    u->rec.ip_address = slot_str(u->ip_address, sizeof(u->ip_address), rec->ip_address);
+    u->rec.user_agent = slot_str(u->user_agent, sizeof(u->user_agent), rec->user_agent);
+    q->ucount++;
+    q->stats.u_queued++;
+    pe_met_gauge_add(q->conf.slot, PE_MET_USAGELOG_QUEUE, 1);
+    if (q->ucount >= q->conf.batch)
+        apr_thread_cond_signal(q->cond);
+    apr_thread_mutex_unlock(q->mutex);
+    return APR_SUCCESS;
+}
+
+/* When the oldest queued record (of either kind) was queued; 0 when none. Lock held. */
+static apr_time_t oldest(const pe_msglog_t *q)
+{
+    apr_time_t t = q->head ? q->head->queued_at : 0;
+
+    if (q->ucount && (!t || q->ring[q->uhead].queued_at < t))
+        t = q->ring[q->uhead].queued_at;
+    return t;
+}
+
 /* Write the first up to `batch` records; they leave the queue only when written. Lock not held. */
 static apr_status_t write_batch(pe_msglog_t *q, apr_pool_t *bp)
 {
     pe_message_log_t *recs;
+    pe_api_usage_t *urecs = NULL;
     node_t *n, *first;
-    int k = 0, i;
+    int k = 0, i, ku, uhead;
     apr_status_t rv;
 
     apr_thread_mutex_lock(q->mutex);
     first = q->head;
     for (n = first; n && k < q->conf.batch; n = n->next)
         k++;
-    apr_thread_mutex_unlock(q->mutex);
-    if (!k)
+    ku = q->ucount < q->conf.batch ? q->ucount : q->conf.batch;
+    uhead = q->uhead;
+    /* NB: only this thread removes records, so the first k nodes and ku slots stay put while we
+     * write them; producers only append at the tail. The slots' records are copied under the
+     * lock all the same (a producer fills the slot after them under it). */
+    if (ku) {
+        urecs = apr_palloc(bp, sizeof(*urecs) * (apr_size_t)ku);
+        for (i = 0; i < ku; i++)
+            urecs[i] = q->ring[(uhead + i) % q->conf.usage_max].rec;
+    }
+    if (!k && !ku && !q->tidy_due) {
+        apr_thread_mutex_unlock(q->mutex);
         return APR_SUCCESS;
-    /* NB: only this thread removes nodes, so the first k nodes stay put while we write them;
-     * producers only append at the tail. */
-    recs = apr_palloc(bp, sizeof(*recs) * (apr_size_t)k);
+    }
+    q->tidy_due = 0;
+    apr_thread_mutex_unlock(q->mutex);
+    recs = apr_palloc(bp, sizeof(*recs) * (apr_size_t)(k ? k : 1));
     for (i = 0, n = first; i < k; i++, n = n->next)
         recs[i] = n->rec;
-    rv = q->fn(q->baton, bp, recs, k);
+    rv = q->fn(q->baton, bp, recs, k, urecs, ku);
     apr_thread_mutex_lock(q->mutex);
+    q->last_write = apr_time_now();
+    if (rv == APR_SUCCESS && ku) {
+        q->uhead = (q->uhead + ku) % q->conf.usage_max;
+        q->ucount -= ku;
+        q->stats.u_written += (apr_uint64_t)ku;
+        pe_met_gauge_add(q->conf.slot, PE_MET_USAGELOG_QUEUE, -ku);
+        pe_met_add(PE_MET_USAGELOG_ROWS, PE_MET_ROWS_WRITTEN, 0, (apr_uint64_t)ku);
+    }
     if (rv == APR_SUCCESS) {
         for (i = 0; i < k; i++) {
             n = q->head;
@@ -225,12 +325,17 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
                 gen = pe_metrics_flush_gen(q->conf.watch);
                 q->flush_now = 1;
             }
-            due = q->count >= q->conf.batch || q->flush_now || stopping ||
-                  (q->head && now - q->head->queued_at >= q->conf.interval);
-            if (due)
+            due = q->count >= q->conf.batch || q->ucount >= q->conf.batch || q->flush_now || stopping ||
+                  (oldest(q) && now - oldest(q) >= q->conf.interval) ||
+                  (q->conf.tidy_every > 0 && now - q->last_write >= q->conf.tidy_every);
+            if (due) {
+                q->tidy_due = q->conf.tidy_every > 0 && now - q->last_write >= q->conf.tidy_every;
                 break;
-            if (q->head)
-                wait = q->conf.interval - (now - q->head->queued_at);
+            }
+            if (oldest(q))
+                wait = q->conf.interval - (now - oldest(q));
+            if (q->conf.tidy_every > 0 && q->conf.tidy_every - (now - q->last_write) < wait)
+                wait = q->conf.tidy_every - (now - q->last_write);
             if (q->conf.watch && wait > q->conf.watch_every)
                 wait = q->conf.watch_every;
             apr_thread_cond_timedwait(q->cond, q->mutex, wait > 0 ? wait : 1000);
@@ -239,21 +344,23 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
         q->flush_now = 0;
         apr_thread_mutex_unlock(q->mutex);
 
-        /* Write until the queue holds less than a batch (or nothing, when flushing or stopping). */
+        /* Write until the queue holds less than a batch (or nothing, when flushing or stopping);
+         * with nothing queued this is the tidy call (tidy_every). */
         do {
             rv = write_batch(q, bp);
             apr_pool_clear(bp);
             if (rv != APR_SUCCESS)
                 break;
             apr_thread_mutex_lock(q->mutex);
-            due = q->head && (q->count >= q->conf.batch || q->stopping || flushing);
+            due = (q->head || q->ucount) && (q->count >= q->conf.batch || q->ucount >= q->conf.batch ||
+                                             q->stopping || flushing);
             stopping = q->stopping;
             apr_thread_mutex_unlock(q->mutex);
         } while (due && (!stopping || apr_time_now() < q->deadline));
 
         if (stopping) {
             apr_thread_mutex_lock(q->mutex);
-            if (!q->head || apr_time_now() >= q->deadline) {
+            if ((!q->head && !q->ucount) || apr_time_now() >= q->deadline) {
                 apr_thread_mutex_unlock(q->mutex);
                 break;
             }
@@ -323,7 +430,7 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
 {
     apr_status_t trv;
     node_t *n;
-    int left;
+    int left, uleft;
 
     apr_thread_mutex_lock(q->mutex);
     if (q->stopped) {
@@ -342,7 +449,7 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
         apr_pool_t *bp;
 
         apr_pool_create(&bp, q->pool);
-        while (q->head && apr_time_now() < q->deadline && write_batch(q, bp) == APR_SUCCESS)
+        while ((q->head || q->ucount) && apr_time_now() < q->deadline && write_batch(q, bp) == APR_SUCCESS)
             apr_pool_clear(bp);
         apr_pool_destroy(bp);
     }
@@ -358,13 +465,21 @@ apr_status_t pe_msglog_stop(pe_msglog_t *q, apr_interval_time_t budget)
     q->stats.lost += (apr_uint64_t)left;
     pe_met_gauge_add(q->conf.slot, PE_MET_MSGLOG_QUEUE, -left);
     pe_met_add(PE_MET_MSGLOG_ROWS, PE_MET_ROWS_LOST, 0, (apr_uint64_t)left);
+    uleft = q->ucount;
+    q->ucount = 0;
+    q->stats.u_lost += (apr_uint64_t)uleft;
+    pe_met_gauge_add(q->conf.slot, PE_MET_USAGELOG_QUEUE, -uleft);
+    pe_met_add(PE_MET_USAGELOG_ROWS, PE_MET_ROWS_LOST, 0, (apr_uint64_t)uleft);
     apr_thread_mutex_unlock(q->mutex);
+    if (uleft)
+        pe_clog(PE_LOG_ERR, 0,
+                PE_LOGNO(44007) "API-usage log: %d records could not be written before the process exited", uleft);
     if (left) {
         pe_clog(PE_LOG_ERR, 0,
                 PE_LOGNO(44003) "message log: %d records could not be written before the process exited", left);
         return APR_TIMEUP;
     }
-    return APR_SUCCESS;
+    return uleft ? APR_TIMEUP : APR_SUCCESS;
 }
 
 /* Whether the writer thread runs (started and not stopped). */
@@ -384,5 +499,6 @@ void pe_msglog_stats(pe_msglog_t *q, pe_msglog_stats_t *st)
     apr_thread_mutex_lock(q->mutex);
     *st = q->stats;
     st->pending = q->count;
+    st->u_pending = q->ucount;
     apr_thread_mutex_unlock(q->mutex);
 }

@@ -556,3 +556,31 @@ pe_store_status_e pe_store_email_code_use(pe_store_t *st, const char *user_id, c
 {
     PE_STORE_CALL(st, email_code_use, user_id, email, digest, now);
 }
+
+pe_store_status_e pe_store_api_usage_insert(pe_store_t *st, const pe_api_usage_t *recs, int n)
+{
+    if (n <= 0)
+        return PE_STORE_OK;
+    PE_STORE_CALL(st, api_usage_insert, recs, n);
+}
+
+pe_store_status_e pe_store_api_usage_purge(pe_store_t *st, apr_time_t before, int limit, long *removed)
+{
+    *removed = 0;
+    if (limit <= 0)
+        return PE_STORE_OK;
+    PE_STORE_CALL(st, api_usage_purge, before, limit, removed);
+}
+
+pe_store_status_e pe_store_api_usage_sum(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                         pe_api_usage_sum_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    PE_STORE_CALL(st, api_usage_sum, user_id, since, until, out);
+}
+
+pe_store_status_e pe_store_api_usage_get(pe_store_t *st, const char *request_id, pe_api_usage_t **out)
+{
+    *out = NULL;
+    PE_STORE_CALL(st, api_usage_get, request_id, out);
+}

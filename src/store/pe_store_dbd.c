@@ -234,6 +234,14 @@ static const struct {
                           "UPDATE pe_users SET is_verified = 1, email_code_digest = '', email_code_attempts = 0, "
                           "updated_at = %s WHERE id = %s AND email = %s AND email_code_digest = %s AND "
                           "email_code_expires > %s"},
+    /* API-usage records: the retention removes the oldest rows first, at most a bound per call. */
+    [Q_API_USAGE_PURGE] = {"pe_api_usage_purge",
+                           "DELETE FROM pe_api_usage WHERE id IN (SELECT id FROM pe_api_usage WHERE created_at < "
+                           "CAST(%s AS BIGINT) ORDER BY created_at LIMIT CAST(%s AS INTEGER))"},
+    [Q_API_USAGE_SUM] = {"pe_api_usage_sum",
+                         "SELECT COUNT(*), COALESCE(SUM(response_time_ms), 0), COALESCE(SUM(tokens_used), 0) FROM "
+                         "pe_api_usage WHERE (%s = '' OR user_id = %s) AND created_at >= %s AND created_at < %s"},
+    [Q_API_USAGE_GET] = {"pe_api_usage_get", "SELECT " API_USAGE_COLS " FROM pe_api_usage WHERE request_id = %s"},
 };
 
 static const pe_store_ops_t pe_store_sqlite3_ops, pe_store_pgsql_ops;
@@ -642,6 +650,8 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .email_send_take = pe_dbd_email_send_take, .email_send_release = pe_dbd_email_send_release,                    \
         .email_code_set = pe_dbd_email_code_set, .email_code_attempt = pe_dbd_email_code_attempt,                      \
         .email_code_use = pe_dbd_email_code_use,                                                                       \
+        .api_usage_insert = pe_dbd_api_usage_insert, .api_usage_purge = pe_dbd_api_usage_purge,                       \
+        .api_usage_sum = pe_dbd_api_usage_sum, .api_usage_get = pe_dbd_api_usage_get,                                  \
     }
 
 static const pe_store_ops_t pe_store_sqlite3_ops = PE_DBD_OPS("sqlite3");

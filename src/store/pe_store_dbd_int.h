@@ -82,6 +82,10 @@ typedef enum {
     Q_EMAIL_CODE_ATTEMPT,
     Q_EMAIL_CODE_READ,
     Q_EMAIL_CODE_USE,
+    /* API-usage records (pe_store_dbd_apiusage.c) */
+    Q_API_USAGE_PURGE,
+    Q_API_USAGE_SUM,
+    Q_API_USAGE_GET,
     Q_COUNT
 } pe_q_e;
 
@@ -135,6 +139,17 @@ pe_store_status_e pe_dbd_fail(pe_store_t *st, const char *what, int rv);
 const char *pe_dbd_i64(apr_pool_t *p, apr_int64_t v);
 apr_int64_t pe_dbd_to64(const char *s);
 const char *pe_dbd_s0(const char *s);
+
+/* API-usage records (pe_store_dbd_apiusage.c) */
+#define API_USAGE_COLS                                                                             \
+    "request_id, user_id, key_prefix, endpoint, method, status_code, response_time_ms, tokens_used, ip_address, " \
+    "user_agent, created_at, date"
+#define API_USAGE_NCOLS 12
+pe_store_status_e pe_dbd_api_usage_insert(pe_store_t *st, const pe_api_usage_t *recs, int n);
+pe_store_status_e pe_dbd_api_usage_purge(pe_store_t *st, apr_time_t before, int limit, long *removed);
+pe_store_status_e pe_dbd_api_usage_sum(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                       pe_api_usage_sum_t *out);
+pe_store_status_e pe_dbd_api_usage_get(pe_store_t *st, const char *request_id, pe_api_usage_t **out);
 
 /* The ops, by entity file. */
 pe_store_status_e pe_dbd_user_create(pe_store_t *st, const pe_user_t *u);

@@ -425,7 +425,13 @@ static const pe_mg_index_t pe_mg_v2[] = {
     {PE_MC_STAFF, "created", "{\"kind\": 1, \"created_at\": 1}", 0},
     {NULL, NULL, NULL, 0}};
 
-static const pe_mg_index_t *const pe_mg_versions[] = {pe_mg_v1, pe_mg_v2};
+/* Version 3: API-usage records: a user's by time, and the retention's oldest first. */
+static const pe_mg_index_t pe_mg_v3[] = {
+    {PE_MC_API_USAGE, "user", "{\"user_id\": 1, \"created_at\": 1}", 0},
+    {PE_MC_API_USAGE, "created", "{\"created_at\": 1}", 0},
+    {NULL, NULL, NULL, 0}};
+
+static const pe_mg_index_t *const pe_mg_versions[] = {pe_mg_v1, pe_mg_v2, pe_mg_v3};
 #define PE_MG_NVERSIONS ((int)(sizeof(pe_mg_versions) / sizeof(pe_mg_versions[0])))
 
 int pe_store_mongo_schema_version(void)
@@ -707,4 +713,8 @@ static const pe_store_ops_t pe_mongo_ops = {
     .email_code_set = pe_mg_email_code_set,
     .email_code_attempt = pe_mg_email_code_attempt,
     .email_code_use = pe_mg_email_code_use,
+    .api_usage_insert = pe_mg_api_usage_insert,
+    .api_usage_purge = pe_mg_api_usage_purge,
+    .api_usage_sum = pe_mg_api_usage_sum,
+    .api_usage_get = pe_mg_api_usage_get,
 };

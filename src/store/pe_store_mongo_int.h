@@ -29,6 +29,7 @@
 #define PE_MC_COUNTERS "pe_counters"
 #define PE_MC_SCHEMA "pe_schema_version"
 #define PE_MC_STAFF "pe_staff"
+#define PE_MC_API_USAGE "pe_api_usage"
 
 /** One store handle's connection: a client borrowed from the process's pool. */
 typedef struct pe_mgconn_t {
@@ -90,6 +91,9 @@ pe_store_status_e pe_mg_delete(pe_store_t *st, const char *coll, const bson_t *f
 /** find_one: the first match (sorted by sort when not NULL), or PE_STORE_NOTFOUND. */
 pe_store_status_e pe_mg_find_one(pe_store_t *st, const char *coll, const bson_t *filter, const bson_t *fields,
                                  const bson_t **out);
+
+/** Insert k documents unordered and destroy them; those whose _id exists are skipped (a batch written again). */
+pe_store_status_e pe_mg_insert_new(pe_store_t *st, const char *coll, bson_t **docs, int k);
 
 /** count_documents. */
 pe_store_status_e pe_mg_count(pe_store_t *st, const char *coll, const bson_t *filter, long *count);
@@ -191,5 +195,12 @@ pe_store_status_e pe_mg_email_code_attempt(pe_store_t *st, const char *user_id, 
                                            const char **digest, int *attempts);
 pe_store_status_e pe_mg_email_code_use(pe_store_t *st, const char *user_id, const char *email, const char *digest,
                                        apr_time_t now);
+
+/* API-usage records (pe_store_mongo_apiusage.c) */
+pe_store_status_e pe_mg_api_usage_insert(pe_store_t *st, const pe_api_usage_t *recs, int n);
+pe_store_status_e pe_mg_api_usage_purge(pe_store_t *st, apr_time_t before, int limit, long *removed);
+pe_store_status_e pe_mg_api_usage_sum(pe_store_t *st, const char *user_id, apr_time_t since, apr_time_t until,
+                                      pe_api_usage_sum_t *out);
+pe_store_status_e pe_mg_api_usage_get(pe_store_t *st, const char *request_id, pe_api_usage_t **out);
 
 #endif

@@ -203,6 +203,24 @@ static int only_duplicates(const bson_t *reply)
     return n > 0;
 }
 
+/* Insert k documents unordered (and destroy them); those whose _id exists already are skipped. */
+pe_store_status_e pe_mg_insert_new(pe_store_t *st, const char *coll, bson_t **docs, int k)
+{
+    bson_t reply, *opts = BCON_NEW("ordered", BCON_BOOL(false));
+    bson_error_t err;
+    bool ok = mongoc_collection_insert_many(pe_mg_coll(st, coll), (const bson_t **)docs, (size_t)k, opts, &reply,
+                                            &err);
+    int i;
+
+    if (!ok && only_duplicates(&reply))
+        ok = true;
+    for (i = 0; i < k; i++)
+        bson_destroy(docs[i]);
+    bson_destroy(opts);
+    bson_destroy(&reply);
+    return ok ? PE_STORE_OK : pe_mg_fail(st, coll, &err);
+}
+
 /*
  * After a batch is written: the rows of users that no longer exist go (SPEC 6.7: deleting an
  * account destroys its conversation logs, also those still queued or in flight when it was
@@ -255,9 +273,7 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
 
     while (done < n) {
         int k = n - done > PE_MG_MSGLOG_CHUNK ? PE_MG_MSGLOG_CHUNK : n - done, i;
-        bson_t *docs[PE_MG_MSGLOG_CHUNK], reply, *opts = BCON_NEW("ordered", BCON_BOOL(false));
-        bson_error_t err;
-        bool ok;
+        bson_t *docs[PE_MG_MSGLOG_CHUNK];
 
         for (i = 0; i < k; i++) {
             const pe_message_log_t *m = &recs[done + i];
@@ -273,16 +289,9 @@ pe_store_status_e pe_mg_msglog_insert(pe_store_t *st, const pe_message_log_t *re
                                "processing_time_ms", BCON_INT64(m->processing_time_ms), "ip_address",
                                BCON_UTF8(s0(m->ip_address)), "created_at", BCON_INT64(m->created_at));
         }
-        ok = mongoc_collection_insert_many(pe_mg_coll(st, PE_MC_MSGLOGS), (const bson_t **)docs, (size_t)k, opts,
-                                           &reply, &err);
-        if (!ok && only_duplicates(&reply))
-            ok = true;
-        for (i = 0; i < k; i++)
-            bson_destroy(docs[i]);
-        bson_destroy(opts);
-        bson_destroy(&reply);
-        if (!ok)
-            return pe_mg_fail(st, PE_MC_MSGLOGS, &err);
+        rs = pe_mg_insert_new(st, PE_MC_MSGLOGS, docs, k);
+        if (rs != PE_STORE_OK)
+            return rs;
         if ((rs = msglog_sweep_deleted(st, recs + done, k)) != PE_STORE_OK)
             return rs;
         done += k;

@@ -59,7 +59,7 @@ class MongoDownAtStart(pe_mongo.MongoClass, HttpdTestCase):
         # the collections were made once the server answered
         c = self.mongo.client()
         try:
-            self.assertEqual(c.find("pe_schema_version")[0]["version"], 2)  # pe_store_mongo.c: pe_mg_versions
+            self.assertEqual(c.find("pe_schema_version")[0]["version"], 3)  # pe_store_mongo.c: pe_mg_versions
             self.assertEqual(c.count("pe_users", {"email": "down@example.com"}), 1)
         finally:
             c.close()

@@ -1,8 +1,10 @@
 """Monitoring (issue 12): Prometheus counters exact across prefork children after a known mix of
 requests (misses, hits, upstream 500s, a stream, 429s), the exposition checked by promtool and
 scraped by a real Prometheus server on loopback; the conversation-log queues of several children
-seen and flushed through shared memory; usage figures; readiness naming the store (PostgreSQL
-stopped, then back without a restart) and memcached (killed)."""
+seen and flushed through shared memory; usage figures; the API-usage records of a known mix of
+requests across children (statuses, tokens, no key stored) and their retention; readiness naming
+the store (PostgreSQL stopped, then back without a restart), memcached (killed) and the mail
+server (stopped, then back)."""
 import concurrent.futures
 import json
 import os
@@ -16,9 +18,11 @@ import unittest
 import urllib.parse
 import urllib.request
 
+import fakes
 import pe_pg
 from pe_harness import HttpdTestCase, RUN_ROOT, free_port
 from test_completions import BASE_CONF, Memcached, MemcachedMixin, UpstreamMixin, bearer
+from test_email import SinkClass
 
 MONITOR_CONF = """
 <Location "/metrics">
@@ -76,6 +80,16 @@ class MonitorBase(UpstreamMixin, HttpdTestCase):
         with concurrent.futures.ThreadPoolExecutor(workers) as ex:
             return list(ex.map(fn, items))
 
+    def three_users(self):
+        """(id, key) of a user with credits, of one without, and of one on plan gold (PEPrincipalRateLimit)."""
+        uid, key = self.new_user()
+        pid_, poor = self.new_user()
+        self.sqlite("UPDATE pe_users SET conv_limit = 0, conv_reset = 0 WHERE id = ?", (pid_,))
+        # NB: the plan is set before the key's first use, so no process has the principal cached
+        gid, gold = self.new_user()
+        self.sqlite("UPDATE pe_users SET subscription_plan = 'gold' WHERE id = ?", (gid,))
+        return (uid, key), (pid_, poor), (gid, gold)
+
 
 class MetricsPrefork(MonitorBase):
     maxDiff = None
@@ -109,12 +123,7 @@ class MetricsPrefork(MonitorBase):
 
     def test_a_counters_exact_across_children(self):
         before = parse(self.scrape())
-        uid, key = self.new_user()
-        pid_, poor = self.new_user()
-        self.sqlite("UPDATE pe_users SET conv_limit = 0, conv_reset = 0 WHERE id = ?", (pid_,))
-        # NB: the plan is set before the key's first use, so no process has the principal cached
-        gid, gold = self.new_user()
-        self.sqlite("UPDATE pe_users SET subscription_plan = 'gold' WHERE id = ?", (gid,))
+        (uid, key), (pid_, poor), (gid, gold) = self.three_users()
         tag = "%d-%f" % (os.getpid(), time.time())
 
         def prompt(i):
@@ -358,6 +367,169 @@ class QueueAcrossChildren(MonitorBase):
                                                     "messages": 12, "tokens": tokens})
         glob = self.httpd.get("/v1/monitoring/usage").json
         self.assertGreaterEqual(glob["summary"]["total_messages"], 12)
+
+
+class UsageRecords(MonitorBase):
+    """API-usage records: one per request made with a user's API key, whatever its answer, queued in
+    the writers of several children next to the conversation logs, seen in queue-status, written by
+    flush-logs; each row is what the test sent and got (route, method, status, tokens), and no row
+    holds a key."""
+
+    EXTRA_CONF = BASE_CONF.replace("PEMessageLogInterval 100ms", "PEMessageLogInterval 60s") + MONITOR_CONF + \
+        "PEMessageLogBatch 1000\nPEPrincipalRateLimit gold 2/min algorithm=fixed-window\n"
+
+    def rows(self, ids):
+        q = ("SELECT request_id, user_id, key_prefix, endpoint, method, status_code, tokens_used, user_agent, date, "
+             "response_time_ms FROM pe_api_usage WHERE request_id IN (%s)" % ",".join("?" * len(ids)))
+        return {r[0]: r for r in self.sqlite(q, tuple(ids))}
+
+    def test_records_equal_what_was_sent(self):
+        (uid, key), (pid_, poor), (gid, gold) = self.three_users()
+        tag = "%d-%f" % (os.getpid(), time.time())
+        ua = {"User-Agent": "usage-test/1.0"}
+        sent = []  # (response, user id, key, endpoint, method, tokens)
+
+        def prompt(i):
+            return self.prompt(key, {"level": "low", "prompt": "usage %s %d" % (tag, i)}, headers=ua)
+
+        for r in self.parallel(prompt, range(6)):
+            self.assertEqual(r.status, 200, r)
+            sent.append((r, uid, key, "/v1/prompt/completions", "POST", r.json["usage"]["total_tokens"]))
+        r = self.chat(key, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "chat " + tag}]},
+                      headers=ua)
+        self.assertEqual(r.status, 200, r)
+        sent.append((r, uid, key, "/v1/chat/completions", "POST", r.json["usage"]["total_tokens"]))
+        r = self.httpd.post("/v1/batch/process", {"level": "low", "batch": [{"prompt": "b1 " + tag},
+                                                                          {"prompt": "b2 " + tag}]},
+                            headers=dict(bearer(key), **ua))
+        self.assertEqual(r.status, 200, r)
+        self.assertGreater(r.json["total_tokens_used"], 0)
+        sent.append((r, uid, key, "/v1/batch/process", "POST", r.json["total_tokens_used"]))
+        r = self.prompt(key, {"level": "low"}, headers=ua)  # no prompt: a 4xx
+        self.assertIn(r.status, (400, 422), r)
+        sent.append((r, uid, key, "/v1/prompt/completions", "POST", 0))
+        r = self.prompt(poor, {"level": "low", "prompt": "no credits " + tag}, headers=ua)
+        self.assertEqual(r.status, 429, r)
+        sent.append((r, pid_, poor, "/v1/prompt/completions", "POST", 0))
+        for want in (200, 200, 429):  # the per-key rate limit refuses the third
+            r = self.httpd.get("/v1/models", headers=dict(bearer(gold), **ua))
+            self.assertEqual(r.status, want, r)
+            sent.append((r, gid, gold, "/v1/models", "GET", 0))
+        # not recorded: no key, a wrong key
+        self.assertEqual(self.httpd.get("/v1/models").status, 401)
+        self.assertEqual(self.httpd.get("/v1/models", headers=bearer("pe-" + "x" * 43)).status, 401)
+        self.assertGreaterEqual(len(self.pids()), 2, "the requests were served by one child only")
+        ids = [r.header("X-Request-ID") for r, *_ in sent]
+        self.assertEqual(len(set(ids)), len(sent))
+
+        # queued in the children, not written yet (interval 60 s, batch 1000)
+        deadline, qs = time.time() + 10, None
+        while time.time() < deadline:
+            qs = self.httpd.get("/v1/monitoring/queue-status").json["queue_status"]["api_usage"]
+            if qs["queue_size"] >= len(sent):
+                break
+            time.sleep(0.1)
+        self.assertEqual(qs["queue_size"], len(sent))
+        self.assertIs(qs["enabled"], True)
+        self.assertEqual(self.rows(ids), {})
+        self.assertEqual(parse(self.scrape())["promptenchanter_usage_log_queue_records"], len(sent))
+        self.assertEqual(self.httpd.post("/v1/monitoring/flush-logs", {}).status, 200)
+        deadline, got = time.time() + 10, {}
+        while time.time() < deadline:
+            got = self.rows(ids)
+            if len(got) == len(sent):
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(got), len(sent))
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        for (r, user, k, endpoint, method, tokens), rid in zip(sent, ids):
+            row = got[rid]
+            self.assertEqual(row[1:8], (user, k[:len(row[2])], endpoint, method, r.status, tokens, "usage-test/1.0"),
+                             rid)
+            self.assertTrue(row[2].startswith("pe-") and len(row[2]) < 16, row)
+            self.assertEqual(row[8], today)
+            self.assertGreaterEqual(row[9], 0)
+        # no key anywhere in the table
+        keys = (key, poor, gold)
+        for row in self.sqlite("SELECT * FROM pe_api_usage"):
+            for v in row:
+                self.assertFalse(any(isinstance(v, str) and kk in v for kk in keys), row)
+        self.assertEqual(self.httpd.get("/v1/monitoring/queue-status").json["queue_status"]["api_usage"]["queue_size"],
+                         0)
+        m = parse(self.scrape())
+        self.assertEqual(m["promptenchanter_usage_log_queue_records"], 0)
+        self.assertGreaterEqual(m['promptenchanter_usage_log_records_total{result="written"}'], len(sent))
+        self.assertEqual(m['promptenchanter_usage_log_records_total{result="dropped"}'], 0)
+        # /usage: the API calls of the user from the records, the messages from the conversation logs
+        u = self.httpd.get("/v1/monitoring/usage?days=1", headers=bearer(key))
+        self.assertEqual(u.status, 200, u)
+        mine = [x for x in sent if x[1] == uid]
+        # (this request's own record is queued after its answer: not counted here)
+        self.assertEqual(u.json["summary"]["total_api_calls"], len(mine))
+        self.assertEqual(u.json["summary"]["total_messages"], 7)
+        print(json.dumps({"test": "api-usage-records", "records": len(sent), "children": len(self.pids())}))
+
+
+class UsageRetention(MonitorBase):
+    """PEUsageLogRetention: the writer removes records older than the retention, without traffic."""
+
+    MPM = "event"
+    ENV = {}
+    EXTRA_CONF = BASE_CONF + MONITOR_CONF + "PEUsageLogRetention 2s\n"
+
+    def test_old_records_removed(self):
+        uid, key = self.new_user()
+        r = self.httpd.get("/v1/models", headers=bearer(key))
+        self.assertEqual(r.status, 200, r)
+        rid = r.header("X-Request-ID")
+        q = "SELECT COUNT(*) FROM pe_api_usage WHERE request_id = ?"
+        deadline, n = time.time() + 10, 0
+        while time.time() < deadline and n == 0:
+            n = self.sqlite(q, (rid,))[0][0]
+            time.sleep(0.05)
+        self.assertEqual(n, 1)
+        # older than the retention: the writer's next purge removes it (no request needed)
+        deadline = time.time() + 30
+        while time.time() < deadline and n == 1:
+            time.sleep(0.2)
+            n = self.sqlite(q, (rid,))[0][0]
+        self.assertEqual(n, 0)
+        self.assertEqual(self.httpd.get("/v1/monitoring/queue-status").json["queue_status"]["api_usage"]
+                         ["retention_seconds"], 2)
+
+
+class ReadinessSmtp(SinkClass, MonitorBase):
+    """PESMTPURL set: the mail server is a component; stopped: degraded (200) naming smtp within the
+    bound; started again on its port: healthy without a restart. No mail is ever sent."""
+
+    MPM = "event"
+    ENV = {}
+
+    @classmethod
+    def mail_setup(cls):
+        cls.EXTRA_CONF = BASE_CONF + MONITOR_CONF + ("PEHealthCacheTime 0\nPEHealthTimeout 1s\n"
+                                                     "PESMTPURL smtp://127.0.0.1:%d\nPESMTPStartTLS Optional\n"
+                                                     % cls.sink.port)
+
+    def test_smtp_down_is_degraded_and_comes_back(self):
+        port = self.sink.port
+        h = self.httpd.get("/v1/monitoring/health")
+        self.assertEqual((h.status, h.json["status"]), (200, "healthy"), h)
+        self.assertEqual(h.json["components"]["smtp"]["status"], "up")
+        self.assertIs(h.json["components"]["smtp"]["critical"], False)
+        self.sink.stop()
+        t0 = time.monotonic()
+        r = self.httpd.get("/v1/monitoring/health")
+        took = time.monotonic() - t0
+        self.assertEqual((r.status, r.json["status"]), (200, "degraded"), r)
+        self.assertEqual(r.json["down"], ["smtp"])
+        self.assertTrue(r.json["components"]["smtp"]["error"])
+        self.assertEqual(self.httpd.get("/ready").json, {"status": "ready", "down": ["smtp"]})
+        print(json.dumps({"test": "readiness-smtp-down", "seconds": round(took, 3)}))
+        ReadinessSmtp.sink = fakes.start_smtp(port=port)
+        r = self.httpd.get("/v1/monitoring/health")
+        self.assertEqual((r.status, r.json["status"], r.json["down"]), (200, "healthy", []), r)
+        self.assertEqual(self.sink.messages(), [])
 
 
 class AdminOnly(MonitorBase):

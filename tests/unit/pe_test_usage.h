@@ -98,4 +98,80 @@ static void pe_check_ping_and_usage(pe_store_t *st)
     ck_assert_int_eq(u.tokens, 0);
 }
 
+/* API-usage records: a batch written twice stores each request once; the stored record is the
+ * one given (no key, only its prefix); sums per user and for everyone over a period; the
+ * retention removes the oldest expired records, at most `limit` per call, and nothing newer. */
+static void pe_check_api_usage(pe_store_t *st)
+{
+    const apr_time_t day = apr_time_from_sec(86400), d0 = 20000 * day;
+    const char *a = pe_store_new_id(pe_tp), *b = pe_store_new_id(pe_tp);
+    const char *run = pe_store_new_id(pe_tp);
+    pe_api_usage_t recs[6], *got;
+    pe_api_usage_sum_t sum;
+    long removed = -1;
+    int i;
+
+    memset(recs, 0, sizeof(recs));
+    for (i = 0; i < 6; i++) {
+        recs[i].request_id = apr_psprintf(pe_tp, "%s-api-%d", run, i);
+        recs[i].user_id = i < 4 ? a : b;
+        recs[i].key_prefix = "pe-AbCdEf";
+        recs[i].endpoint = i % 2 ? "/v1/prompt/completions" : "/v1/batch/process";
+        recs[i].method = "POST";
+        recs[i].status = i == 3 ? 429 : 200;
+        recs[i].latency_ms = 10 * (i + 1);
+        recs[i].tokens_used = i == 3 ? 0 : 100 + i;
+        recs[i].ip_address = "192.0.2.7";
+        recs[i].user_agent = "conformance/1.0";
+        recs[i].created_at = d0 + i * day + 5; /* one a day: 20000 .. 20005 */
+    }
+    recs[5].user_agent = NULL;
+    ck_assert_int_eq(pe_store_api_usage_insert(st, recs, 4), PE_STORE_OK);
+    /* written again with more: the first four are not duplicated */
+    ck_assert_int_eq(pe_store_api_usage_insert(st, recs, 6), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_api_usage_insert(st, recs, 0), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_api_usage_get(st, recs[3].request_id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->user_id, a);
+    ck_assert_str_eq(got->key_prefix, "pe-AbCdEf");
+    ck_assert_str_eq(got->endpoint, "/v1/prompt/completions");
+    ck_assert_str_eq(got->method, "POST");
+    ck_assert_int_eq(got->status, 429);
+    ck_assert_int_eq(got->latency_ms, 40);
+    ck_assert_int_eq(got->tokens_used, 0);
+    ck_assert_str_eq(got->ip_address, "192.0.2.7");
+    ck_assert_str_eq(got->user_agent, "conformance/1.0");
+    ck_assert_int_eq(got->created_at, d0 + 3 * day + 5);
+    ck_assert_int_eq(pe_store_api_usage_get(st, recs[5].request_id, &got), PE_STORE_OK);
+    ck_assert_str_eq(got->user_agent, "");
+    ck_assert_int_eq(pe_store_api_usage_get(st, "no-such-request", &got), PE_STORE_NOTFOUND);
+    /* sums: user a over days 20000..20002 (records 0, 1, 2); b; everyone over the whole period */
+    ck_assert_int_eq(pe_store_api_usage_sum(st, a, d0, d0 + 3 * day, &sum), PE_STORE_OK);
+    ck_assert_int_eq(sum.calls, 3);
+    ck_assert_int_eq(sum.latency_ms, 10 + 20 + 30);
+    ck_assert_int_eq(sum.tokens, 100 + 101 + 102);
+    ck_assert_int_eq(pe_store_api_usage_sum(st, b, d0, d0 + 6 * day, &sum), PE_STORE_OK);
+    ck_assert_int_eq(sum.calls, 2);
+    ck_assert_int_eq(pe_store_api_usage_sum(st, NULL, d0, d0 + 6 * day, &sum), PE_STORE_OK);
+    ck_assert_int_ge(sum.calls, 6);
+    ck_assert_int_eq(pe_store_api_usage_sum(st, pe_store_new_id(pe_tp), d0, d0 + 6 * day, &sum), PE_STORE_OK);
+    ck_assert_int_eq(sum.calls, 0);
+    ck_assert_int_eq(sum.latency_ms, 0);
+    /* retention: before day 20003 (records 0, 1, 2 and older ones of other tests), 2 at a time */
+    ck_assert_int_eq(pe_store_api_usage_purge(st, d0 + 3 * day, 2, &removed), PE_STORE_OK);
+    ck_assert_int_eq(removed, 2);
+    while (removed == 2)
+        ck_assert_int_eq(pe_store_api_usage_purge(st, d0 + 3 * day, 2, &removed), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_api_usage_purge(st, d0 + 3 * day, 2, &removed), PE_STORE_OK);
+    ck_assert_int_eq(removed, 0);
+    ck_assert_int_eq(pe_store_api_usage_get(st, recs[0].request_id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_api_usage_get(st, recs[2].request_id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_api_usage_get(st, recs[3].request_id, &got), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_api_usage_sum(st, a, 0, d0 + 10 * day, &sum), PE_STORE_OK);
+    ck_assert_int_eq(sum.calls, 1);
+    ck_assert_int_eq(pe_store_api_usage_sum(st, b, 0, d0 + 10 * day, &sum), PE_STORE_OK);
+    ck_assert_int_eq(sum.calls, 2);
+    ck_assert_int_eq(pe_store_api_usage_purge(st, d0 + 3 * day, 0, &removed), PE_STORE_OK);
+    ck_assert_int_eq(removed, 0);
+}
+
 #endif

@@ -13,18 +13,23 @@
 /* The fake store: records request ids; fails the first `fail` writes. */
 typedef struct sink_t {
     apr_thread_mutex_t *mu;
-    int writes, fails_left, rows, max_batch;
+    int writes, fails_left, rows, max_batch, urows, empty_calls, mixed;
+    char uids[64][16];
+    char last_ua[300];
     char last_messages[64];
     char ids[64][16];
 } sink_t;
 
-static apr_status_t sink_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n)
+static apr_status_t sink_write(void *baton, apr_pool_t *p, const pe_message_log_t *recs, int n,
+                               const pe_api_usage_t *usage, int nu)
 {
     sink_t *s = baton;
     int i;
 
     apr_thread_mutex_lock(s->mu);
     s->writes++;
+    if (!n && !nu)
+        s->empty_calls++;
     if (s->fails_left > 0) {
         s->fails_left--;
         apr_thread_mutex_unlock(s->mu);
@@ -38,6 +43,14 @@ static apr_status_t sink_write(void *baton, apr_pool_t *p, const pe_message_log_
         s->rows++;
         if (recs[i].messages)
             apr_cpystrn(s->last_messages, recs[i].messages, sizeof(s->last_messages));
+    }
+    if (n && nu)
+        s->mixed++;
+    for (i = 0; i < nu; i++) {
+        if (s->urows < 64)
+            apr_cpystrn(s->uids[s->urows], usage[i].request_id, sizeof(s->uids[0]));
+        s->urows++;
+        apr_cpystrn(s->last_ua, usage[i].user_agent ? usage[i].user_agent : "(null)", sizeof(s->last_ua));
     }
     apr_thread_mutex_unlock(s->mu);
     return APR_SUCCESS;
@@ -268,6 +281,143 @@ START_TEST(test_flush_generation_watched)
 }
 END_TEST
 
+static int urows(sink_t *s)
+{
+    int n;
+
+    apr_thread_mutex_lock(s->mu);
+    n = s->urows;
+    apr_thread_mutex_unlock(s->mu);
+    return n;
+}
+
+static apr_status_t put_usage(pe_msglog_t *q, int i, const char *ua)
+{
+    pe_api_usage_t u;
+
+    memset(&u, 0, sizeof(u));
+    u.request_id = apr_psprintf(pe_tp, "u%d", i);
+    u.user_id = "0123456789abcdef01234567";
+    u.endpoint = "/v1/prompt/completions";
+    u.method = "POST";
+    u.status = 200;
+    u.user_agent = ua;
+    return pe_msglog_put_usage(q, &u);
+}
+
+/* API-usage records ride in the same batches as conversation logs: counted, written in order by
+ * size, cut to the slot (a long user agent), dropped when the ring is full, the process's gauge
+ * following the ring; kept after a failed write; written at stop. */
+START_TEST(test_usage_records_ride_along)
+{
+    sink_t s;
+    pe_msglog_t *q;
+    pe_msglog_conf_t c;
+    pe_msglog_stats_t st;
+    apr_shm_t *shm;
+    pe_metrics_t *m;
+    pe_met_proc_t *slot;
+    char ua[600];
+    int i;
+
+    ck_assert_int_eq(apr_shm_create(&shm, pe_metrics_size(), NULL, pe_tp), APR_SUCCESS);
+    m = pe_metrics_init(apr_shm_baseaddr_get(shm));
+    slot = pe_metrics_proc_attach(m, (apr_int64_t)getpid());
+    memset(ua, 'a', sizeof(ua) - 1);
+    ua[sizeof(ua) - 1] = '\0';
+    memset(&s, 0, sizeof(s));
+    apr_thread_mutex_create(&s.mu, APR_THREAD_MUTEX_DEFAULT, pe_tp);
+    memset(&c, 0, sizeof(c));
+    c.max_records = 100;
+    c.batch = 3;
+    c.interval = apr_time_from_sec(600);
+    c.retry = apr_time_from_msec(20);
+    c.usage_max = 5;
+    c.slot = slot;
+    ck_assert_int_eq(pe_msglog_create(pe_tp, &c, sink_write, &s, &q), APR_SUCCESS);
+    /* before the thread: the ring fills and then drops */
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(put_usage(q, i, i == 4 ? ua : "curl/8"), APR_SUCCESS);
+    ck_assert_int_eq(put_usage(q, 5, "x"), APR_ENOSPC);
+    ck_assert_int_eq(pe_metrics_gauge_sum(m, PE_MET_USAGELOG_QUEUE, NULL), 5);
+    ck_assert_int_eq(put(q, 0), APR_SUCCESS);
+    s.fails_left = 1;
+    ck_assert_int_eq(pe_msglog_start(q), APR_SUCCESS);
+    /* a batch of 3 usage records and the one log is written together; the rest stays below a batch */
+    ck_assert_int_eq(wait_rows(&s, 1, 2000), 1);
+    while (urows(&s) < 3)
+        usleep(10000);
+    ck_assert_int_eq(urows(&s), 3);
+    ck_assert_int_ge(s.mixed, 1);
+    ck_assert_str_eq(s.uids[0], "u0");
+    ck_assert_str_eq(s.uids[2], "u2");
+    pe_msglog_stats(q, &st);
+    ck_assert_int_eq(st.u_pending, 2);
+    ck_assert_int_eq(st.u_dropped, 1);
+    ck_assert_int_ge(st.failed, 1);
+    /* the ring has room again; the slots are reused in order */
+    for (i = 6; i < 9; i++)
+        ck_assert_int_eq(put_usage(q, i, NULL), APR_SUCCESS);
+    ck_assert_int_eq(put_usage(q, 9, NULL), APR_ENOSPC);
+    ck_assert_int_eq(pe_msglog_stop(q, apr_time_from_sec(2)), APR_SUCCESS);
+    ck_assert_int_eq(urows(&s), 8);
+    ck_assert_str_eq(s.uids[3], "u3");
+    ck_assert_str_eq(s.uids[4], "u4");
+    ck_assert_str_eq(s.uids[7], "u8");
+    ck_assert_str_eq(s.last_ua, "(null)");
+    pe_msglog_stats(q, &st);
+    ck_assert_int_eq(st.u_queued, 8);
+    ck_assert_int_eq(st.u_written, 8);
+    ck_assert_int_eq(st.u_dropped, 2);
+    ck_assert_int_eq(st.u_lost, 0);
+    ck_assert_int_eq(st.u_pending, 0);
+    ck_assert_int_eq(pe_metrics_gauge_sum(m, PE_MET_USAGELOG_QUEUE, NULL), 0);
+    ck_assert_int_eq(put_usage(q, 10, NULL), APR_EOF);
+    pe_metrics_proc_detach(slot);
+}
+END_TEST
+
+/* The long user agent is cut to its slot (255 bytes), and a queue with nothing to write still
+ * calls the write function every tidy_every (retention). */
+START_TEST(test_usage_cut_and_tidy)
+{
+    sink_t s;
+    pe_msglog_t *q;
+    pe_msglog_conf_t c;
+    char ua[600];
+    int i;
+
+    memset(ua, 'b', sizeof(ua) - 1);
+    ua[sizeof(ua) - 1] = '\0';
+    memset(&s, 0, sizeof(s));
+    apr_thread_mutex_create(&s.mu, APR_THREAD_MUTEX_DEFAULT, pe_tp);
+    memset(&c, 0, sizeof(c));
+    c.max_records = 10;
+    c.batch = 1;
+    c.interval = apr_time_from_sec(600);
+    c.usage_max = 4;
+    c.tidy_every = apr_time_from_msec(30);
+    ck_assert_int_eq(pe_msglog_create(pe_tp, &c, sink_write, &s, &q), APR_SUCCESS);
+    ck_assert_int_eq(pe_msglog_start(q), APR_SUCCESS);
+    ck_assert_int_eq(put_usage(q, 1, ua), APR_SUCCESS);
+    while (urows(&s) < 1)
+        usleep(10000);
+    ck_assert_int_eq(strlen(s.last_ua), 255);
+    for (i = 0; i < 300; i++) {
+        int e;
+
+        apr_thread_mutex_lock(s.mu);
+        e = s.empty_calls;
+        apr_thread_mutex_unlock(s.mu);
+        if (e >= 2)
+            break;
+        usleep(10000);
+    }
+    ck_assert_int_ge(s.empty_calls, 2);
+    ck_assert_int_eq(pe_msglog_stop(q, apr_time_from_sec(2)), APR_SUCCESS);
+}
+END_TEST
+
 Suite *pe_suite_msglog(void)
 {
     Suite *s = suite_create("msglog");
@@ -281,6 +431,8 @@ Suite *pe_suite_msglog(void)
     tcase_add_test(tc, test_full_queue_drops);
     tcase_add_test(tc, test_stop_is_time_bounded);
     tcase_add_test(tc, test_flush_generation_watched);
+    tcase_add_test(tc, test_usage_records_ride_along);
+    tcase_add_test(tc, test_usage_cut_and_tidy);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1642,6 +1642,14 @@ START_TEST(monitoring_ping_and_usage)
 }
 END_TEST
 
+/* API-usage records: batches, retention, sums */
+
+START_TEST(api_usage_records)
+{
+    pe_check_api_usage(open_store(_i));
+}
+END_TEST
+
 Suite *pe_suite_store(void)
 {
     Suite *s = suite_create("store");
@@ -1694,6 +1702,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_email_sends, 0, n);
     tcase_add_loop_test(tc, race_email_attempts, 0, n);
     tcase_add_loop_test(tc, race_email_code_used_once, 0, n);
+    tcase_add_loop_test(tc, api_usage_records, 0, n);
     suite_add_tcase(s, tc);
     tc = pe_tcase("front_end");
     tcase_add_test(tc, front_end_retry_policy);

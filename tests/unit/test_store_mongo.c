@@ -315,6 +315,14 @@ START_TEST(mongodb_ping_and_usage)
 }
 END_TEST
 
+START_TEST(mongodb_api_usage)
+{
+    if (mg_skip("mongodb_api_usage"))
+        return;
+    pe_check_api_usage(mg_store());
+}
+END_TEST
+
 START_TEST(mongodb_unique_secondary_index_needs_real_server)
 {
     pe_store_t *st;
@@ -351,6 +359,7 @@ Suite *pe_suite_store_mongo(void)
     tcase_add_test(tc, mongodb_server_down_is_eio);
     tcase_add_test(tc, mongodb_unique_secondary_index_needs_real_server);
     tcase_add_test(tc, mongodb_ping_and_usage);
+    tcase_add_test(tc, mongodb_api_usage);
     suite_add_tcase(s, tc);
     return s;
 }
