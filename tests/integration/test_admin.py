@@ -858,25 +858,6 @@ class OperatorBurstMixin:
         self.one("support", "/v1/support/login", "/v1/support/create", tok, 5)
 
 
-class OperatorBurstSqlite(OperatorBurstMixin, HttpdTestCase):
-    def sql(self, q):
-        return self.httpd.sqlite(q)
-
-
-@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
-class OperatorBurstPostgres(pe_pg.PostgresClass, OperatorBurstMixin, HttpdTestCase):
-    PG_NAME = "pg-opburst"
-
-    def sql(self, q):
-        out = self.pg.query(q)
-        return [tuple(line.split("|", 2)) for line in out.splitlines()]
-
-
-@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
-class OperatorBurstMongo(pe_mongo.MongoClass, OperatorBurstSqlite):
-    MONGO_NAME = "mongo-opburst"
-
-
 class AdminSqlite(AdminMixin, HttpdTestCase):
     def sql(self, q):
         return self.httpd.sqlite(q)
@@ -948,6 +929,21 @@ class AdminTwoNodes(pe_pg.PostgresClass, HttpdTestCase):
 class AdminMongo(pe_mongo.MongoClass, AdminSqlite):
     """The SQLite class's tests on MongoDB (its SQL runs on the collections: pe_mongo.SqlOnMongo)."""
     MONGO_NAME = "mongo-admin"
+
+
+class OperatorBurstSqlite(OperatorBurstMixin, HttpdTestCase):
+    sql = AdminSqlite.sql
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class OperatorBurstPostgres(pe_pg.PostgresClass, OperatorBurstMixin, HttpdTestCase):
+    PG_NAME = "pg-opburst"
+    sql = AdminPostgres.sql
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class OperatorBurstMongo(pe_mongo.MongoClass, OperatorBurstSqlite):
+    MONGO_NAME = "mongo-opburst"
 
 
 if __name__ == "__main__":
