@@ -33,7 +33,6 @@
 #define users_key_aad pe_account_key_aad
 #define users_new_key pe_account_new_key
 #define users_session_json pe_account_session_json
-#define users_gate_enter pe_account_gate_enter
 
 /* A security event of user u (or of an unknown account, by username). Takes details. */
 static void users_event(request_rec *r, pe_store_t *st, const char *type, const pe_user_t *u, const char *username,
