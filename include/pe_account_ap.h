@@ -32,6 +32,35 @@ int pe_account_hash(request_rec *r, const char *pw, const char **hash);
 /** Verify a password; NULL hash verifies the dummy (same time, never matches). */
 int pe_account_verify(request_rec *r, const char *hash, const char *pw, int *match);
 
+/* A login's password check, counted first (users and operators; docs/security.md). */
+typedef enum {
+    PE_LOGIN_PASSED, /* the password is right */
+    PE_LOGIN_WRONG,  /* checked and wrong: attempt is its number, locked_until the lock it set (0: none) */
+    PE_LOGIN_LOCKED, /* the account is locked until locked_until: nothing was checked */
+    PE_LOGIN_NONE    /* no usable account (unknown or inactive): the dummy hash was verified */
+} pe_login_outcome_e;
+
+typedef struct {
+    pe_login_outcome_e outcome;
+    int attempt;
+    apr_time_t locked_until;
+} pe_login_check_t;
+
+/** Reserve one password check of `account` (pe_store_user_login_reserve / _staff_). */
+typedef pe_store_status_e (*pe_login_reserve_fn)(pe_store_t *st, const void *account, apr_time_t now, int max,
+                                                 apr_time_t lock, int *attempt, apr_time_t *locked_until);
+
+/**
+ * Count first, then check: the address's attempt (pe_access_attempt_begin), the hash gate, the
+ * account's attempt (reserve, unless hash is NULL: no usable account), then the password, the
+ * dummy hash when there is none to check, so every outcome takes as long. A failure is counted
+ * for the address (pe_access_auth_failed), a pass gives its attempt back.
+ * @return OK with *out, or the answer already made (403/429 from the address, 503)
+ */
+int pe_account_login_check(request_rec *r, pe_store_t *st, const char *hash, pe_login_reserve_fn reserve,
+                           const void *account, int max, apr_time_t lock, const char *password,
+                           pe_login_check_t *out);
+
 /** The additional data that binds a sealed API key to its user. */
 const char *pe_account_key_aad(request_rec *r, const char *user_id);
 /** A new API key: the key, its lookup digest, display prefix and sealed copy. */

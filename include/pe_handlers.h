@@ -21,6 +21,8 @@ pe_handler_fn pe_h_batch_process;
 /* operators: their accounts (pe_h_staff.c) and their work on users (pe_h_ops_users.c) */
 pe_handler_fn pe_h_admin_login, pe_h_support_login, pe_h_staff_logout, pe_h_admin_create, pe_h_support_create;
 pe_handler_fn pe_h_support_profile, pe_h_support_permissions;
+pe_handler_fn pe_h_admin_deactivate, pe_h_admin_activate, pe_h_admin_delete;
+pe_handler_fn pe_h_staff_deactivate, pe_h_staff_activate, pe_h_staff_delete;
 pe_handler_fn pe_h_ops_user_get, pe_h_ops_user_put, pe_h_ops_user_credits, pe_h_ops_user_plan, pe_h_ops_user_delete;
 pe_handler_fn pe_h_ops_user_rekey, pe_h_ops_user_password;
 /* operators' lists (pe_h_ops_lists.c) */

@@ -46,6 +46,8 @@ typedef enum {
     PE_ACT_CREATE_STAFF,        /* create support staff */
     PE_ACT_CREATE_ADMINS,       /* create administrators */
     PE_ACT_SYSTEM,              /* system prompts, caches */
+    PE_ACT_MANAGE_ADMINS,       /* deactivate, reactivate, delete administrators */
+    PE_ACT_MANAGE_STAFF,        /* deactivate, reactivate, delete support staff */
     PE_ACT_COUNT
 } pe_action_e;
 

@@ -307,12 +307,35 @@ pe_store_status_e pe_store_staff_list(pe_store_t *st, pe_principal_kind_e kind, 
 /** New password hash; also clears the failed-login counter and lock. */
 pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
                                               const char *hash, apr_time_t now);
-/** Count a failed login, as pe_store_user_login_failed does for users. */
-pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
-                                              apr_time_t now, int max, apr_time_t lock, int *failed,
-                                              apr_time_t *locked_until);
+/**
+ * Reserve one password check of an operator's login BEFORE the password is verified, with
+ * exactly pe_store_user_login_reserve's contract (one atomic write; the attempt that reaches max
+ * locks at once; at most max checks per lock however many logins run at once; PE_STORE_EMPTY
+ * while locked, with *locked_until). A successful login then calls pe_store_staff_login_ok.
+ */
+pe_store_status_e pe_store_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                               apr_time_t now, int max, apr_time_t lock, int *attempt,
+                                               apr_time_t *locked_until);
 /** A successful login: counter and lock cleared, last_login set. */
 pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+/**
+ * Deactivate (active 0) or reactivate (1) an operator; deactivating also removes its sessions
+ * (an active one's next request is refused at once, since every request reads the account).
+ * Setting the state it already has succeeds. The last active super-administrator is never
+ * deactivated: then nothing changes and the answer is PE_STORE_EMPTY. Under any concurrency
+ * (deactivations and deletions of several super-administrators at once, on any number of nodes)
+ * at least one super-administrator stays active; an attempt that meets another one in flight
+ * may be refused with PE_STORE_EMPTY and can be repeated. PE_STORE_NOTFOUND: no such operator.
+ */
+pe_store_status_e pe_store_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                            apr_time_t now);
+/**
+ * Remove an operator, its sessions and (MongoDB) its claims of username and e-mail, which can
+ * then be given to a new account. The guard of pe_store_staff_set_active: PE_STORE_EMPTY for the
+ * last active super-administrator. Of concurrent deletions of one operator exactly one succeeds;
+ * the others get PE_STORE_NOTFOUND.
+ */
+pe_store_status_e pe_store_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id);
 
 /** An operator's change of a user: the strings that are not NULL and the values whose set_* flag is on. */
 typedef struct pe_user_change_t {

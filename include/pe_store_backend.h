@@ -101,9 +101,12 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*staff_list)(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
     pe_store_status_e (*staff_set_password)(pe_store_t *st, pe_principal_kind_e kind, const char *id,
                                             const char *hash, apr_time_t now);
-    pe_store_status_e (*staff_login_failed)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
-                                            int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+    pe_store_status_e (*staff_login_reserve)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                             int max, apr_time_t lock, int *attempt, apr_time_t *locked_until);
     pe_store_status_e (*staff_login_ok)(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
+    pe_store_status_e (*staff_set_active)(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                          apr_time_t now);
+    pe_store_status_e (*staff_delete)(pe_store_t *st, pe_principal_kind_e kind, const char *id);
     pe_store_status_e (*user_update)(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
     pe_store_status_e (*user_list)(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
     pe_store_status_e (*event_list)(pe_store_t *st, const char *event_type, const char *severity,

@@ -4,6 +4,7 @@
  * the server-wide gate (PEPasswordHashMax).
  */
 #include "pe_account_ap.h"
+#include "pe_access_ap.h"
 #include "pe_principal_ap.h"
 #include "pe_auth.h"
 #include "pe_config.h"
@@ -14,6 +15,7 @@
 
 #include "http_protocol.h"
 #include <apr_strings.h>
+#include <string.h>
 
 int pe_account_invalid(request_rec *r, const pe_valid_t *v)
 {
@@ -99,6 +101,45 @@ int pe_account_verify(request_rec *r, const char *hash, const char *pw, int *mat
     rv = pe_password_verify(hash ? hash : pe_global()->dummy_hash, pw, strlen(pw));
     pe_gate_leave(pe_global()->hash_gate);
     *match = hash && rv == APR_SUCCESS;
+    return OK;
+}
+
+int pe_account_login_check(request_rec *r, pe_store_t *st, const char *hash, pe_login_reserve_fn reserve,
+                           const void *account, int max, apr_time_t lock, const char *password,
+                           pe_login_check_t *out)
+{
+    pe_store_status_e rs;
+    apr_status_t rv;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->outcome = PE_LOGIN_NONE;
+    if ((rc = pe_access_attempt_begin(r)) != OK)
+        return rc;
+    if ((rc = pe_account_gate_enter(r)) != OK)
+        return rc;
+    if (hash) {
+        /* NB: now after both waits above */
+        rs = reserve(st, account, apr_time_now(), max, lock, &out->attempt, &out->locked_until);
+        if (rs == PE_STORE_EMPTY)
+            out->outcome = PE_LOGIN_LOCKED;
+        else if (rs == PE_STORE_EIO) {
+            pe_gate_leave(pe_global()->hash_gate);
+            return pe_account_store_down(r);
+        }
+        else if (rs != PE_STORE_OK)
+            hash = NULL; /* gone since it was read */
+    }
+    if (out->outcome == PE_LOGIN_LOCKED)
+        hash = NULL;
+    rv = pe_password_verify(hash ? hash : pe_global()->dummy_hash, password, strlen(password));
+    pe_gate_leave(pe_global()->hash_gate);
+    if (hash)
+        out->outcome = rv == APR_SUCCESS ? PE_LOGIN_PASSED : PE_LOGIN_WRONG;
+    if (out->outcome == PE_LOGIN_PASSED)
+        pe_access_attempt_end(r, 0, NULL);
+    else
+        pe_access_auth_failed(r, "login_failed");
     return OK;
 }
 

@@ -204,7 +204,7 @@ int pe_auth_need_check(request_rec *r, int need, pe_principal_t *p)
 {
     if (pe_perm_allows((pe_role_e)p->role, (pe_action_e)need))
         return OK;
-    if (need == PE_ACT_CREATE_ADMINS || need == PE_ACT_DELETE_USERS)
+    if (need == PE_ACT_CREATE_ADMINS || need == PE_ACT_DELETE_USERS || need == PE_ACT_MANAGE_ADMINS)
         return pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "Super admin privileges required");
     return pe_http_fail(r, HTTP_FORBIDDEN, "FORBIDDEN", NULL, "Permission required: %s",
                         pe_perm_action_flag((pe_action_e)need));

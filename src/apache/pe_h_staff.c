@@ -4,8 +4,9 @@
  * support staff (administrators), a support member's profile and permissions. The route table
  * says who may call each route (pe_routes.c); the account logic is pe_account.c's.
  *
- * Lockout (SPEC 6.5): administrators 3 failures lock for 2 h, support staff 5 for 1 h; a lock
- * ends by itself or with a new password (pe-admin passwd). Operator sessions cannot be
+ * Lockout (SPEC 6.5): administrators 3 failures lock for 2 h, support staff 5 for 1 h, counted
+ * before the password is checked as for users; a locked account gets the same 401 as a wrong
+ * password (docs/security.md). A lock ends by itself or with a new password (pe-admin passwd). Operator sessions cannot be
  * refreshed: they end after PEAdminSessionLifetime / PESupportSessionLifetime, then log in again.
  */
 #include "pe_access_ap.h"
@@ -77,31 +78,34 @@ static void staff_event(request_rec *r, pe_store_t *st, const char *type, const 
 /* ----------------------------------------------------------------------------------------- */
 /* Login */
 
-static int staff_locked(request_rec *r, const staff_kind_t *k, apr_time_t until)
+/* pe_account_login_check's reservation of an operator's attempt. */
+static pe_store_status_e staff_reserve(pe_store_t *st, const void *account, apr_time_t now, int max, apr_time_t lock,
+                                       int *attempt, apr_time_t *locked_until)
 {
-    json_t *t = pe_json_bind(r->pool, pe_http_time(r->pool, until));
+    const pe_staff_t *s = account;
 
-    return pe_http_error_ex(r, HTTP_LOCKED, "ACCOUNT_LOCKED", pe_json_bind(r->pool, json_pack("{s:O}", "locked_until", t)),
-                            "%s account locked until %s", k->who, json_string_value(t));
+    return pe_store_staff_login_reserve(st, s->kind, s->id, now, max, lock, attempt, locked_until);
 }
 
 /*
- * POST .../login {"username","password"}. An unknown username, an inactive account and a wrong
- * password get the same 401 and take as long (the dummy hash is verified); a lock is 423.
+ * POST .../login {"username","password"}: counted first, then checked, as users' logins are
+ * (pe_account_login_check). An unknown username, an inactive account, a locked account and a
+ * wrong password get the same 401 and take as long (docs/security.md).
  */
 static int staff_login(pe_ctx_t *cx, const staff_kind_t *k)
 {
     static const char *const fields[] = {"username", "password", NULL};
     request_rec *r = cx->r;
     pe_srv_conf_t *sc = pe_config_srv(r->server);
-    const char *username, *password, *token, *refresh;
+    const char *username, *password, *token, *refresh, *failed;
     pe_staff_t *s = NULL;
     pe_session_t *sess;
     pe_store_t *st;
     pe_store_status_e rs;
     pe_valid_t v;
-    apr_time_t now = apr_time_now(), until, ttl;
-    int rc, match, failed;
+    pe_login_check_t lc;
+    apr_time_t now, ttl;
+    int rc;
     json_t *o;
 
     if ((rc = pe_account_body(r, fields, &v)) != OK)
@@ -115,29 +119,28 @@ static int staff_login(pe_ctx_t *cx, const staff_kind_t *k)
     rs = pe_store_staff_by_username(st, k->kind, username, &s);
     if (rs == PE_STORE_EIO)
         return pe_account_store_down(r);
-    if (s && s->is_active && s->locked_until > now) {
-        pe_access_auth_failed(r, "login_failed");
-        staff_event(r, st, apr_pstrcat(r->pool, k->ev, "_login_failed", NULL), s, k->kind, NULL,
-                    json_pack("{s:s}", "reason", "account_locked"), "info");
-        return staff_locked(r, k, s->locked_until);
-    }
-    if ((rc = pe_account_verify(r, (s && s->is_active) ? s->password_hash : NULL, password, &match)) != OK)
+    if ((rc = pe_account_login_check(r, st, (s && s->is_active) ? s->password_hash : NULL, staff_reserve, s,
+                                     k->max_failures, k->lock, password, &lc)) != OK)
         return rc;
-    if (!match) {
-        pe_access_auth_failed(r, "login_failed");
-        if (s && s->is_active) {
-            rs = pe_store_staff_login_failed(st, k->kind, s->id, now, k->max_failures, k->lock, &failed, &until);
-            staff_event(r, st, apr_pstrcat(r->pool, k->ev, "_login_failed", NULL), s, k->kind, NULL,
-                        json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", failed), "warning");
-            if (rs == PE_STORE_OK && until > now && failed == k->max_failures)
-                staff_event(r, st, apr_pstrcat(r->pool, k->ev, "_locked", NULL), s, k->kind, NULL,
-                            json_pack("{s:o}", "locked_until", pe_http_time(r->pool, until)), "warning");
-        }
-        else
-            staff_event(r, st, apr_pstrcat(r->pool, k->ev, "_login_failed", NULL), NULL, k->kind, username,
-                        json_pack("{s:s}", "reason", s ? "account_inactive" : "not_found"), "info");
-        return pe_http_error(r, HTTP_UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid credentials");
+    now = apr_time_now();
+    failed = apr_pstrcat(r->pool, k->ev, "_login_failed", NULL);
+    if (lc.outcome == PE_LOGIN_LOCKED)
+        staff_event(r, st, failed, s, k->kind, NULL,
+                    json_pack("{s:s,s:o}", "reason", "account_locked", "locked_until",
+                              pe_http_time(r->pool, lc.locked_until)),
+                    "info");
+    else if (lc.outcome == PE_LOGIN_WRONG) {
+        staff_event(r, st, failed, s, k->kind, NULL,
+                    json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", lc.attempt), "warning");
+        if (lc.locked_until > 0)
+            staff_event(r, st, apr_pstrcat(r->pool, k->ev, "_locked", NULL), s, k->kind, NULL,
+                        json_pack("{s:o}", "locked_until", pe_http_time(r->pool, lc.locked_until)), "warning");
     }
+    else if (lc.outcome == PE_LOGIN_NONE)
+        staff_event(r, st, failed, NULL, k->kind, username,
+                    json_pack("{s:s}", "reason", s ? "account_inactive" : "not_found"), "info");
+    if (lc.outcome != PE_LOGIN_PASSED)
+        return pe_http_error(r, HTTP_UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid credentials");
     if (pe_password_needs_rehash(s->password_hash, (unsigned)pe_srv_argon2_t(sc), (unsigned)pe_srv_argon2_m_kib(sc),
                                  (unsigned)pe_srv_argon2_p(sc))) {
         const char *nh;
@@ -272,6 +275,88 @@ int pe_h_admin_create(pe_ctx_t *cx)
 int pe_h_support_create(pe_ctx_t *cx)
 {
     return staff_create(cx, PE_PRINCIPAL_SUPPORT);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* An operator's account ended or suspended by another (SPEC 10: whoever may create an account
+ * may end it): administrators by super-administrators, support staff by administrators. */
+
+typedef enum { LC_DEACTIVATE, LC_ACTIVATE, LC_DELETE } staff_lifecycle_e;
+
+/*
+ * POST .../{id}/deactivate, .../{id}/activate, DELETE .../{id}. Nobody changes their own account
+ * this way, and the last active super-administrator stays (the store decides that atomically).
+ * Deactivating and deleting remove the account's sessions: since every operator request reads
+ * the account (pe_auth.c), its next request on any child and node is refused.
+ */
+static int staff_lifecycle(pe_ctx_t *cx, pe_principal_kind_e kind, staff_lifecycle_e what)
+{
+    static const char *const verbs[] = {"deactivated", "activated", "deleted"};
+    request_rec *r = cx->r;
+    pe_principal_t *actor = cx->rq->principal;
+    const char *id = pe_route_param(cx->match, kind == PE_PRINCIPAL_ADMIN ? "admin_id" : "staff_id");
+    const char *who = kind == PE_PRINCIPAL_ADMIN ? "Admin" : "Support staff";
+    pe_store_t *st = pe_auth_store(r);
+    pe_store_status_e rs;
+    pe_staff_t *s;
+
+    if (!st)
+        return pe_account_store_down(r);
+    rs = pe_store_staff_by_id(st, kind, id ? id : "", &s);
+    if (rs == PE_STORE_NOTFOUND)
+        return pe_http_error(r, HTTP_NOT_FOUND, "NOT_FOUND", "%s not found", who);
+    if (rs != PE_STORE_OK)
+        return pe_account_store_failed(r, rs);
+    if (what != LC_ACTIVATE && kind == actor->kind && !strcmp(s->id, actor->id))
+        return pe_http_error(r, HTTP_CONFLICT, "OWN_ACCOUNT", "You cannot deactivate or delete your own account");
+    rs = what == LC_DELETE ? pe_store_staff_delete(st, kind, s->id)
+                           : pe_store_staff_set_active(st, kind, s->id, what == LC_ACTIVATE, apr_time_now());
+    if (rs == PE_STORE_NOTFOUND)
+        return pe_http_error(r, HTTP_NOT_FOUND, "NOT_FOUND", "%s not found", who);
+    if (rs == PE_STORE_EMPTY)
+        return pe_http_error(r, HTTP_CONFLICT, "LAST_SUPER_ADMIN",
+                             "The last active super admin cannot be deactivated or deleted");
+    if (rs != PE_STORE_OK)
+        return pe_account_store_failed(r, rs);
+    staff_event(r, st,
+                apr_pstrcat(r->pool, kind == PE_PRINCIPAL_ADMIN ? "admin_" : "support_staff_", verbs[what], NULL),
+                actor->staff, actor->kind, NULL,
+                json_pack("{s:s,s:s,s:s}", "target_id", s->id, "target_username", s->username, "target_kind",
+                          pe_principal_kind_name(kind)),
+                what == LC_ACTIVATE ? "info" : "warning");
+    return pe_account_ok(r, apr_pstrcat(r->pool, who, " ", verbs[what], NULL),
+                         json_pack("{s:s,s:s,s:b}", "id", s->id, "username", s->username, "is_active",
+                                   what == LC_ACTIVATE));
+}
+
+int pe_h_admin_deactivate(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_ADMIN, LC_DEACTIVATE);
+}
+
+int pe_h_admin_activate(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_ADMIN, LC_ACTIVATE);
+}
+
+int pe_h_admin_delete(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_ADMIN, LC_DELETE);
+}
+
+int pe_h_staff_deactivate(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_SUPPORT, LC_DEACTIVATE);
+}
+
+int pe_h_staff_activate(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_SUPPORT, LC_ACTIVATE);
+}
+
+int pe_h_staff_delete(pe_ctx_t *cx)
+{
+    return staff_lifecycle(cx, PE_PRINCIPAL_SUPPORT, LC_DELETE);
 }
 
 /* GET /v1/support/profile */

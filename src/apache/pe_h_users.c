@@ -33,7 +33,6 @@
 #define users_key_aad pe_account_key_aad
 #define users_new_key pe_account_new_key
 #define users_session_json pe_account_session_json
-#define users_gate_enter pe_account_gate_enter
 
 /* A security event of user u (or of an unknown account, by username). Takes details. */
 static void users_event(request_rec *r, pe_store_t *st, const char *type, const pe_user_t *u, const char *username,
@@ -151,6 +150,13 @@ int pe_h_users_register(pe_ctx_t *cx)
 /* ----------------------------------------------------------------------------------------- */
 /* POST /v1/users/login */
 
+/* pe_account_login_check's reservation of a user's attempt. */
+static pe_store_status_e users_reserve(pe_store_t *st, const void *account, apr_time_t now, int max, apr_time_t lock,
+                                       int *attempt, apr_time_t *locked_until)
+{
+    return pe_store_user_login_reserve(st, ((const pe_user_t *)account)->id, now, max, lock, attempt, locked_until);
+}
+
 /* Create a session for u and answer with its tokens. */
 static int users_start_session(request_rec *r, pe_store_t *st, pe_user_t *u)
 {
@@ -186,10 +192,9 @@ int pe_h_users_login(pe_ctx_t *cx)
     pe_store_t *st;
     pe_store_status_e rs;
     pe_valid_t v;
-    apr_time_t now = apr_time_now(), locked_until = 0;
-    const char *hash = NULL;
-    apr_status_t rv;
-    int rc, attempt = 0, locked = 0;
+    apr_time_t now;
+    pe_login_check_t lc;
+    int rc;
 
     if ((rc = users_body(r, fields, &v)) != OK)
         return rc;
@@ -210,45 +215,29 @@ int pe_h_users_login(pe_ctx_t *cx)
      * password is verified. A locked account, an unknown e-mail and an inactive account verify the
      * dummy hash and get the same 401 as a wrong password (no account enumeration; docs/security.md).
      */
-    if ((rc = pe_access_attempt_begin(r)) != OK)
+    if ((rc = pe_account_login_check(r, st, (u && u->is_active) ? u->password_hash : NULL, users_reserve, u,
+                                     pe_srv_login_max_failures(sc), apr_time_from_msec(pe_srv_login_lockout_ms(sc)),
+                                     password, &lc)) != OK)
         return rc;
-    if ((rc = users_gate_enter(r)) != OK)
-        return rc;
-    now = apr_time_now(); /* NB: both steps above may wait */
-    if (u && u->is_active) {
-        rs = pe_store_user_login_reserve(st, u->id, now, pe_srv_login_max_failures(sc),
-                                         apr_time_from_msec(pe_srv_login_lockout_ms(sc)), &attempt, &locked_until);
-        if (rs == PE_STORE_OK)
-            hash = u->password_hash;
-        else if (rs == PE_STORE_EMPTY)
-            locked = 1;
-        else if (rs == PE_STORE_EIO) {
-            pe_gate_leave(pe_global()->hash_gate);
-            return users_store_down(r);
-        }
-    }
-    rv = pe_password_verify(hash ? hash : pe_global()->dummy_hash, password, strlen(password));
-    pe_gate_leave(pe_global()->hash_gate);
-    if (!hash || rv != APR_SUCCESS) {
-        pe_access_auth_failed(r, "login_failed");
-        if (locked)
+    now = apr_time_now();
+    if (lc.outcome != PE_LOGIN_PASSED) {
+        if (lc.outcome == PE_LOGIN_LOCKED)
             users_event(r, st, "login_failed", u, NULL,
                         json_pack("{s:s,s:o}", "reason", "account_locked", "locked_until",
-                                  pe_http_time(r->pool, locked_until)),
+                                  pe_http_time(r->pool, lc.locked_until)),
                         "info");
-        else if (hash) {
+        else if (lc.outcome == PE_LOGIN_WRONG) {
             users_event(r, st, "login_failed", u, NULL,
-                        json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", attempt), "info");
-            if (locked_until > 0)
+                        json_pack("{s:s,s:i}", "reason", "invalid_password", "failed_attempts", lc.attempt), "info");
+            if (lc.locked_until > 0)
                 users_event(r, st, "account_locked", u, NULL,
-                            json_pack("{s:o}", "locked_until", pe_http_time(r->pool, locked_until)), "warning");
+                            json_pack("{s:o}", "locked_until", pe_http_time(r->pool, lc.locked_until)), "warning");
         }
         else
             users_event(r, st, "login_failed", NULL, NULL,
                         json_pack("{s:s}", "reason", u ? "account_inactive" : "user_not_found"), "info");
         return pe_http_error(r, HTTP_UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid credentials");
     }
-    pe_access_attempt_end(r, 0, NULL);
     /* Parameters raised since this hash was made: store a new one (RELIABILITY R2). */
     if (pe_password_needs_rehash(u->password_hash, (unsigned)pe_srv_argon2_t(sc), (unsigned)pe_srv_argon2_m_kib(sc),
                                  (unsigned)pe_srv_argon2_p(sc))) {

@@ -68,6 +68,19 @@ const pe_route_t pe_routes[] = {
      PE_ACT_DELETE_USERS},
     {PE_M_POST, "/v1/admin-panel/users/{user_id}/regenerate-api-key", PE_G_ADMIN, pe_h_ops_user_rekey, PE_AUTH_ADMIN,
      PE_ACT_MANAGE_API_KEYS},
+    /* operators' accounts: administrators (super-administrators), support staff (administrators) */
+    {PE_M_POST, "/v1/admin-panel/admins/{admin_id}/deactivate", PE_G_ADMIN, pe_h_admin_deactivate, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ADMINS},
+    {PE_M_POST, "/v1/admin-panel/admins/{admin_id}/activate", PE_G_ADMIN, pe_h_admin_activate, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ADMINS},
+    {PE_M_DELETE, "/v1/admin-panel/admins/{admin_id}", PE_G_ADMIN, pe_h_admin_delete, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_ADMINS},
+    {PE_M_POST, "/v1/admin-panel/support-staff/{staff_id}/deactivate", PE_G_ADMIN, pe_h_staff_deactivate,
+     PE_AUTH_ADMIN, PE_ACT_MANAGE_STAFF},
+    {PE_M_POST, "/v1/admin-panel/support-staff/{staff_id}/activate", PE_G_ADMIN, pe_h_staff_activate, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_STAFF},
+    {PE_M_DELETE, "/v1/admin-panel/support-staff/{staff_id}", PE_G_ADMIN, pe_h_staff_delete, PE_AUTH_ADMIN,
+     PE_ACT_MANAGE_STAFF},
 
     /* support (SPEC 10.2) */
     {PE_M_POST, "/v1/support/login", PE_G_SUPPORT, pe_h_support_login, 0, 0},

@@ -1,7 +1,7 @@
 /*
  * pe-admin: what must happen before any administrator exists, as htpasswd and htdbm do for
  * httpd: create the first super-administrator, list the administrators, set an administrator's
- * password. It reads the store settings of the server (DBDriver/DBDParams or PEStore mongodb
+ * password, deactivate, reactivate or delete one (never the last active super-administrator). It reads the store settings of the server (DBDriver/DBDParams or PEStore mongodb
  * with PEMongoURI) from the httpd configuration file given with -f, or takes them as flags,
  * and writes to the same database through the module's own store code. No httpd is needed,
  * and no password is ever a default: it is asked on the terminal, or read from stdin (-i).
@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 /* Exit codes. */
-enum { EX_DONE = 0, EX_BADUSE = 1, EX_INVALID = 2, EX_EXISTS = 3, EX_STORE = 4, EX_NOTFOUND = 5 };
+enum { EX_DONE = 0, EX_BADUSE = 1, EX_INVALID = 2, EX_EXISTS = 3, EX_STORE = 4, EX_NOTFOUND = 5, EX_LAST_SUPER = 6 };
 
 /* The settings the tool needs, from the configuration file and the flags (flags win). */
 typedef struct {
@@ -62,6 +62,10 @@ static void usage(void)
             "  create-super USERNAME EMAIL [NAME]   create a super-administrator\n"
             "  list                                 list the administrators\n"
             "  passwd USERNAME                      set an administrator's password (and unlock it)\n"
+            "  deactivate USERNAME                  deactivate an administrator (its sessions end)\n"
+            "  activate USERNAME                    reactivate an administrator\n"
+            "  delete USERNAME                      delete an administrator and its sessions\n"
+            "The last active super-administrator is never deactivated or deleted (exit status 6).\n"
             "The password is asked twice on the terminal; with -i it is the first line of stdin.\n"
             "The store settings come from the httpd configuration file (-f: DBDriver, DBDParams,\n"
             "PEStore, PEMongoURI, PEArgon2Cost, PECommonPasswordFile, following Include) and from\n"
@@ -525,6 +529,41 @@ static int cmd_passwd(apr_pool_t *p, const settings_t *cf, pe_store_t *st, int a
     return EX_DONE;
 }
 
+/* deactivate / activate / delete USERNAME: the store's guard keeps the last active super-administrator. */
+static int cmd_lifecycle(pe_store_t *st, const char *cmd, int argc, const char *const *argv)
+{
+    int del = !strcmp(cmd, "delete"), on = !strcmp(cmd, "activate");
+    pe_staff_t *s;
+    pe_store_status_e rs;
+
+    if (argc != 1) {
+        usage();
+        return EX_BADUSE;
+    }
+    rs = pe_store_staff_by_username(st, PE_PRINCIPAL_ADMIN, argv[0], &s);
+    if (rs == PE_STORE_OK)
+        rs = del ? pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, s->id)
+                 : pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, s->id, on, apr_time_now());
+    if (rs == PE_STORE_NOTFOUND) {
+        fprintf(stderr, "pe-admin: no administrator %s\n", argv[0]);
+        return EX_NOTFOUND;
+    }
+    if (rs == PE_STORE_EMPTY) {
+        fprintf(stderr, "pe-admin: %s is the last active super-administrator: not changed\n", argv[0]);
+        return EX_LAST_SUPER;
+    }
+    if (rs != PE_STORE_OK) {
+        fprintf(stderr, "pe-admin: the store failed: %s\n", pe_store_error(st));
+        return EX_STORE;
+    }
+    tool_event(st, del ? "admin_deleted" : on ? "admin_activated" : "admin_deactivated", s,
+               json_pack("{s:s,s:s,s:s}", "target_id", s->id, "target_username", s->username, "target_kind",
+                         pe_principal_kind_name(PE_PRINCIPAL_ADMIN)));
+    printf("administrator %s %s%s\n", s->username, del ? "deleted" : on ? "activated" : "deactivated",
+           on ? "" : "; its sessions are ended");
+    return EX_DONE;
+}
+
 int main(int argc, const char *const *argv)
 {
     static const apr_getopt_option_t opts[] = {
@@ -585,7 +624,8 @@ int main(int argc, const char *const *argv)
         cf.argon2_m_kib = 65536;
         cf.argon2_p = 1;
     }
-    if (strcmp(cmd, "create-super") && strcmp(cmd, "list") && strcmp(cmd, "passwd")) {
+    if (strcmp(cmd, "create-super") && strcmp(cmd, "list") && strcmp(cmd, "passwd") && strcmp(cmd, "deactivate") &&
+        strcmp(cmd, "activate") && strcmp(cmd, "delete")) {
         usage();
         return EX_BADUSE;
     }
@@ -595,8 +635,10 @@ int main(int argc, const char *const *argv)
         rc = cmd_create_super(p, &cf, st, argc - g->ind - 1, argv + g->ind + 1, from_stdin);
     else if (!strcmp(cmd, "list"))
         rc = cmd_list(st);
-    else
+    else if (!strcmp(cmd, "passwd"))
         rc = cmd_passwd(p, &cf, st, argc - g->ind - 1, argv + g->ind + 1, from_stdin);
+    else
+        rc = cmd_lifecycle(st, cmd, argc - g->ind - 1, argv + g->ind + 1);
     apr_pool_destroy(p);
     return rc;
 }

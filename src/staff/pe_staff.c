@@ -37,6 +37,8 @@ static const struct {
     [PE_ACT_CREATE_STAFF] = {ADM | SA, "can_create_staff"},
     [PE_ACT_CREATE_ADMINS] = {SA, "can_create_admins"},
     [PE_ACT_SYSTEM] = {ADM | SA, "can_configure_system"},
+    [PE_ACT_MANAGE_ADMINS] = {SA, "can_manage_admins"},
+    [PE_ACT_MANAGE_STAFF] = {ADM | SA, "can_manage_staff"},
 };
 
 /* User field -> who reads it, who writes it (SPEC 10.3's field matrix; support staff write

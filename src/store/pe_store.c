@@ -450,18 +450,29 @@ pe_store_status_e pe_store_staff_set_password(pe_store_t *st, pe_principal_kind_
     PE_STORE_CALL(st, staff_set_password, kind, id, hash, now);
 }
 
-pe_store_status_e pe_store_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id,
-                                              apr_time_t now, int max, apr_time_t lock, int *failed,
-                                              apr_time_t *locked_until)
+pe_store_status_e pe_store_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id,
+                                               apr_time_t now, int max, apr_time_t lock, int *attempt,
+                                               apr_time_t *locked_until)
 {
-    *failed = 0;
+    *attempt = 0;
     *locked_until = 0;
-    PE_STORE_CALL(st, staff_login_failed, kind, id, now, max, lock, failed, locked_until);
+    PE_STORE_CALL(st, staff_login_reserve, kind, id, now, max, lock, attempt, locked_until);
 }
 
 pe_store_status_e pe_store_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
 {
     PE_STORE_CALL(st, staff_login_ok, kind, id, now);
+}
+
+pe_store_status_e pe_store_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                            apr_time_t now)
+{
+    PE_STORE_CALL(st, staff_set_active, kind, id, active ? 1 : 0, now);
+}
+
+pe_store_status_e pe_store_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id)
+{
+    PE_STORE_CALL(st, staff_delete, kind, id);
 }
 
 pe_store_status_e pe_store_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now)

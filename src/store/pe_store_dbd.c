@@ -50,12 +50,15 @@ static const struct {
     [Q_USER_FAIL_READ] = {"pe_user_fail_read", "SELECT failed_logins, locked_until FROM pe_users WHERE id = %s"},
     /* One guarded statement: only an unlocked account (no lock, or an expired one, after which the
      * counter starts again) gets the attempt, and the attempt that reaches the maximum locks at once. */
-    [Q_USER_LOGIN_RESERVE] = {"pe_user_login_reserve",
-                              "UPDATE pe_users SET failed_logins = CASE WHEN locked_until > 0 THEN 1 ELSE "
-                              "failed_logins + 1 END, locked_until = CASE WHEN (CASE WHEN locked_until > 0 THEN 1 "
-                              "ELSE failed_logins + 1 END) >= CAST(%s AS INTEGER) THEN CAST(%s AS BIGINT) ELSE 0 END "
-                              "WHERE id = %s AND locked_until <= CAST(%s AS BIGINT) "
-                              "RETURNING failed_logins, locked_until"},
+#define LOGIN_RESERVE_SET                                                                          \
+    "SET failed_logins = CASE WHEN locked_until > 0 THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN " \
+    "(CASE WHEN locked_until > 0 THEN 1 ELSE failed_logins + 1 END) >= CAST(%s AS INTEGER) THEN CAST(%s AS BIGINT) " \
+    "ELSE 0 END WHERE "
+#define LOGIN_RESERVE_END " AND locked_until <= CAST(%s AS BIGINT) RETURNING failed_logins, locked_until"
+    [Q_USER_LOGIN_RESERVE] = {"pe_user_login_reserve", "UPDATE pe_users " LOGIN_RESERVE_SET "id = %s" LOGIN_RESERVE_END},
+    /* The same for operators (pe_dbd_login_reserve). */
+    [Q_STAFF_LOGIN_RESERVE] = {"pe_staff_login_reserve",
+                               "UPDATE pe_staff " LOGIN_RESERVE_SET "kind = %s AND id = %s" LOGIN_RESERVE_END},
     [Q_USER_LOGIN_OK] = {"pe_user_login_ok",
                          "UPDATE pe_users SET failed_logins = 0, locked_until = 0, last_login = %s, "
                          "last_activity = %s WHERE id = %s"},
@@ -140,16 +143,22 @@ static const struct {
     [Q_STAFF_SET_PASSWORD] = {"pe_staff_set_password",
                               "UPDATE pe_staff SET password_hash = %s, failed_logins = 0, locked_until = 0, "
                               "updated_at = %s WHERE kind = %s AND id = %s"},
-    /* The counter starts again after an expired lock, as for users (Q_USER_FAIL_COUNT). */
-    [Q_STAFF_FAIL_COUNT] = {"pe_staff_fail_count",
-                            "UPDATE pe_staff SET failed_logins = CASE WHEN locked_until > 0 AND locked_until <= %s "
-                            "THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN locked_until > 0 AND "
-                            "locked_until <= %s THEN 0 ELSE locked_until END WHERE kind = %s AND id = %s"},
-    [Q_STAFF_FAIL_LOCK] = {"pe_staff_fail_lock",
-                           "UPDATE pe_staff SET locked_until = %s WHERE kind = %s AND id = %s AND failed_logins >= "
-                           "CAST(%s AS INTEGER) AND locked_until = 0"},
     [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
                            "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
+    /* The last active super-administrator (pe_dbd_staff_set_active): a transaction first writes
+     * every active super-administrator's row (PostgreSQL: locks them; SQLite: takes the write
+     * lock), so the guard's EXISTS of the next statement sees every other change committed. */
+    [Q_STAFF_SUPER_LOCK] = {"pe_staff_super_lock",
+                            "UPDATE pe_staff SET is_super = is_super WHERE kind = %s AND is_super = 1 AND "
+                            "is_active = 1"},
+#define STAFF_NOT_LAST_SUPER                                                                       \
+    "(is_super = 0 OR is_active = 0 OR EXISTS (SELECT 1 FROM pe_staff o WHERE o.kind = pe_staff.kind AND " \
+    "o.is_super = 1 AND o.is_active = 1 AND o.id <> pe_staff.id))"
+    [Q_STAFF_SET_ACTIVE] = {"pe_staff_set_active",
+                            "UPDATE pe_staff SET is_active = CAST(%s AS SMALLINT), updated_at = %s WHERE kind = %s "
+                            "AND id = %s AND (CAST(%s AS INTEGER) = 1 OR " STAFF_NOT_LAST_SUPER ")"},
+    [Q_STAFF_DELETE] = {"pe_staff_delete",
+                        "DELETE FROM pe_staff WHERE kind = %s AND id = %s AND " STAFF_NOT_LAST_SUPER},
     /* An operator's change of a user: a NULL parameter leaves its column as it is. */
     [Q_USER_UPDATE] = {"pe_user_update",
                        "UPDATE pe_users SET name = COALESCE(%s, name), about_me = COALESCE(%s, about_me), "
@@ -636,8 +645,9 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .staff_by_username = pe_dbd_staff_by_username,                                                         \
         .staff_list = pe_dbd_staff_list,                                                                       \
         .staff_set_password = pe_dbd_staff_set_password,                                                       \
-        .staff_login_failed = pe_dbd_staff_login_failed,                                                       \
+        .staff_login_reserve = pe_dbd_staff_login_reserve,                                                     \
         .staff_login_ok = pe_dbd_staff_login_ok,                                                               \
+        .staff_set_active = pe_dbd_staff_set_active, .staff_delete = pe_dbd_staff_delete,                      \
         .user_update = pe_dbd_user_update,                                                                     \
         .user_list = pe_dbd_user_list,                                                                         \
         .event_list = pe_dbd_event_list,                                                                       \

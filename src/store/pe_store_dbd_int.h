@@ -57,9 +57,11 @@ typedef enum {
     Q_STAFF_BY_NAME,
     Q_STAFF_LIST,
     Q_STAFF_SET_PASSWORD,
-    Q_STAFF_FAIL_COUNT,
-    Q_STAFF_FAIL_LOCK,
     Q_STAFF_FAIL_READ,
+    Q_STAFF_LOGIN_RESERVE,
+    Q_STAFF_SUPER_LOCK,
+    Q_STAFF_SET_ACTIVE,
+    Q_STAFF_DELETE,
     Q_STAFF_LOGIN_OK,
     Q_USER_UPDATE,
     /* operators' lists: Q_USER_LIST_FIRST + 2 * sort key + ascending (pe_store_dbd_lists.c) */
@@ -163,6 +165,14 @@ pe_store_status_e pe_dbd_user_set_api_key(pe_store_t *st, const char *id, const 
 pe_store_status_e pe_dbd_user_set_email(pe_store_t *st, const char *id, const char *email, int is_verified,
                                         apr_time_t now);
 pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
+/**
+ * The login reservation of users and operators: q_reserve takes max, now + lock, the account's
+ * key (nkey values: id, or kind and id) and now; q_read takes the key and gives failed_logins,
+ * locked_until.
+ */
+pe_store_status_e pe_dbd_login_reserve(pe_store_t *st, pe_q_e q_reserve, pe_q_e q_read, int nkey, const char **key,
+                                       apr_time_t now, int max, apr_time_t lock, int *attempt,
+                                       apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
                                             int *attempt, apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
@@ -202,7 +212,11 @@ pe_store_status_e pe_dbd_staff_by_id(pe_store_t *st, pe_principal_kind_e kind, c
 pe_store_status_e pe_dbd_staff_by_username(pe_store_t *st, pe_principal_kind_e kind, const char *username, pe_staff_t **out);
 pe_store_status_e pe_dbd_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
 pe_store_status_e pe_dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id, const char *hash, apr_time_t now);
-pe_store_status_e pe_dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now, int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_dbd_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                             int max, apr_time_t lock, int *attempt, apr_time_t *locked_until);
+pe_store_status_e pe_dbd_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                          apr_time_t now);
+pe_store_status_e pe_dbd_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id);
 pe_store_status_e pe_dbd_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
 pe_store_status_e pe_dbd_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
 pe_store_status_e pe_dbd_event_list(pe_store_t *st, const char *event_type, const char *severity, const char *principal_id, long offset, long limit, apr_array_header_t **out, long *total);

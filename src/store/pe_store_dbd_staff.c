@@ -85,27 +85,14 @@ pe_store_status_e pe_dbd_staff_set_password(pe_store_t *st, pe_principal_kind_e 
     return pe_dbd_update(st, Q_STAFF_SET_PASSWORD, 4, a);
 }
 
-/* Count first (an atomic increment), then lock once the count is reached: as for users. */
-pe_store_status_e pe_dbd_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
-                                         int max, apr_time_t lock, int *failed, apr_time_t *locked_until)
+/* Count first, then check: the users' reservation (pe_dbd_login_reserve) on the pe_staff row. */
+pe_store_status_e pe_dbd_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                             int max, apr_time_t lock, int *attempt, apr_time_t *locked_until)
 {
-    apr_pool_t *p = pe_store_pool(st);
-    const char *k = pe_principal_kind_name(kind), *snow = pe_dbd_i64(p, now);
-    const char *a1[] = {snow, snow, k, id};
-    const char *a2[] = {pe_dbd_i64(p, now + lock), k, id, pe_dbd_i64(p, max)};
-    const char *a3[] = {k, id};
-    const char *c[2];
-    pe_store_status_e rs;
+    const char *key[] = {pe_principal_kind_name(kind), id};
 
-    if ((rs = pe_dbd_update(st, Q_STAFF_FAIL_COUNT, 4, a1)) != PE_STORE_OK)
-        return rs;
-    if ((rs = pe_dbd_exec(st, Q_STAFF_FAIL_LOCK, NULL, 4, a2)) != PE_STORE_OK)
-        return rs;
-    if ((rs = pe_dbd_select(st, Q_STAFF_FAIL_READ, 2, a3, 2, c)) != PE_STORE_OK)
-        return rs;
-    *failed = (int)pe_dbd_to64(c[0]);
-    *locked_until = pe_dbd_to64(c[1]);
-    return PE_STORE_OK;
+    return pe_dbd_login_reserve(st, Q_STAFF_LOGIN_RESERVE, Q_STAFF_FAIL_READ, 2, key, now, max, lock, attempt,
+                                locked_until);
 }
 
 pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
@@ -113,6 +100,45 @@ pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind
     const char *a[] = {pe_dbd_i64(pe_store_pool(st), now), pe_principal_kind_name(kind), id};
 
     return pe_dbd_update(st, Q_STAFF_LOGIN_OK, 3, a);
+}
+
+/*
+ * Deactivate / reactivate (set) or delete (!set) an operator in one transaction: the active
+ * super-administrators' rows first (Q_STAFF_SUPER_LOCK), then the guarded write, then the
+ * sessions. Nothing written: no such operator (NOTFOUND) or the last super-administrator (EMPTY).
+ */
+static pe_store_status_e staff_lifecycle(pe_store_t *st, pe_principal_kind_e kind, const char *id, int set,
+                                         int active, apr_time_t now)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const char *k = pe_principal_kind_name(kind), *admin = pe_principal_kind_name(PE_PRINCIPAL_ADMIN);
+    const char *a[] = {active ? "1" : "0", pe_dbd_i64(p, now), k, id, active ? "1" : "0"};
+    const char *key[] = {k, id};
+    apr_dbd_transaction_t *tx;
+    pe_store_status_e rs;
+    pe_staff_t *s;
+
+    if ((rs = pe_dbd_tx_begin(st, &tx)) != PE_STORE_OK)
+        return rs;
+    rs = kind == PE_PRINCIPAL_ADMIN ? pe_dbd_exec(st, Q_STAFF_SUPER_LOCK, NULL, 1, &admin) : PE_STORE_OK;
+    if (rs == PE_STORE_OK)
+        rs = set ? pe_dbd_update(st, Q_STAFF_SET_ACTIVE, 5, a) : pe_dbd_update(st, Q_STAFF_DELETE, 2, key);
+    if (rs == PE_STORE_OK && !(set && active))
+        rs = pe_dbd_exec(st, Q_SESS_DELETE_ALL, NULL, 2, key);
+    if (rs == PE_STORE_NOTFOUND && staff_by(st, Q_STAFF_BY_ID, kind, id, &s) == PE_STORE_OK)
+        rs = PE_STORE_EMPTY; /* there, so the guard refused */
+    return pe_dbd_tx_end(st, tx, rs);
+}
+
+pe_store_status_e pe_dbd_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                          apr_time_t now)
+{
+    return staff_lifecycle(st, kind, id, 1, active, now);
+}
+
+pe_store_status_e pe_dbd_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id)
+{
+    return staff_lifecycle(st, kind, id, 0, 0, 0);
 }
 
 /* An operator's change of a user (in this file: it is the operators' write). */

@@ -151,17 +151,24 @@ pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_t
     return PE_STORE_OK;
 }
 
-pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                            int *attempt, apr_time_t *locked_until)
+pe_store_status_e pe_dbd_login_reserve(pe_store_t *st, pe_q_e q_reserve, pe_q_e q_read, int nkey, const char **key,
+                                       apr_time_t now, int max, apr_time_t lock, int *attempt,
+                                       apr_time_t *locked_until)
 {
     apr_pool_t *p = pe_store_pool(st);
-    const char *a[] = {pe_dbd_i64(p, max), pe_dbd_i64(p, now + lock), id, pe_dbd_i64(p, now)};
-    const char *c[2];
-    pe_store_status_e rs = pe_dbd_select(st, Q_USER_LOGIN_RESERVE, 4, a, 2, c);
+    const char *a[5], *c[2];
+    pe_store_status_e rs;
+    int i;
 
+    a[0] = pe_dbd_i64(p, max);
+    a[1] = pe_dbd_i64(p, now + lock);
+    for (i = 0; i < nkey; i++)
+        a[2 + i] = key[i];
+    a[2 + nkey] = pe_dbd_i64(p, now);
+    rs = pe_dbd_select(st, q_reserve, 3 + nkey, a, 2, c);
     if (rs == PE_STORE_NOTFOUND) {
-        /* no row taken: locked, or no such user */
-        if ((rs = pe_dbd_select(st, Q_USER_FAIL_READ, 1, &id, 2, c)) != PE_STORE_OK)
+        /* no row taken: locked, or no such account */
+        if ((rs = pe_dbd_select(st, q_read, nkey, key, 2, c)) != PE_STORE_OK)
             return rs;
         *locked_until = pe_dbd_to64(c[1]);
         return PE_STORE_EMPTY;
@@ -171,6 +178,13 @@ pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_
     *attempt = (int)pe_dbd_to64(c[0]);
     *locked_until = pe_dbd_to64(c[1]);
     return PE_STORE_OK;
+}
+
+pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                            int *attempt, apr_time_t *locked_until)
+{
+    return pe_dbd_login_reserve(st, Q_USER_LOGIN_RESERVE, Q_USER_FAIL_READ, 1, &id, now, max, lock, attempt,
+                                locked_until);
 }
 
 pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)

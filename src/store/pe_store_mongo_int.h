@@ -152,8 +152,11 @@ pe_store_status_e pe_mg_staff_by_username(pe_store_t *st, pe_principal_kind_e ki
 pe_store_status_e pe_mg_staff_list(pe_store_t *st, pe_principal_kind_e kind, apr_array_header_t **out);
 pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e kind, const char *id,
                                            const char *hash, apr_time_t now);
-pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
-                                           int max, apr_time_t lock, int *failed, apr_time_t *locked_until);
+pe_store_status_e pe_mg_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                            int max, apr_time_t lock, int *attempt, apr_time_t *locked_until);
+pe_store_status_e pe_mg_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                         apr_time_t now);
+pe_store_status_e pe_mg_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id);
 pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now);
 pe_store_status_e pe_mg_user_update(pe_store_t *st, const char *id, const pe_user_change_t *ch, apr_time_t now);
 pe_store_status_e pe_mg_user_list(pe_store_t *st, const pe_user_query_t *q, apr_array_header_t **out, long *total);
@@ -175,10 +178,16 @@ pe_store_status_e pe_mg_claim_take(pe_store_t *st, const char *owners, const cha
 void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, const char *owner_id);
 /**
  * Count a failed login of the account `who` (a filter) in coll, then lock it once the count
- * reaches max (pe_store_user_login_failed's semantics, for users and operators).
+ * reaches max (pe_store_user_login_failed's semantics).
  */
 pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
                                      apr_time_t lock, int *failed, apr_time_t *locked_until);
+/**
+ * Reserve a password check of the account `who` (a filter) in coll: pe_store_user_login_reserve's
+ * semantics, for users and operators.
+ */
+pe_store_status_e pe_mg_login_reserve(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
+                                      apr_time_t lock, int *attempt, apr_time_t *locked_until);
 pe_store_status_e pe_mg_system_prompt_reset(pe_store_t *st, const char *r_type);
 pe_store_status_e pe_mg_msglog_usage(pe_store_t *st, apr_time_t since, long *requests, apr_int64_t *tokens);
 pe_store_status_e pe_mg_msglog_top_users(pe_store_t *st, apr_time_t since, int limit, apr_array_header_t **out);

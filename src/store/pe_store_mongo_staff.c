@@ -164,16 +164,16 @@ pe_store_status_e pe_mg_staff_set_password(pe_store_t *st, pe_principal_kind_e k
                                  "locked_until", BCON_INT64(0), "updated_at", BCON_INT64(now), "}"));
 }
 
-/* As for users (pe_mg_login_failed): count first, then lock once. */
-pe_store_status_e pe_mg_staff_login_failed(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
-                                           int max, apr_time_t lock, int *failed, apr_time_t *locked_until)
+/* Count first, then check: the users' reservation (pe_mg_login_reserve) on the operator's document. */
+pe_store_status_e pe_mg_staff_login_reserve(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now,
+                                            int max, apr_time_t lock, int *attempt, apr_time_t *locked_until)
 {
     bson_t *who = staff_filter(kind, id);
     pe_store_status_e rs;
 
     if (!who)
         return PE_STORE_NOTFOUND;
-    rs = pe_mg_login_failed(st, PE_MC_STAFF, who, now, max, lock, failed, locked_until);
+    rs = pe_mg_login_reserve(st, PE_MC_STAFF, who, now, max, lock, attempt, locked_until);
     bson_destroy(who);
     return rs;
 }
@@ -183,6 +183,104 @@ pe_store_status_e pe_mg_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind,
     return staff_update(st, staff_filter(kind, id),
                         BCON_NEW("$set", "{", "failed_logins", BCON_INT32(0), "locked_until", BCON_INT64(0),
                                  "last_login", BCON_INT64(now), "}"));
+}
+
+/*
+ * Deactivate, keeping one super-administrator active. No single MongoDB write sees the other
+ * super-administrators while it changes one, so the deactivation is written first, marked as in
+ * flight (a guarded {is_active: 1} -> {is_active: 0, deactivating: token}: of concurrent ones
+ * exactly one writes), then the active ones are counted: none left, it is undone (EMPTY), else
+ * the mark is taken off. Of super-administrators deactivated at once, the one whose write came
+ * last counts after every other write, so it sees them and undoes its own when none is left: one
+ * stays active (under contention more may be refused; repeated, one goes through). An account
+ * inactive already is OK, one in flight is EMPTY (it may come back; a removal waits for the mark
+ * to go, so it never removes one that is about to be undone). Reactivating clears a mark that a
+ * stopped process left.
+ */
+static pe_store_status_e staff_deactivate(pe_store_t *st, pe_principal_kind_e kind, const char *id, apr_time_t now)
+{
+    bson_t *f = staff_filter(kind, id), *up;
+    const bson_t *old = NULL;
+    const char *token = pe_store_new_id(pe_store_pool(st));
+    pe_staff_t *s;
+    pe_store_status_e rs;
+    long n = 0;
+
+    if (!f)
+        return PE_STORE_NOTFOUND;
+    if (!token) {
+        bson_destroy(f);
+        return pe_mg_fail(st, "staff_set_active: no random id", NULL);
+    }
+    BCON_APPEND(f, "is_active", BCON_INT32(1));
+    up = BCON_NEW("$set", "{", "is_active", BCON_INT32(0), "updated_at", BCON_INT64(now), "deactivating",
+                  BCON_UTF8(token), "}");
+    rs = pe_mg_fam(st, PE_MC_STAFF, f, up, NULL, 0, &old);
+    bson_destroy(f);
+    bson_destroy(up);
+    if (rs == PE_STORE_NOTFOUND) {
+        if ((rs = staff_by(st, staff_filter(kind, id), &s)) != PE_STORE_OK)
+            return rs;
+        f = staff_filter(kind, id);
+        BCON_APPEND(f, "deactivating", "{", "$exists", BCON_BOOL(true), "}");
+        rs = pe_mg_count(st, PE_MC_STAFF, f, &n);
+        bson_destroy(f);
+        return rs != PE_STORE_OK ? rs : n ? PE_STORE_EMPTY : PE_STORE_OK;
+    }
+    if (rs != PE_STORE_OK)
+        return rs;
+    if (pe_mg_i64(old, "is_super")) {
+        f = BCON_NEW("kind", BCON_UTF8(pe_principal_kind_name(PE_PRINCIPAL_ADMIN)), "is_super", BCON_INT32(1),
+                     "is_active", BCON_INT32(1));
+        rs = pe_mg_count(st, PE_MC_STAFF, f, &n);
+        bson_destroy(f);
+    }
+    else
+        n = 1;
+    f = staff_filter(kind, id);
+    BCON_APPEND(f, "deactivating", BCON_UTF8(token));
+    if (rs == PE_STORE_OK && n > 0)
+        up = BCON_NEW("$unset", "{", "deactivating", BCON_UTF8(""), "}");
+    else
+        up = BCON_NEW("$set", "{", "is_active", BCON_INT32(1), "}", "$unset", "{", "deactivating", BCON_UTF8(""), "}");
+    if (staff_update(st, f, up) == PE_STORE_EIO && rs == PE_STORE_OK)
+        return PE_STORE_EIO;
+    return rs != PE_STORE_OK ? rs : n > 0 ? PE_STORE_OK : PE_STORE_EMPTY;
+}
+
+pe_store_status_e pe_mg_staff_set_active(pe_store_t *st, pe_principal_kind_e kind, const char *id, int active,
+                                         apr_time_t now)
+{
+    pe_store_status_e rs;
+
+    if (active)
+        return staff_update(st, staff_filter(kind, id),
+                            BCON_NEW("$set", "{", "is_active", BCON_INT32(1), "updated_at", BCON_INT64(now), "}",
+                                     "$unset", "{", "deactivating", BCON_UTF8(""), "}"));
+    if ((rs = staff_deactivate(st, kind, id, now)) != PE_STORE_OK)
+        return rs;
+    return pe_mg_session_delete_all(st, kind, id, NULL);
+}
+
+/* Deactivated first (the guard), then removed; of concurrent removals one finds the document. */
+pe_store_status_e pe_mg_staff_delete(pe_store_t *st, pe_principal_kind_e kind, const char *id)
+{
+    apr_pool_t *p = pe_store_pool(st);
+    const bson_t *doc = NULL;
+    pe_store_status_e rs = staff_deactivate(st, kind, id, apr_time_now());
+    bson_t *f;
+
+    if (rs != PE_STORE_OK)
+        return rs;
+    f = staff_filter(kind, id);
+    BCON_APPEND(f, "is_active", BCON_INT32(0), "deactivating", "{", "$exists", BCON_BOOL(false), "}");
+    rs = pe_mg_fam(st, PE_MC_STAFF, f, NULL, NULL, PE_MG_REMOVE, &doc);
+    bson_destroy(f);
+    if (rs != PE_STORE_OK)
+        return rs;
+    pe_mg_claim_release(st, claim_kind(p, kind, "username"), s0(pe_mg_str(p, doc, "username")), id);
+    pe_mg_claim_release(st, claim_kind(p, kind, "email"), s0(pe_mg_str(p, doc, "email")), id);
+    return pe_mg_session_delete_all(st, kind, id, NULL);
 }
 
 /* An operator's change of a user: one update_one with the fields given (in this file: it is

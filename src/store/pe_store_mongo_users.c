@@ -457,18 +457,16 @@ pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_ti
  *  3. an expired lock: the count starts again at 1 (and locks when max is 1).
  * None matching: locked (or no such user), read what there is.
  */
-pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                           int *attempt, apr_time_t *locked_until)
+pe_store_status_e pe_mg_login_reserve(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
+                                      apr_time_t lock, int *attempt, apr_time_t *locked_until)
 {
     const bson_t *doc = NULL;
     pe_store_status_e rs = PE_STORE_NOTFOUND;
     int step;
 
     for (step = 0; step < 3 && rs == PE_STORE_NOTFOUND; step++) {
-        bson_t *f = by_id(id), *up;
+        bson_t *f = who_copy(who), *up;
 
-        if (!f)
-            return PE_STORE_NOTFOUND;
         if (step == 0) {
             BCON_APPEND(f, "locked_until", BCON_INT64(0), "failed_logins", "{", "$lt", BCON_INT32(max - 1), "}");
             up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
@@ -483,7 +481,7 @@ pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_t
             up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until",
                           BCON_INT64(max <= 1 ? now + lock : 0), "}");
         }
-        rs = pe_mg_fam(st, PE_MC_USERS, f, up, NULL, PE_MG_RETURN_NEW, &doc);
+        rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &doc);
         bson_destroy(f);
         bson_destroy(up);
     }
@@ -494,18 +492,23 @@ pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_t
     }
     if (rs != PE_STORE_NOTFOUND)
         return rs;
-    {
-        bson_t *f = by_id(id);
-
-        if (!f)
-            return PE_STORE_NOTFOUND;
-        rs = pe_mg_find_one(st, PE_MC_USERS, f, NULL, &doc);
-        bson_destroy(f);
-    }
-    if (rs != PE_STORE_OK)
+    if ((rs = pe_mg_find_one(st, coll, who, NULL, &doc)) != PE_STORE_OK)
         return rs;
     *locked_until = pe_mg_i64(doc, "locked_until");
     return PE_STORE_EMPTY;
+}
+
+pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
+                                           int *attempt, apr_time_t *locked_until)
+{
+    bson_t *who = by_id(id);
+    pe_store_status_e rs;
+
+    if (!who)
+        return PE_STORE_NOTFOUND;
+    rs = pe_mg_login_reserve(st, PE_MC_USERS, who, now, max, lock, attempt, locked_until);
+    bson_destroy(who);
+    return rs;
 }
 
 pe_store_status_e pe_mg_user_login_ok(pe_store_t *st, const char *id, apr_time_t now)

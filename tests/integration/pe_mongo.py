@@ -220,7 +220,7 @@ def derived_oid(kind, value):
 
 
 # Tables whose "id" column is the document's _id (an ObjectId).
-_OID_TABLES = ("pe_users", "pe_sessions")
+_OID_TABLES = ("pe_users", "pe_sessions", "pe_staff")
 # Column defaults of the SQL schema, for INSERTs that leave them out.
 _DEFAULTS = {
     "pe_blocked_ips": {"reason": "", "created_by": "", "expires_at": 0, "is_active": 1},

@@ -160,10 +160,12 @@ class AdminMixin:
                                           "password": STAFF_PW}, headers=bearer(self.root)).status, 200)
         for i in range(3):
             r = self.httpd.post("/v1/admin-panel/login", {"username": uname, "password": "Wrong-Pass-%d" % i})
-            self.assertEnvelope(r, 401, "INVALID_CREDENTIALS")
+            wrong = self.assertEnvelope(r, 401, "INVALID_CREDENTIALS")
+        # locked: the right password gets the answer of a wrong one (docs/security.md)
         j = self.assertEnvelope(self.httpd.post("/v1/admin-panel/login", {"username": uname, "password": STAFF_PW}),
-                                423, "ACCOUNT_LOCKED")
-        self.assertIn("Admin account locked until", j["message"])
+                                401, "INVALID_CREDENTIALS")
+        self.assertEqual(j["message"], wrong["message"])
+        self.assertEqual(set(j), set(wrong))
         # an unknown username gets the same 401 as a wrong password
         u = self.httpd.post("/v1/admin-panel/login", {"username": "nobody-here", "password": "Wrong-Pass-1"})
         self.assertEnvelope(u, 401, "INVALID_CREDENTIALS")
@@ -181,9 +183,159 @@ class AdminMixin:
         for i in range(5):
             self.assertEqual(self.httpd.post("/v1/support/login",
                                              {"username": name, "password": "Wrong-%d-Pass" % i}).status, 401)
-        j = self.assertEnvelope(self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW}),
-                                423, "ACCOUNT_LOCKED")
-        self.assertIn("Support staff account locked until", j["message"])
+        self.assertEnvelope(self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW}),
+                            401, "INVALID_CREDENTIALS")
+        ev = [e for e in self.events("support_login_failed") if '"account_locked"' in e[2]]
+        self.assertTrue(ev)
+
+    # -- operators' accounts ended or suspended by other operators ---------------------------
+    def admin_account(self, is_super=False):
+        """(id, username, session token) of a new administrator."""
+        name = self.uniq("adm")
+        r = self.httpd.post("/v1/admin-panel/create-admin",
+                            {"username": name, "name": "An Admin", "email": name + "@example.com",
+                             "password": STAFF_PW, "is_super_admin": is_super}, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        return r.json["data"]["id"], name, self.admin_login_cls(name, STAFF_PW)
+
+    def staff_account(self, creator=None):
+        name = self.uniq("stm")
+        r = self.httpd.post("/v1/support/create",
+                            {"username": name, "name": "Help Desk", "email": name + "@example.com",
+                             "password": STAFF_PW, "staff_level": "advanced"}, headers=bearer(creator or self.root))
+        self.assertEqual(r.status, 200, r)
+        s = self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW})
+        self.assertEqual(s.status, 200, s)
+        return r.json["data"]["id"], name, s.json["session"]["session_token"]
+
+    def staff_row(self, sid):
+        rows = self.sql("SELECT is_active FROM pe_staff WHERE id = '%s'" % sid)
+        return int(rows[0][0]) if rows else None
+
+    def works(self, tok, path="/v1/admin-panel/statistics", n=4):
+        """The statuses of n requests with tok (with prefork: several children)."""
+        return {self.httpd.get(path, headers=bearer(tok)).status for _ in range(n)}
+
+    def test_admin_deactivate_activate_delete(self):
+        aid, name, tok = self.admin_account()
+        _, _, plain = self.admin_account()
+        self.assertEqual(self.works(tok), {200})
+        # an administrator who is not a super-administrator: 403 and nothing changed
+        for method, path in (("POST", "/v1/admin-panel/admins/%s/deactivate"), ("DELETE", "/v1/admin-panel/admins/%s"),
+                             ("POST", "/v1/admin-panel/admins/%s/activate")):
+            j = self.assertEnvelope(self.httpd.request(method, path % aid, headers=bearer(plain)), 403, "FORBIDDEN")
+            self.assertEqual(j["message"], "Super admin privileges required")
+        self.assertEqual(self.staff_row(aid), 1)
+        self.assertEqual(self.works(tok), {200})
+        # deactivated by a super-administrator: the session is refused at once, and the login
+        r = self.httpd.post("/v1/admin-panel/admins/%s/deactivate" % aid, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["data"], {"id": aid, "username": name, "is_active": False})
+        self.assertEqual(self.works(tok), {401})
+        self.assertEnvelope(self.httpd.post("/v1/admin-panel/login", {"username": name, "password": STAFF_PW}),
+                            401, "INVALID_CREDENTIALS")
+        self.assertEqual(self.staff_row(aid), 0)
+        ev = self.events("admin_deactivated")
+        self.assertTrue(any(e[1] == "root" and aid in e[2] and name in e[2] for e in ev), ev)
+        # reactivated: logs in again; the old session stays ended
+        r = self.httpd.post("/v1/admin-panel/admins/%s/activate" % aid, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        self.assertIs(r.json["data"]["is_active"], True)
+        self.assertEqual(self.works(tok), {401})
+        tok2 = self.admin_login_cls(name, STAFF_PW)
+        self.assertEqual(self.works(tok2), {200})
+        self.assertTrue(any(aid in e[2] for e in self.events("admin_activated")))
+        # deleted: the session ends, the login fails, the name is free again
+        r = self.httpd.request("DELETE", "/v1/admin-panel/admins/%s" % aid, headers=bearer(self.root))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.works(tok2), {401})
+        self.assertEqual(self.staff_row(aid), None)
+        self.assertEqual(self.httpd.post("/v1/admin-panel/login", {"username": name, "password": STAFF_PW}).status, 401)
+        self.assertTrue(any(e[1] == "root" and aid in e[2] for e in self.events("admin_deleted")))
+        self.assertEnvelope(self.httpd.request("DELETE", "/v1/admin-panel/admins/%s" % aid, headers=bearer(self.root)),
+                            404, "NOT_FOUND")
+        self.assertEqual(self.httpd.post("/v1/admin-panel/create-admin",
+                                         {"username": name, "name": "Again", "email": name + "@example.com",
+                                          "password": STAFF_PW}, headers=bearer(self.root)).status, 200)
+        # a support member's id is not an administrator's
+        sid, _, _ = self.staff_account()
+        self.assertEnvelope(self.httpd.post("/v1/admin-panel/admins/%s/deactivate" % sid, headers=bearer(self.root)),
+                            404, "NOT_FOUND")
+        self.assertEqual(self.staff_row(sid), 1)
+
+    def test_support_staff_deactivate_activate_delete(self):
+        _, _, admin = self.admin_account()
+        sid, name, tok = self.staff_account(creator=admin)
+        self.assertEqual(self.works(tok, "/v1/support/profile"), {200})
+        # support staff cannot manage support staff
+        _, _, other = self.staff_account()
+        self.assertEnvelope(self.httpd.post("/v1/admin-panel/support-staff/%s/deactivate" % sid,
+                                            headers=bearer(other)), 403, "FORBIDDEN")
+        self.assertEqual(self.works(tok, "/v1/support/profile"), {200})
+        # any administrator can
+        r = self.httpd.post("/v1/admin-panel/support-staff/%s/deactivate" % sid, headers=bearer(admin))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.works(tok, "/v1/support/profile"), {401})
+        self.assertEqual(self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW}).status, 401)
+        self.assertTrue(any(sid in e[2] for e in self.events("support_staff_deactivated")))
+        r = self.httpd.post("/v1/admin-panel/support-staff/%s/activate" % sid, headers=bearer(admin))
+        self.assertEqual(r.status, 200, r)
+        s = self.httpd.post("/v1/support/login", {"username": name, "password": STAFF_PW})
+        self.assertEqual(s.status, 200, s)
+        tok2 = s.json["session"]["session_token"]
+        r = self.httpd.request("DELETE", "/v1/admin-panel/support-staff/%s" % sid, headers=bearer(admin))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.works(tok2, "/v1/support/profile"), {401})
+        self.assertEqual(self.staff_row(sid), None)
+        self.assertTrue(any(sid in e[2] for e in self.events("support_staff_deleted")))
+        self.assertEnvelope(self.httpd.post("/v1/admin-panel/support-staff/%s/activate" % sid, headers=bearer(admin)),
+                            404, "NOT_FOUND")
+
+    def test_last_super_admin_guard(self):
+        root_id = self.sql("SELECT id FROM pe_staff WHERE kind = 'admin' AND username = 'root'")[0][0]
+        # nobody deactivates or deletes their own account
+        for method, path in (("POST", "/v1/admin-panel/admins/%s/deactivate"), ("DELETE", "/v1/admin-panel/admins/%s")):
+            self.assertEnvelope(self.httpd.request(method, path % root_id, headers=bearer(self.root)),
+                                409, "OWN_ACCOUNT")
+        others = self.sql("SELECT id, username FROM pe_staff WHERE kind = 'admin' AND is_super = 1 AND is_active = 1")
+        s1, n1, t1 = self.admin_account(is_super=True)
+        s2, n2, t2 = self.admin_account(is_super=True)
+        try:
+            # root and any other out of the way: s1 and s2 are the only active super-administrators
+            for oid, _ in others:
+                self.assertEqual(self.httpd.post("/v1/admin-panel/admins/%s/deactivate" % oid,
+                                                 headers=bearer(t1)).status, 200)
+            # each deactivates the other at the same moment: one at most goes through, one stays
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                rs = list(ex.map(lambda a: self.httpd.post("/v1/admin-panel/admins/%s/deactivate" % a[0],
+                                                           headers=bearer(a[1])), ((s2, t1), (s1, t2))))
+            codes = sorted(r.status for r in rs)
+            self.assertIn(codes, ([200, 401], [200, 409], [409, 409]), rs)
+            for r in rs:
+                if r.status == 409:
+                    self.assertEqual(r.json["error_code"], "LAST_SUPER_ADMIN")
+            active = [sid for sid in (s1, s2) if self.staff_row(sid) == 1]
+            self.assertGreaterEqual(len(active), 1)
+            # pe-admin keeps the last one too (exit status 6), and reactivates root
+            last = n1 if s1 in active else n2
+            if len(active) == 2:
+                self.assertEqual(pe_admin(self.httpd, "deactivate", n2).returncode, 0)
+                last = n1
+            for cmd in ("deactivate", "delete"):
+                p = pe_admin(self.httpd, cmd, last)
+                self.assertEqual(p.returncode, 6, p.stderr)
+                self.assertIn("last active super-administrator", p.stderr)
+        finally:
+            for _, oname in others:
+                self.assertEqual(pe_admin(self.httpd, "activate", oname).returncode, 0)
+            type(self).root = self.admin_login_cls("root", ROOT_PW)
+        self.assertTrue(any(root_id in e[2] for e in self.events("admin_activated")))
+        # with root back, pe-admin deletes the others; an unknown name is 5
+        for n in (n1, n2):
+            p = pe_admin(self.httpd, "delete", n)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(pe_admin(self.httpd, "delete", n1).returncode, 5)
+        self.assertEqual(self.staff_row(s1), None)
 
     def test_who_creates_whom(self):
         admin = self.new_admin()
@@ -655,6 +807,56 @@ class AutoBlocks(HttpdTestCase):
         self.assertEqual(ev[0][0], "root")
 
 
+class OperatorBurstMixin:
+    """Count first, then check, for operators as for users: a burst of 29 concurrent wrong
+    passwords checks exactly as many as the lock allows (administrators 3, support staff 5: the
+    invalid_password events, one per checked password), then the right password is refused
+    with the same 401 while the account is locked. The address's automatic block is off so
+    only the account counts."""
+
+    EXTRA_CONF = FAST + "PEAutoBlock Off\n"
+    ALLOWED_LOG_IDS = ("AH01631",)
+    BURST = 29
+
+    def burst(self, path, username, passwords):
+        with concurrent.futures.ThreadPoolExecutor(len(passwords)) as ex:
+            return list(ex.map(lambda pw: self.httpd.post(path, {"username": username, "password": pw}), passwords))
+
+    def checked(self, event_type, sid):
+        rows = self.sql("SELECT details FROM pe_security_events WHERE principal_id = '%s' AND event_type = '%s'"
+                        % (sid, event_type))
+        return sum(1 for (d,) in rows if "invalid_password" in (d if isinstance(d, str) else json.dumps(d)))
+
+    def one(self, kind, path, create_path, tok, limit):
+        name = "burst" + kind
+        body = {"username": name, "name": "Burst Test", "email": name + "@example.com", "password": STAFF_PW}
+        r = self.httpd.post(create_path, body, headers=bearer(tok))
+        self.assertEqual(r.status, 200, r)
+        sid = r.json["data"]["id"]
+        rs = self.burst(path, name, ["Wrong-Pass-%d" % i for i in range(self.BURST)])
+        self.assertEqual([r.status for r in rs], [401] * self.BURST)
+        self.assertEqual(self.checked(kind + "_login_failed", sid), limit)
+        self.assertEqual(int(self.sql("SELECT failed_logins FROM pe_staff WHERE id = '%s'" % sid)[0][0]), limit)
+        self.assertEqual(int(self.sql("SELECT COUNT(*) FROM pe_security_events WHERE principal_id = '%s' AND "
+                                      "event_type = '%s_locked'" % (sid, kind))[0][0]), 1)
+        # locked: a burst with the right password in it checks nothing and lets nobody in
+        pws = ["Wrong-Pass-x%d" % i for i in range(self.BURST)]
+        pws[self.BURST // 2] = STAFF_PW
+        rs = self.burst(path, name, pws)
+        self.assertEqual({r.status for r in rs}, {401})
+        self.assertEqual({r.json["message"] for r in rs}, {"Invalid credentials"})
+        self.assertEqual(self.checked(kind + "_login_failed", sid), limit)
+        self.assertEqual(int(self.sql("SELECT COUNT(*) FROM pe_sessions WHERE principal_id = '%s'" % sid)[0][0]), 0)
+
+    def test_admin_and_support_bursts(self):
+        p = pe_admin(self.httpd, "create-super", "root", "root@example.com", password=ROOT_PW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        tok = self.httpd.post("/v1/admin-panel/login",
+                              {"username": "root", "password": ROOT_PW}).json["session"]["session_token"]
+        self.one("admin", "/v1/admin-panel/login", "/v1/admin-panel/create-admin", tok, 3)
+        self.one("support", "/v1/support/login", "/v1/support/create", tok, 5)
+
+
 class AdminSqlite(AdminMixin, HttpdTestCase):
     def sql(self, q):
         return self.httpd.sqlite(q)
@@ -721,6 +923,21 @@ class AdminTwoNodes(pe_pg.PostgresClass, HttpdTestCase):
 class AdminMongo(pe_mongo.MongoClass, AdminSqlite):
     """The SQLite class's tests on MongoDB (its SQL runs on the collections: pe_mongo.SqlOnMongo)."""
     MONGO_NAME = "mongo-admin"
+
+
+class OperatorBurstSqlite(OperatorBurstMixin, HttpdTestCase):
+    sql = AdminSqlite.sql
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class OperatorBurstPostgres(pe_pg.PostgresClass, OperatorBurstMixin, HttpdTestCase):
+    PG_NAME = "pg-opburst"
+    sql = AdminPostgres.sql
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class OperatorBurstMongo(pe_mongo.MongoClass, OperatorBurstSqlite):
+    MONGO_NAME = "mongo-opburst"
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ static const struct {
     {PE_ACT_CREATE_STAFF, "can_create_staff", "00011"},
     {PE_ACT_CREATE_ADMINS, "can_create_admins", "00001"},
     {PE_ACT_SYSTEM, "can_configure_system", "00011"},
+    {PE_ACT_MANAGE_ADMINS, "can_manage_admins", "00001"},
+    {PE_ACT_MANAGE_STAFF, "can_manage_staff", "00011"},
 };
 
 /* Field: read and write per role, "-" none, "R" read, "W" read and write. */

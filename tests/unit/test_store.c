@@ -1321,41 +1321,54 @@ START_TEST(staff_create_find_conflicts)
 }
 END_TEST
 
-START_TEST(staff_login_failures_lock_and_password)
+START_TEST(staff_login_reserve_lock_and_password)
 {
     pe_store_t *st = open_store(_i);
     pe_staff_t *a = mkstaff(PE_PRINCIPAL_ADMIN, "ann", "ann@example.com", 1), *got;
     apr_time_t lock = apr_time_from_sec(7200), lu = 0;
-    int failed = 0, i;
+    int attempt = 0, i;
 
     ck_assert_int_eq(pe_store_staff_create(st, a), PE_STORE_OK);
+    /* counted before the check: attempts 1, 2 granted, the 3rd granted and locking at once */
     for (i = 1; i <= 2; i++) {
-        ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+        ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &attempt, &lu),
                          PE_STORE_OK);
-        ck_assert_int_eq(failed, i);
+        ck_assert_int_eq(attempt, i);
         ck_assert_int_eq(lu, 0);
     }
-    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &failed, &lu),
+    ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 1000, 3, lock, &attempt, &lu),
                      PE_STORE_OK);
-    ck_assert_int_eq(failed, 3);
+    ck_assert_int_eq(attempt, 3);
     ck_assert_int_eq(lu, 1000 + lock);
-    /* a failure during the lock does not extend it; after expiry the counter starts again */
-    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 2000, 3, lock, &failed, &lu);
+    /* locked: refused with the lock's end, which does not move */
+    ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 2000, 3, lock, &attempt, &lu),
+                     PE_STORE_EMPTY);
     ck_assert_int_eq(lu, 1000 + lock);
-    pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 1000 + lock + 1, 3, lock, &failed, &lu);
-    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->failed_logins, 3);
+    ck_assert_int_eq(got->locked_until, 1000 + lock);
+    /* after expiry the counter starts again */
+    ck_assert_int_eq(
+        pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 1000 + lock, 3, lock, &attempt, &lu),
+        PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
     ck_assert_int_eq(lu, 0);
-    /* the other kind's operation does not find it */
-    ck_assert_int_eq(pe_store_staff_login_failed(st, PE_PRINCIPAL_SUPPORT, a->id, 1, 3, lock, &failed, &lu),
+    /* the other kind's operation does not find it; no such operator */
+    ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_SUPPORT, a->id, 1, 3, lock, &attempt, &lu),
+                     PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, pe_store_new_id(pe_tp), 1, 3, lock,
+                                                  &attempt, &lu),
                      PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_SUPPORT, a->id, 9), PE_STORE_NOTFOUND);
+    /* a success clears the count */
     ck_assert_int_eq(pe_store_staff_login_ok(st, PE_PRINCIPAL_ADMIN, a->id, 9), PE_STORE_OK);
     ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
     ck_assert_int_eq(got->failed_logins, 0);
+    ck_assert_int_eq(got->locked_until, 0);
     ck_assert_int_eq(got->last_login, 9);
     /* a new password clears a lock */
     for (i = 0; i < 3; i++)
-        pe_store_staff_login_failed(st, PE_PRINCIPAL_ADMIN, a->id, 3000, 3, lock, &failed, &lu);
+        pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 3000, 3, lock, &attempt, &lu);
     ck_assert_int_eq(lu, 3000 + lock);
     ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, a->id, "$argon2id$new", 3001), PE_STORE_OK);
     ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, a->id, &got), PE_STORE_OK);
@@ -1363,9 +1376,173 @@ START_TEST(staff_login_failures_lock_and_password)
     ck_assert_int_eq(got->failed_logins, 0);
     ck_assert_int_eq(got->locked_until, 0);
     ck_assert_int_eq(got->updated_at, 3001);
+    ck_assert_int_eq(pe_store_staff_login_reserve(st, PE_PRINCIPAL_ADMIN, a->id, 3002, 3, lock, &attempt, &lu),
+                     PE_STORE_OK);
+    ck_assert_int_eq(attempt, 1);
     ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_SUPPORT, a->id, "x", 1), PE_STORE_NOTFOUND);
     ck_assert_int_eq(pe_store_staff_set_password(st, PE_PRINCIPAL_ADMIN, pe_store_new_id(pe_tp), "x", 1),
                      PE_STORE_NOTFOUND);
+}
+END_TEST
+
+typedef struct {
+    pe_principal_kind_e kind;
+    const char *id;
+    int max;
+} staff_reserve_arg_t;
+
+static int racer_staff_reserve(pe_store_t *st, int k, const void *arg)
+{
+    const staff_reserve_arg_t *a = arg;
+    int attempt = 0;
+    apr_time_t until = 0;
+
+    return outcome(pe_store_staff_login_reserve(st, a->kind, a->id, 1000 + k, a->max, 3600, &attempt, &until));
+}
+
+/* 29 logins of an administrator (max 3) and of a support member (max 5) at once: exactly max
+ * get to check their password. */
+START_TEST(race_staff_login_reserve_exact)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *a = mkstaff(PE_PRINCIPAL_ADMIN, "amy", "amy@example.com", 1);
+    pe_staff_t *s = mkstaff(PE_PRINCIPAL_SUPPORT, "sam", "sam@example.com", 1), *got;
+    staff_reserve_arg_t arg[] = {{PE_PRINCIPAL_ADMIN, a->id, 3}, {PE_PRINCIPAL_SUPPORT, s->id, 5}};
+    int counts[100], k;
+
+    ck_assert_int_eq(pe_store_staff_create(st, a), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_create(st, s), PE_STORE_OK);
+    for (k = 0; k < 2; k++) {
+        race(_i, 29, racer_staff_reserve, &arg[k], counts);
+        ck_assert_int_eq(counts[RACE_OK], arg[k].max);
+        ck_assert_int_eq(counts[RACE_OK] + counts[RACE_EMPTY], 29);
+        ck_assert_int_eq(pe_store_staff_by_id(st, arg[k].kind, arg[k].id, &got), PE_STORE_OK);
+        ck_assert_int_eq(got->failed_logins, arg[k].max);
+        ck_assert_int_ne(got->locked_until, 0);
+    }
+}
+END_TEST
+
+static pe_session_t *mkstaffsess(const pe_staff_t *s, const char *td)
+{
+    pe_session_t *x = mksess(s->id, dg(td), dg(apr_pstrcat(pe_tp, td, "r", NULL)), 1000);
+
+    x->kind = s->kind;
+    return x;
+}
+
+/* Deactivation, reactivation and deletion of operators, their sessions, the last super-administrator. */
+START_TEST(staff_lifecycle)
+{
+    pe_store_t *st = open_store(_i);
+    pe_staff_t *root = mkstaff(PE_PRINCIPAL_ADMIN, "root", "root@example.com", 1);
+    pe_staff_t *adm = mkstaff(PE_PRINCIPAL_ADMIN, "adm", "adm@example.com", 2);
+    pe_staff_t *sup = mkstaff(PE_PRINCIPAL_SUPPORT, "sup", "sup@example.com", 3), *got;
+    pe_session_t *s;
+
+    root->is_super = 1;
+    ck_assert_int_eq(pe_store_staff_create(st, root), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_create(st, adm), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_create(st, sup), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_session_create(st, mkstaffsess(adm, "adm1")), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_session_create(st, mkstaffsess(root, "root1")), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_session_create(st, mkstaffsess(sup, "sup1")), PE_STORE_OK);
+
+    /* deactivating ends the sessions; again is OK; reactivating gives none back */
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, adm->id, 0, 50), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, adm->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->is_active, 0);
+    ck_assert_int_eq(got->updated_at, 50);
+    ck_assert_int_eq(pe_store_session_by_token(st, dg("adm1"), 10, &s), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_session_by_token(st, dg("root1"), 10, &s), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, adm->id, 0, 51), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, adm->id, 1, 52), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, adm->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->is_active, 1);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, adm->id, 1, 53), PE_STORE_OK);
+
+    /* the kind is part of the key; no such operator */
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_SUPPORT, adm->id, 0, 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, pe_store_new_id(pe_tp), 0, 1),
+                     PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, "not-an-id", 1, 1), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_SUPPORT, adm->id), PE_STORE_NOTFOUND);
+
+    /* the only super-administrator is neither deactivated nor deleted, and keeps its session */
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, root->id, 0, 60), PE_STORE_EMPTY);
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, root->id), PE_STORE_EMPTY);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, root->id, &got), PE_STORE_OK);
+    ck_assert_int_eq(got->is_active, 1);
+    ck_assert_int_eq(pe_store_session_by_token(st, dg("root1"), 10, &s), PE_STORE_OK);
+    /* with a second active super-administrator it can be, and then the second is the last */
+    adm->is_super = 1;
+    adm = mkstaff(PE_PRINCIPAL_ADMIN, "root2", "root2@example.com", 4);
+    adm->is_super = 1;
+    ck_assert_int_eq(pe_store_staff_create(st, adm), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, root->id, 0, 61), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_session_by_token(st, dg("root1"), 10, &s), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, adm->id), PE_STORE_EMPTY);
+    ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, adm->id, 0, 62), PE_STORE_EMPTY);
+    /* an inactive super-administrator can be deleted */
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, root->id), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, root->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, root->id), PE_STORE_NOTFOUND);
+
+    /* support staff: deleted with its sessions; its username and e-mail are free again */
+    ck_assert_int_eq(pe_store_staff_delete(st, PE_PRINCIPAL_SUPPORT, sup->id), PE_STORE_OK);
+    ck_assert_int_eq(pe_store_staff_by_id(st, PE_PRINCIPAL_SUPPORT, sup->id, &got), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_session_by_token(st, dg("sup1"), 10, &s), PE_STORE_NOTFOUND);
+    ck_assert_int_eq(pe_store_staff_create(st, mkstaff(PE_PRINCIPAL_SUPPORT, "sup", "sup@example.com", 5)),
+                     PE_STORE_OK);
+}
+END_TEST
+
+typedef struct {
+    const char *ids[2];
+    int delete;
+} super_race_arg_t;
+
+static int racer_super(pe_store_t *st, int k, const void *arg)
+{
+    const super_race_arg_t *a = arg;
+    const char *id = a->ids[k % 2];
+
+    return outcome(a->delete ? pe_store_staff_delete(st, PE_PRINCIPAL_ADMIN, id)
+                             : pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, id, 0, 100 + k));
+}
+
+/* Two active super-administrators deactivated (then deleted) by 16 racers at once, each half
+ * taking one of them: one stays active. */
+START_TEST(race_last_super_admin)
+{
+    pe_store_t *st = open_store(_i);
+    super_race_arg_t arg = {{NULL, NULL}, 0};
+    const char *prev[2];
+    pe_staff_t *got;
+    int counts[100], round, k, active;
+
+    for (round = 0; round < 2; round++) {
+        for (k = 0; k < 2; k++) {
+            pe_staff_t *s = mkstaff(PE_PRINCIPAL_ADMIN, apr_psprintf(pe_tp, "sa%d%d", round, k),
+                                    apr_psprintf(pe_tp, "sa%d%d@example.com", round, k), 1);
+
+            s->is_super = 1;
+            ck_assert_int_eq(pe_store_staff_create(st, s), PE_STORE_OK);
+            prev[k] = arg.ids[k];
+            arg.ids[k] = s->id;
+        }
+        if (round == 1) /* the first round's survivor out of the way: the new two are the only active ones */
+            for (k = 0; k < 2; k++)
+                ck_assert_int_eq(pe_store_staff_set_active(st, PE_PRINCIPAL_ADMIN, prev[k], 0, 99), PE_STORE_OK);
+        arg.delete = round;
+        race(_i, 16, racer_super, &arg, counts);
+        ck_assert_int_eq(counts[RACE_OTHER], 0);
+        ck_assert_int_eq(counts[RACE_CONFLICT], 0);
+        for (active = 0, k = 0; k < 2; k++)
+            if (pe_store_staff_by_id(st, PE_PRINCIPAL_ADMIN, arg.ids[k], &got) == PE_STORE_OK)
+                active += got->is_active;
+        ck_assert_int_ge(active, 1);
+    }
 }
 END_TEST
 
@@ -1691,8 +1868,11 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     tcase_add_loop_test(tc, staff_create_find_conflicts, 0, n);
-    tcase_add_loop_test(tc, staff_login_failures_lock_and_password, 0, n);
+    tcase_add_loop_test(tc, staff_login_reserve_lock_and_password, 0, n);
+    tcase_add_loop_test(tc, staff_lifecycle, 0, n);
     tcase_add_loop_test(tc, race_staff_one_username, 0, n);
+    tcase_add_loop_test(tc, race_staff_login_reserve_exact, 0, n);
+    tcase_add_loop_test(tc, race_last_super_admin, 0, n);
     tcase_add_loop_test(tc, user_update_by_operator, 0, n);
     tcase_add_loop_test(tc, operator_lists, 0, n);
     tcase_add_loop_test(tc, system_prompt_reset, 0, n);
