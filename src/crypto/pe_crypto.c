@@ -61,7 +61,6 @@ apr_status_t pe_random_bytes(void *buf, apr_size_t n)
     return APR_SUCCESS;
 }
 
-/* Uniform characters from an alphabet by rejection sampling over random bytes. */
 /* pe_id_bytes: xoshiro256** (Blackman and Vigna) per thread; a fork bumps the generation, so
  * the child's copy of the forking thread's state is replaced before it is used. */
 static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
@@ -126,6 +125,7 @@ apr_status_t pe_id_bytes(void *buf, apr_size_t n)
     return APR_SUCCESS;
 }
 
+/* Uniform characters from an alphabet by rejection sampling over random bytes. */
 apr_status_t pe_random_string(apr_pool_t *p, const char *alphabet, apr_size_t n, const char **out)
 {
     unsigned char rnd[64];
