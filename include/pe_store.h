@@ -115,13 +115,6 @@ pe_store_status_e pe_store_user_set_email(pe_store_t *st, const char *id, const 
 /** New password hash; also clears the failed-login counter and lock. */
 pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
 /**
- * Count a failed login: the counter starts again after an expired lock; reaching max sets
- * locked_until = now + lock. *failed and *locked_until get the new values. Concurrent failures
- * are all counted (the count is an atomic increment), and the lock is set once.
- */
-pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                             int *failed, apr_time_t *locked_until);
-/**
  * Reserve one password check for a login BEFORE the password is verified (count first, then
  * check). In one atomic write, unless the account is locked: the failed-login counter goes up
  * by one (starting again at 1 after an expired lock), and the attempt that brings it to max locks

@@ -46,8 +46,6 @@ typedef struct pe_store_ops_t {
     pe_store_status_e (*user_set_email)(pe_store_t *st, const char *id, const char *email, int is_verified,
                                         apr_time_t now);
     pe_store_status_e (*user_set_password)(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
-    pe_store_status_e (*user_login_failed)(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                           int *failed, apr_time_t *locked_until);
     pe_store_status_e (*user_login_reserve)(pe_store_t *st, const char *id, apr_time_t now, int max,
                                             apr_time_t lock, int *attempt, apr_time_t *locked_until);
     pe_store_status_e (*user_login_ok)(pe_store_t *st, const char *id, apr_time_t now);

@@ -276,14 +276,6 @@ pe_store_status_e pe_store_user_set_password(pe_store_t *st, const char *id, con
     PE_STORE_CALL(st, user_set_password, id, hash, now);
 }
 
-pe_store_status_e pe_store_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                             int *failed, apr_time_t *locked_until)
-{
-    *failed = 0;
-    *locked_until = 0;
-    PE_STORE_CALL(st, user_login_failed, id, now, max, lock, failed, locked_until);
-}
-
 pe_store_status_e pe_store_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max,
                                               apr_time_t lock, int *attempt, apr_time_t *locked_until)
 {

@@ -39,17 +39,10 @@ static const struct {
     [Q_USER_SET_PASSWORD] = {"pe_user_set_password",
                              "UPDATE pe_users SET password_hash = %s, failed_logins = 0, locked_until = 0, "
                              "updated_at = %s WHERE id = %s"},
-    /* The counter starts again after an expired lock (SPEC 16.2 item 28). */
-    [Q_USER_FAIL_COUNT] = {"pe_user_fail_count",
-                           "UPDATE pe_users SET failed_logins = CASE WHEN locked_until > 0 AND locked_until <= %s "
-                           "THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN locked_until > 0 AND "
-                           "locked_until <= %s THEN 0 ELSE locked_until END WHERE id = %s"},
-    [Q_USER_FAIL_LOCK] = {"pe_user_fail_lock",
-                          "UPDATE pe_users SET locked_until = %s WHERE id = %s AND failed_logins >= %s "
-                          "AND locked_until = 0"},
     [Q_USER_FAIL_READ] = {"pe_user_fail_read", "SELECT failed_logins, locked_until FROM pe_users WHERE id = %s"},
     /* One guarded statement: only an unlocked account (no lock, or an expired one, after which the
-     * counter starts again) gets the attempt, and the attempt that reaches the maximum locks at once. */
+     * counter starts again, SPEC 16.2 item 28) gets the attempt, and the attempt that reaches the
+     * maximum locks at once. */
 #define LOGIN_RESERVE_SET                                                                          \
     "SET failed_logins = CASE WHEN locked_until > 0 THEN 1 ELSE failed_logins + 1 END, locked_until = CASE WHEN " \
     "(CASE WHEN locked_until > 0 THEN 1 ELSE failed_logins + 1 END) >= CAST(%s AS INTEGER) THEN CAST(%s AS BIGINT) " \
@@ -629,7 +622,7 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         .user_by_id = pe_dbd_user_by_id, .user_by_email = pe_dbd_user_by_email,                                        \
         .user_by_key_digest = pe_dbd_user_by_key_digest, .user_update_profile = pe_dbd_user_update_profile,            \
         .user_set_api_key = pe_dbd_user_set_api_key, .user_set_email = pe_dbd_user_set_email,                          \
-        .user_set_password = pe_dbd_user_set_password, .user_login_failed = pe_dbd_user_login_failed, .user_login_reserve = pe_dbd_user_login_reserve,                  \
+        .user_set_password = pe_dbd_user_set_password, .user_login_reserve = pe_dbd_user_login_reserve,                \
         .user_login_ok = pe_dbd_user_login_ok, .user_delete = pe_dbd_user_delete,                                      \
         .session_create = pe_dbd_session_create, .session_by_token = pe_dbd_session_by_token,                          \
         .session_rotate = pe_dbd_session_rotate, .session_delete = pe_dbd_session_delete,                              \

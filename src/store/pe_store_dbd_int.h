@@ -17,8 +17,6 @@ typedef enum {
     Q_USER_SET_KEY,
     Q_USER_SET_EMAIL,
     Q_USER_SET_PASSWORD,
-    Q_USER_FAIL_COUNT,
-    Q_USER_FAIL_LOCK,
     Q_USER_FAIL_READ,
     Q_USER_LOGIN_OK,
     Q_USER_LOGIN_RESERVE,
@@ -175,8 +173,6 @@ pe_store_status_e pe_dbd_login_reserve(pe_store_t *st, pe_q_e q_reserve, pe_q_e 
                                        apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
                                             int *attempt, apr_time_t *locked_until);
-pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                           int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_dbd_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 pe_store_status_e pe_dbd_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
                                      apr_time_t now);

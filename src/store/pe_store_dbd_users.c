@@ -131,26 +131,6 @@ pe_store_status_e pe_dbd_user_set_password(pe_store_t *st, const char *id, const
     return pe_dbd_update(st, Q_USER_SET_PASSWORD, 3, a);
 }
 
-pe_store_status_e pe_dbd_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                           int *failed, apr_time_t *locked_until)
-{
-    const char *snow = pe_dbd_i64(pe_store_pool(st), now);
-    const char *a1[] = {snow, snow, id};
-    const char *a2[] = {pe_dbd_i64(pe_store_pool(st), now + lock), id, pe_dbd_i64(pe_store_pool(st), max)};
-    const char *c[2];
-    pe_store_status_e rs;
-
-    if ((rs = pe_dbd_update(st, Q_USER_FAIL_COUNT, 3, a1)) != PE_STORE_OK)
-        return rs;
-    if ((rs = pe_dbd_exec(st, Q_USER_FAIL_LOCK, NULL, 3, a2)) != PE_STORE_OK)
-        return rs;
-    if ((rs = pe_dbd_select(st, Q_USER_FAIL_READ, 1, &id, 2, c)) != PE_STORE_OK)
-        return rs;
-    *failed = (int)pe_dbd_to64(c[0]);
-    *locked_until = pe_dbd_to64(c[1]);
-    return PE_STORE_OK;
-}
-
 pe_store_status_e pe_dbd_login_reserve(pe_store_t *st, pe_q_e q_reserve, pe_q_e q_read, int nkey, const char **key,
                                        apr_time_t now, int max, apr_time_t lock, int *attempt,
                                        apr_time_t *locked_until)

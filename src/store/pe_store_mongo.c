@@ -669,7 +669,6 @@ static const pe_store_ops_t pe_mongo_ops = {
     .user_set_api_key = pe_mg_user_set_api_key,
     .user_set_email = pe_mg_user_set_email,
     .user_set_password = pe_mg_user_set_password,
-    .user_login_failed = pe_mg_user_login_failed,
     .user_login_reserve = pe_mg_user_login_reserve,
     .user_login_ok = pe_mg_user_login_ok,
     .user_delete = pe_mg_user_delete,

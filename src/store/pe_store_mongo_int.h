@@ -112,8 +112,6 @@ pe_store_status_e pe_mg_user_set_email(pe_store_t *st, const char *id, const cha
 pe_store_status_e pe_mg_user_set_password(pe_store_t *st, const char *id, const char *hash, apr_time_t now);
 pe_store_status_e pe_mg_user_login_reserve(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
                                            int *attempt, apr_time_t *locked_until);
-pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                          int *failed, apr_time_t *locked_until);
 pe_store_status_e pe_mg_user_login_ok(pe_store_t *st, const char *id, apr_time_t now);
 pe_store_status_e pe_mg_user_delete(pe_store_t *st, const pe_user_t *u, const char *reason, const char *deleted_by,
                                     apr_time_t now);
@@ -176,12 +174,6 @@ pe_store_status_e pe_mg_claim_take(pe_store_t *st, const char *owners, const cha
                                    const char *value, const char *owner_id, int own_ok);
 /** Give up owner_id's claim of (field, value). */
 void pe_mg_claim_release(pe_store_t *st, const char *field, const char *value, const char *owner_id);
-/**
- * Count a failed login of the account `who` (a filter) in coll, then lock it once the count
- * reaches max (pe_store_user_login_failed's semantics).
- */
-pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
-                                     apr_time_t lock, int *failed, apr_time_t *locked_until);
 /**
  * Reserve a password check of the account `who` (a filter) in coll: pe_store_user_login_reserve's
  * semantics, for users and operators.

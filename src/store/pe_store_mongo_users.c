@@ -377,76 +377,10 @@ pe_store_status_e pe_mg_user_set_password(pe_store_t *st, const char *id, const 
                                  "locked_until", BCON_INT64(0), "updated_at", BCON_INT64(now), "}"));
 }
 
-/*
- * Count a failed login in guarded writes (no value is read and written back):
- *  1. an expired lock starts the count again: {locked_until in (0, now]} -> failed 1, lock 0;
- *  2. otherwise $inc failed_logins;
- *  3. reaching max sets the lock once: {failed_logins >= max, locked_until: 0} -> lock.
- */
 /* A copy of the account filter `who` (to add conditions to). */
 static bson_t *who_copy(const bson_t *who)
 {
     return bson_copy(who);
-}
-
-pe_store_status_e pe_mg_login_failed(pe_store_t *st, const char *coll, const bson_t *who, apr_time_t now, int max,
-                                     apr_time_t lock, int *failed, apr_time_t *locked_until)
-{
-    bson_t *f = who_copy(who), *up;
-    const bson_t *doc = NULL;
-    pe_store_status_e rs;
-
-    *failed = 0;
-    *locked_until = 0;
-    BCON_APPEND(f, "locked_until", "{", "$gt", BCON_INT64(0), "$lte", BCON_INT64(now), "}");
-    up = BCON_NEW("$set", "{", "failed_logins", BCON_INT32(1), "locked_until", BCON_INT64(0), "}");
-    rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &doc);
-    bson_destroy(f);
-    bson_destroy(up);
-    if (rs == PE_STORE_NOTFOUND) {
-        f = who_copy(who);
-        up = BCON_NEW("$inc", "{", "failed_logins", BCON_INT32(1), "}");
-        rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &doc);
-        bson_destroy(f);
-        bson_destroy(up);
-    }
-    if (rs != PE_STORE_OK)
-        return rs;
-    if (pe_mg_i64(doc, "failed_logins") >= max && pe_mg_i64(doc, "locked_until") == 0) {
-        const bson_t *locked = NULL;
-
-        f = who_copy(who);
-        BCON_APPEND(f, "failed_logins", "{", "$gte", BCON_INT32(max), "}", "locked_until", BCON_INT64(0));
-        up = BCON_NEW("$set", "{", "locked_until", BCON_INT64(now + lock), "}");
-        rs = pe_mg_fam(st, coll, f, up, NULL, PE_MG_RETURN_NEW, &locked);
-        bson_destroy(f);
-        bson_destroy(up);
-        if (rs == PE_STORE_OK)
-            doc = locked;
-        else if (rs == PE_STORE_NOTFOUND) { /* another failure set it first: read what it set */
-            rs = pe_mg_find_one(st, coll, who, NULL, &doc);
-        }
-        if (rs != PE_STORE_OK)
-            return rs;
-    }
-    *failed = (int)pe_mg_i64(doc, "failed_logins");
-    *locked_until = pe_mg_i64(doc, "locked_until");
-    return PE_STORE_OK;
-}
-
-pe_store_status_e pe_mg_user_login_failed(pe_store_t *st, const char *id, apr_time_t now, int max, apr_time_t lock,
-                                          int *failed, apr_time_t *locked_until)
-{
-    bson_t *who = by_id(id);
-    pe_store_status_e rs;
-
-    *failed = 0;
-    *locked_until = 0;
-    if (!who)
-        return PE_STORE_NOTFOUND;
-    rs = pe_mg_login_failed(st, PE_MC_USERS, who, now, max, lock, failed, locked_until);
-    bson_destroy(who);
-    return rs;
 }
 
 /*

@@ -232,36 +232,6 @@ START_TEST(user_updates)
 }
 END_TEST
 
-START_TEST(login_failures_lock_and_expiry)
-{
-    pe_store_t *st = open_store(_i);
-    pe_user_t *u = mkuser("erin", "erin@example.com", "e1");
-    apr_time_t hour = apr_time_from_sec(3600), lu = 0;
-    int failed = 0, i;
-
-    pe_store_user_create(st, u);
-    for (i = 1; i <= 4; i++) {
-        ck_assert_int_eq(pe_store_user_login_failed(st, u->id, 1000, 5, hour, &failed, &lu), PE_STORE_OK);
-        ck_assert_int_eq(failed, i);
-        ck_assert_int_eq(lu, 0);
-    }
-    ck_assert_int_eq(pe_store_user_login_failed(st, u->id, 1000, 5, hour, &failed, &lu), PE_STORE_OK);
-    ck_assert_int_eq(failed, 5);
-    ck_assert_int_eq(lu, 1000 + hour);
-    /* a failure during the lock does not extend it */
-    pe_store_user_login_failed(st, u->id, 2000, 5, hour, &failed, &lu);
-    ck_assert_int_eq(lu, 1000 + hour);
-    /* after expiry, the counter starts again: one failure does not re-lock */
-    pe_store_user_login_failed(st, u->id, 1000 + hour + 1, 5, hour, &failed, &lu);
-    ck_assert_int_eq(failed, 1);
-    ck_assert_int_eq(lu, 0);
-    ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
-    pe_store_user_by_id(st, u->id, &u);
-    ck_assert_int_eq(u->failed_logins, 0);
-    ck_assert_int_eq(u->last_login, 9);
-}
-END_TEST
-
 START_TEST(login_reserve_counts_first)
 {
     pe_store_t *st = open_store(_i);
@@ -292,8 +262,13 @@ START_TEST(login_reserve_counts_first)
     ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 1001 + hour, 5, hour, &attempt, &lu), PE_STORE_OK);
     ck_assert_int_eq(attempt, 1);
     ck_assert_int_eq(lu, 0);
-    /* a success clears the reservations; a max of 1 locks on the first attempt */
+    /* a success clears counter and lock and records the login; a max of 1 locks on the first attempt */
     ck_assert_int_eq(pe_store_user_login_ok(st, u->id, 9), PE_STORE_OK);
+    pe_store_user_by_id(st, u->id, &u);
+    ck_assert_int_eq(u->failed_logins, 0);
+    ck_assert_int_eq(u->locked_until, 0);
+    ck_assert_int_eq(u->last_login, 9);
+    ck_assert_int_eq(u->last_activity, 9);
     ck_assert_int_eq(pe_store_user_login_reserve(st, u->id, 3000, 1, hour, &attempt, &lu), PE_STORE_OK);
     ck_assert_int_eq(attempt, 1);
     ck_assert_int_eq(lu, 3000 + hour);
@@ -751,24 +726,31 @@ START_TEST(race_refresh_rotation_once)
 }
 END_TEST
 
-static int racer_login_failed(pe_store_t *st, int k, const void *arg)
-{
-    int failed = 0;
-    apr_time_t until = 0;
+/* Racer code of a granted reservation: RACE_ATTEMPT + its attempt number (other outcomes below it). */
+enum { RACE_ATTEMPT = 10 };
 
-    return outcome(pe_store_user_login_failed(st, (const char *)arg, 1000 + k, 100, 3600, &failed, &until));
+static int racer_login_counted(pe_store_t *st, int k, const void *arg)
+{
+    int attempt = 0;
+    apr_time_t until = 0;
+    pe_store_status_e rs = pe_store_user_login_reserve(st, (const char *)arg, 1000 + k, 100, 3600, &attempt, &until);
+
+    if (rs != PE_STORE_OK)
+        return outcome(rs);
+    return attempt >= 1 && attempt <= 16 && until == 0 ? RACE_ATTEMPT + attempt : RACE_OTHER;
 }
 
-/* 16 failed logins at once (the lock at 100): every one is counted. */
-START_TEST(race_login_failures_counted)
+/* 16 logins at once below the maximum (100): every one is counted, each gets its own attempt number. */
+START_TEST(race_login_reserve_all_counted)
 {
     pe_store_t *st = open_store(_i);
     pe_user_t *u = mkuser("kate", "kate@example.com", dg("k1"));
-    int counts[100];
+    int counts[100], a;
 
     ck_assert_int_eq(pe_store_user_create(st, u), PE_STORE_OK);
-    race(_i, 16, racer_login_failed, u->id, counts);
-    ck_assert_int_eq(counts[RACE_OK], 16);
+    race(_i, 16, racer_login_counted, u->id, counts);
+    for (a = 1; a <= 16; a++)
+        ck_assert_msg(counts[RACE_ATTEMPT + a] == 1, "attempt %d granted %d times", a, counts[RACE_ATTEMPT + a]);
     ck_assert_int_eq(pe_store_user_by_id(st, u->id, &u), PE_STORE_OK);
     ck_assert_int_eq(u->failed_logins, 16);
     ck_assert_int_eq(u->locked_until, 0);
@@ -1848,7 +1830,6 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, schema_idempotent, 0, n);
     tcase_add_loop_test(tc, user_create_find_conflicts, 0, n);
     tcase_add_loop_test(tc, user_updates, 0, n);
-    tcase_add_loop_test(tc, login_failures_lock_and_expiry, 0, n);
     tcase_add_loop_test(tc, login_reserve_counts_first, 0, n);
     tcase_add_loop_test(tc, sessions, 0, n);
     tcase_add_loop_test(tc, delete_archives, 0, n);
@@ -1864,7 +1845,7 @@ Suite *pe_suite_store(void)
     tcase_add_loop_test(tc, race_registrations_one_email, 0, n);
     tcase_add_loop_test(tc, race_refresh_rotation_once, 0, n);
     tcase_add_loop_test(tc, race_deletions_once, 0, n);
-    tcase_add_loop_test(tc, race_login_failures_counted, 0, n);
+    tcase_add_loop_test(tc, race_login_reserve_all_counted, 0, n);
     tcase_add_loop_test(tc, race_login_reserve_exact, 0, n);
     tcase_add_loop_test(tc, front_end_outcomes, 0, n);
     tcase_add_loop_test(tc, staff_create_find_conflicts, 0, n);
