@@ -1,0 +1,96 @@
+"""make bench-rss: child RSS over a long run. The bench's httpd (bench.BenchSetup; event MPM,
+BENCH_SERVERS children, 2 unless set) takes BENCH_RSS_REQUESTS (200000) completions in wrk runs of
+BENCH_RSS_CHUNK (5s), cache misses and cache hits taking turns; the RSS of every child is read
+from /proc/<pid>/status after the warm-up (start), once half the requests are done (middle) and
+at the end. Prints the three samples per child and the growth start -> end (target: within 5%)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench import CONNS, THREADS, BenchSetup, loadavg, wrk  # noqa: E402
+
+TOTAL = int(os.environ.get("BENCH_RSS_REQUESTS", "200000"))
+CHUNK = os.environ.get("BENCH_RSS_CHUNK", "5s")
+
+
+def children(parent):
+    """{pid: VmRSS KiB} of the direct children of parent (from /proc)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != parent:
+                continue
+            with open("/proc/%s/status" % d) as f:
+                out[int(d)] = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        except (OSError, IndexError, ValueError, AttributeError):
+            continue
+    return out
+
+
+def uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    before = uptime()
+    load = [loadavg()]
+    s = BenchSetup(name="bench_rss", mpm="event", servers=os.environ.get("BENCH_SERVERS", "2"))
+    samples, done, per_kind, bad, t0 = {}, 0, {"pe_miss": 0, "pe_hit": 0}, 0, time.time()
+    try:
+        s.start()
+        targets = [t for t in s.targets() if t[0] != "mod_proxy"]
+        s.warm_up(targets)
+        time.sleep(1)
+        parent = s.h.pid()
+        samples["start"] = children(parent)
+        i = 0
+        while done < TOTAL:
+            name, url, body, auth = targets[i % 2]
+            r = wrk(url, body, auth, duration=CHUNK)
+            done += r["requests"]
+            per_kind[name] += r["requests"]
+            bad += r["non2xx"]
+            i += 1
+            if "middle" not in samples and done >= TOTAL // 2:
+                samples["middle"] = children(parent)
+                load.append(loadavg())
+        time.sleep(1)
+        samples["end"] = children(parent)
+        s.check_hit()
+        load.append(loadavg())
+    finally:
+        s.stop()
+    after = uptime()
+    print("child RSS over %d completions (%d misses, %d hits; wrk -t%s -c%s in %s runs; %d non-2xx; %.0f s)"
+          % (done, per_kind["pe_miss"], per_kind["pe_hit"], THREADS, CONNS, CHUNK, bad, time.time() - t0))
+    print("store %s, MPM event, %d children x 64 threads" % (s.store, s.servers))
+    print("uptime before: %s\nuptime after:  %s" % (before, after))
+    print("%8s %10s %10s %10s %9s %9s" % ("child", "start KiB", "middle KiB", "end KiB", "start>end", "mid>end"))
+    worst = 0.0
+    rows = []
+    for pid, start in sorted(samples["start"].items()):
+        mid, end = samples.get("middle", {}).get(pid), samples["end"].get(pid)
+        if mid is None or end is None:
+            print("%8d %10d %10s %10s  (the child exited during the run)" % (pid, start, mid or "-", end or "-"))
+            worst = float("inf")
+            continue
+        g, gm = (end - start) * 100.0 / start, (end - mid) * 100.0 / mid
+        worst = max(worst, abs(g))
+        rows.append({"pid": pid, "start": start, "middle": mid, "end": end, "growth_pct": g})
+        print("%8d %10d %10d %10d %+8.1f%% %+8.1f%%" % (pid, start, mid, end, g, gm))
+    print("largest change start -> end: %.1f%% (target within 5%%: %s)" % (worst, "met" if worst <= 5 else "NOT met"))
+    print(json.dumps({"bench": "rss", "requests": done, "per_kind": per_kind, "non2xx": bad, "children": rows,
+                      "worst_pct": worst, "loadavg": load, "uptime": [before, after], "connections": int(CONNS)}))
+
+
+if __name__ == "__main__":
+    main()
