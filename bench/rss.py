@@ -2,7 +2,8 @@
 BENCH_SERVERS children, 2 unless set) takes BENCH_RSS_REQUESTS (200000) completions in wrk runs of
 BENCH_RSS_CHUNK (5s), cache misses and cache hits taking turns; the RSS of every child is read
 from /proc/<pid>/status after the warm-up (start), once half the requests are done (middle) and
-at the end. Prints the three samples per child and the growth start -> end (target: within 5%)."""
+at the end (and at the quarter points). Prints the samples per child and the growth start -> end
+(target: within 5%). BENCH_EXTRA_CONF adds configuration lines, as in bench.py."""
 import json
 import os
 import re
@@ -60,11 +61,16 @@ def main():
             per_kind[name] += r["requests"]
             bad += r["non2xx"]
             i += 1
-            if "middle" not in samples and done >= TOTAL // 2:
-                samples["middle"] = children(parent)
+            for q in (1, 2, 3):  # the quarter points; the half is the "middle" sample
+                if "q%d" % q not in samples and done >= TOTAL * q // 4:
+                    samples["q%d" % q] = children(parent)
+            if "middle" not in samples and "q2" in samples:
+                samples["middle"] = samples["q2"]
                 load.append(loadavg())
         time.sleep(1)
         samples["end"] = children(parent)
+        # the misses may have pushed the hit's entry out of the cache: one request stores it again
+        s.h.post("/v1/prompt/completions", json.loads(s.hit_body), headers={"Authorization": "Bearer " + s.key})
         s.check_hit()
         load.append(loadavg())
     finally:
@@ -87,6 +93,9 @@ def main():
         worst = max(worst, abs(g))
         rows.append({"pid": pid, "start": start, "middle": mid, "end": end, "growth_pct": g})
         print("%8d %10d %10d %10d %+8.1f%% %+8.1f%%" % (pid, start, mid, end, g, gm))
+    print("every child at 0, 25, 50, 75 and 100% of the requests (KiB):")
+    for pid in sorted(samples["start"]):
+        print("  %d: %s" % (pid, " ".join(str(samples[k].get(pid, "-")) for k in ("start", "q1", "q2", "q3", "end"))))
     print("largest change start -> end: %.1f%% (target within 5%%: %s)" % (worst, "met" if worst <= 5 else "NOT met"))
     print(json.dumps({"bench": "rss", "requests": done, "per_kind": per_kind, "non2xx": bad, "children": rows,
                       "worst_pct": worst, "loadavg": load, "uptime": [before, after], "connections": int(CONNS)}))
