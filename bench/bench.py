@@ -77,6 +77,24 @@ def loadavg():
     return os.getloadavg()[0]
 
 
+def uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def child_pids():
+    """{parent pid: [child pids]} of every process, from /proc."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    return children
+
+
 class BenchSetup:
     """The node fake upstream, the store's server (BENCH_STORE), one httpd (BENCH_MPM, BENCH_SERVERS)
     serving plain mod_proxy and PromptEnchanter, and a registered user with a practically unlimited

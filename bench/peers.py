@@ -17,7 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import CONNS, DURATION, THREADS, BenchSetup, loadavg, print_results, wrk  # noqa: E402
+from bench import CONNS, DURATION, THREADS, BenchSetup, child_pids, loadavg, print_results, uptime, wrk  # noqa: E402
 from pe_harness import free_port  # noqa: E402
 
 GATEWAY = os.path.join(HERE, "node_modules", "@portkey-ai", "gateway", "build", "start-server.js")
@@ -26,15 +26,7 @@ SHIM = pathlib.Path(HERE, "loopback-only.mjs").as_uri()
 
 def descendants(pid):
     """pid and every process below it (from /proc)."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
+    children = child_pids()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -101,10 +93,6 @@ class Portkey:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
-
-
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main():

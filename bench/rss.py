@@ -7,13 +7,12 @@ at the end (and at the quarter points). Prints the samples per child and the gro
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import CONNS, THREADS, BenchSetup, loadavg, wrk  # noqa: E402
+from bench import CONNS, THREADS, BenchSetup, child_pids, loadavg, uptime, wrk  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_RSS_REQUESTS", "200000"))
 CHUNK = os.environ.get("BENCH_RSS_CHUNK", "5s")
@@ -22,23 +21,13 @@ CHUNK = os.environ.get("BENCH_RSS_CHUNK", "5s")
 def children(parent):
     """{pid: VmRSS KiB} of the direct children of parent (from /proc)."""
     out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in child_pids().get(parent, []):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != parent:
-                continue
-            with open("/proc/%s/status" % d) as f:
-                out[int(d)] = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-        except (OSError, IndexError, ValueError, AttributeError):
+            with open("/proc/%d/status" % pid) as f:
+                out[pid] = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
             continue
     return out
-
-
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main():
