@@ -138,12 +138,17 @@ static const struct {
                               "updated_at = %s WHERE kind = %s AND id = %s"},
     [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
                            "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
-    /* The last active super-administrator (pe_dbd_staff_set_active): a transaction first writes
-     * every active super-administrator's row (PostgreSQL: locks them; SQLite: takes the write
-     * lock), so the guard's EXISTS of the next statement sees every other change committed. */
+    /* The last active super-administrator (pe_dbd_staff_set_active): a transaction first takes
+     * every active super-administrator's row (SQLite: a write, which takes the database's write
+     * lock; PostgreSQL: row locks in id order, so two transactions never lock them in opposite
+     * orders and deadlock, as an UPDATE in heap order could), so the guard's EXISTS of the next
+     * statement sees every other change committed. */
     [Q_STAFF_SUPER_LOCK] = {"pe_staff_super_lock",
                             "UPDATE pe_staff SET is_super = is_super WHERE kind = %s AND is_super = 1 AND "
                             "is_active = 1"},
+    [Q_STAFF_SUPER_LOCK_PG] = {"pe_staff_super_lock_pg",
+                               "SELECT id FROM pe_staff WHERE kind = %s AND is_super = 1 AND is_active = 1 "
+                               "ORDER BY id FOR UPDATE"},
 #define STAFF_NOT_LAST_SUPER                                                                       \
     "(is_super = 0 OR is_active = 0 OR EXISTS (SELECT 1 FROM pe_staff o WHERE o.kind = pe_staff.kind AND " \
     "o.is_super = 1 AND o.is_active = 1 AND o.id <> pe_staff.id))"

@@ -115,12 +115,18 @@ static pe_store_status_e staff_lifecycle(pe_store_t *st, pe_principal_kind_e kin
     const char *a[] = {active ? "1" : "0", pe_dbd_i64(p, now), k, id, active ? "1" : "0"};
     const char *key[] = {k, id};
     apr_dbd_transaction_t *tx;
+    apr_array_header_t *locked;
     pe_store_status_e rs;
     pe_staff_t *s;
 
     if ((rs = pe_dbd_tx_begin(st, &tx)) != PE_STORE_OK)
         return rs;
-    rs = kind == PE_PRINCIPAL_ADMIN ? pe_dbd_exec(st, Q_STAFF_SUPER_LOCK, NULL, 1, &admin) : PE_STORE_OK;
+    if (kind != PE_PRINCIPAL_ADMIN)
+        rs = PE_STORE_OK;
+    else if (DBD(st)->pgsql)
+        rs = pe_dbd_select_rows(st, Q_STAFF_SUPER_LOCK_PG, 1, &admin, 1, &locked);
+    else
+        rs = pe_dbd_exec(st, Q_STAFF_SUPER_LOCK, NULL, 1, &admin);
     if (rs == PE_STORE_OK)
         rs = set ? pe_dbd_update(st, Q_STAFF_SET_ACTIVE, 5, a) : pe_dbd_update(st, Q_STAFF_DELETE, 2, key);
     if (rs == PE_STORE_OK && !(set && active))
