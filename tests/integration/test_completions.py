@@ -631,9 +631,11 @@ class CacheMemcached(MemcachedMixin, UpstreamMixin, HttpdTestCase):
         self.assertTrue(used)
 
 class CreditsRaceMixin(UpstreamMixin):
-    """32 parallel requests, one connection each, several prefork children; 31 credits."""
+    """32 parallel requests, one connection each, several prefork children (or event threads, or
+    two httpds on one store); 31 credits: exactly 31 succeed."""
 
     MPM = "prefork"
+    NODES = 1  # 2: a second httpd on the same store takes every other request
 
     def set_credits(self, uid, n):
         raise NotImplementedError
@@ -642,12 +644,27 @@ class CreditsRaceMixin(UpstreamMixin):
         raise NotImplementedError
 
     def test_32_parallel_31_credits(self):
+        ports = [self.httpd.port]
+        other = None
+        if self.NODES == 2:
+            other = Httpd(self.__class__.__name__.lower() + "-node2", mpm=self.MPM, extra_conf=self.EXTRA_CONF,
+                          env=self.ENV).start_node_of(self.httpd)
+            ports.append(other.port)
+        try:
+            self.race(ports)
+        finally:
+            if other:
+                other.stop()
+        if other:
+            self.assertEqual(other.log_problems(), [])
+
+    def race(self, ports):
         uid, key = self.new_user()
         self.set_credits(uid, 31)
         body = json.dumps({"level": "low", "prompt": "race [[fake:delay_ms=50]]"})
 
         def one(i):
-            conn = http.client.HTTPConnection("127.0.0.1", self.httpd.port, timeout=60)
+            conn = http.client.HTTPConnection("127.0.0.1", ports[i % len(ports)], timeout=60)
             try:
                 conn.request("POST", "/v1/prompt/completions", body,
                              dict(bearer(key), **{"Content-Type": "application/json", "Connection": "close"}))
@@ -662,7 +679,8 @@ class CreditsRaceMixin(UpstreamMixin):
         self.assertEqual(codes.count(200), 31, codes)
         self.assertEqual(codes.count(429), 1, codes)
         self.assertEqual(self.get_credits(uid), 0)
-        print(json.dumps({"test": "T-CR-01", "driver": self.DRIVER, "successes": codes.count(200),
+        print(json.dumps({"test": "T-CR-01", "driver": self.DRIVER, "mpm": self.MPM, "nodes": len(ports),
+                          "successes": codes.count(200),
                           "rejections": codes.count(429), "credits_oversold": max(0, codes.count(200) - 31)}))
 
 
@@ -695,6 +713,23 @@ class CreditsRacePostgres(pe_pg.PostgresClass, CreditsRaceMixin, HttpdTestCase):
         return int(self.pg.query("SELECT conv_limit FROM pe_users WHERE id = '%s'" % uid))
 
 
+class CreditsRaceSqliteEvent(CreditsRaceSqlite):
+    MPM = "event"
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class CreditsRacePostgresEvent(CreditsRacePostgres):
+    MPM = "event"
+    PG_NAME = "pg-credits-event"
+
+
+@unittest.skipUnless(pe_pg.available(), "PostgreSQL is not installed")
+class CreditsRacePostgresTwoNodes(CreditsRacePostgres):
+    """Two prefork httpds on one PostgreSQL, the requests alternating between them."""
+    NODES = 2
+    PG_NAME = "pg-credits-nodes"
+
+
 @unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
 class CompletionsMongo(pe_mongo.MongoClass, Completions):
     MONGO_NAME = "mongo-completions"
@@ -704,6 +739,14 @@ class CompletionsMongo(pe_mongo.MongoClass, Completions):
 class CreditsRaceMongo(pe_mongo.MongoClass, CreditsRaceSqlite):
     DRIVER = "mongodb"
     MONGO_NAME = "mongo-credits"
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class CreditsRaceMongoTwoNodes(CreditsRaceMongo):
+    """Two event httpds on one MongoDB, the requests alternating between them."""
+    MPM = "event"
+    NODES = 2
+    MONGO_NAME = "mongo-credits-nodes"
 
 
 class MessageLogDurability(UpstreamMixin, unittest.TestCase):

@@ -9,6 +9,7 @@ import shutil
 import time
 import unittest
 
+import pe_mongo
 import pe_pg
 from pe_harness import Httpd, HttpdTestCase
 
@@ -116,8 +117,13 @@ class PrincipalCacheTwoNodes(unittest.TestCase):
     TTL = 2.0
 
     @classmethod
+    def store(cls):
+        """The store both nodes share (`query` runs the suites' SQL on it)."""
+        return pe_pg.PgCluster("pg-principal").start()
+
+    @classmethod
     def setUpClass(cls):
-        cls.pg = pe_pg.PgCluster("pg-principal").start()
+        cls.pg = cls.store()
         conf = FAST + "PEPrincipalCacheTTL %ds\n" % cls.TTL
         cls.a = Httpd("principal-a", mpm="prefork", extra_conf=conf, env=dict(cls.pg.env(), PE_PREFORK_SERVERS="2"))
         cls.b = Httpd("principal-b", mpm="prefork", extra_conf=conf, env=dict(cls.pg.env(), PE_PREFORK_SERVERS="2"))
@@ -171,6 +177,16 @@ class PrincipalCacheTwoNodes(unittest.TestCase):
         time.sleep(max(0.0, changed + self.TTL + 0.2 - time.time()))
         self.assertEqual({s for s, _ in spread(self.a, key, 8)}, {401})
         self.assertEqual({s for s, _ in spread(self.b, key, 8)}, {401})
+
+
+
+@unittest.skipUnless(pe_mongo.available(), "no MongoDB server (node and the stand-in, or PE_TEST_MONGODB_URI)")
+class PrincipalCacheTwoNodesMongo(PrincipalCacheTwoNodes):
+    """The same with two httpds sharing one MongoDB."""
+
+    @classmethod
+    def store(cls):
+        return pe_mongo.MongoServer("mongo-principal").start()
 
 
 if __name__ == "__main__":
