@@ -43,6 +43,8 @@
 
 /** memcached's key limit. */
 #define PE_MEMCACHE_KEY_MAX 250
+/** Most keys in one pe_memcache_getm(). */
+#define PE_MEMCACHE_MGET_MAX 8
 /** Most servers in one list. */
 #define PE_MEMCACHE_SERVERS_MAX 16
 /** Longest TTL memcached takes as relative seconds (30 days); longer would be read as a date. */
@@ -136,6 +138,24 @@ int pe_memcache_key_valid(const char *key);
  * @return APR_SUCCESS, APR_NOTFOUND when absent, or an error above
  */
 apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, char **val, apr_size_t *len);
+
+/**
+ * Get several values in one round trip per server: the keys that hash to the same server go in one
+ * "get k1 k2 ..." (apr_memcache_multgetp), under one deadline; keys on different servers are asked
+ * one server after the other. Counts as one operation per server asked.
+ * NB: apr_memcache waits at most 50 ms (its MULT_GET_TIMEOUT) for the first reply line of a
+ * multi-get; a slower server gives APR_TIMEUP for its keys and is marked down like any timeout.
+ * @param p    pool for the values
+ * @param n    number of keys, 1..PE_MEMCACHE_MGET_MAX
+ * @param keys the keys (each as for pe_memcache_get)
+ * @param vals per key: its value, NUL-terminated copy in p, or NULL
+ * @param lens per key: its length (the NUL not counted), 0 when not found
+ * @param rvs  per key: APR_SUCCESS, APR_NOTFOUND, or the error of its server's request
+ * @return APR_SUCCESS when every server asked answered (each rvs[i] is APR_SUCCESS or APR_NOTFOUND),
+ *         APR_EINVAL for bad arguments (nothing sent), else the first error of a server
+ */
+apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                              apr_size_t *lens, apr_status_t *rvs);
 
 /**
  * Store a value.

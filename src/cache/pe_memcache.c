@@ -19,6 +19,7 @@
 #include "pe_memcache.h"
 
 #include <apr_atomic.h>
+#include <apr_hash.h>
 #include <apr_memcache.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
@@ -46,7 +47,7 @@ struct pe_memcache_conf_t {
     pe_memcache_opts_t opts;
 };
 
-typedef enum { PE_MC_GET, PE_MC_SET, PE_MC_ADD, PE_MC_INCR, PE_MC_INCR_ADD, PE_MC_DELETE } pe_mc_op_e;
+typedef enum { PE_MC_GET, PE_MC_MGET, PE_MC_SET, PE_MC_ADD, PE_MC_INCR, PE_MC_INCR_ADD, PE_MC_DELETE } pe_mc_op_e;
 
 typedef enum { PE_SLOT_IDLE, PE_SLOT_CLAIMED, PE_SLOT_ASSIGNED, PE_SLOT_DONE, PE_SLOT_ABANDONED } pe_mc_slot_state_e;
 
@@ -61,6 +62,12 @@ typedef struct {
     char *val;
     apr_size_t vlen;
     apr_uint32_t nv;
+    /* PE_MC_MGET: keys[0] is key; per key its value and status */
+    int nk;
+    const char *keys[PE_MEMCACHE_MGET_MAX];
+    char *vals[PE_MEMCACHE_MGET_MAX];
+    apr_size_t vlens[PE_MEMCACHE_MGET_MAX];
+    apr_status_t rvs[PE_MEMCACHE_MGET_MAX];
 } pe_mc_job_t;
 
 typedef struct pe_mc_lane_t pe_mc_lane_t;
@@ -263,6 +270,45 @@ static apr_status_t pe_mc_incr_once(pe_mc_lane_t *l, pe_mc_job_t *j)
     return rv;
 }
 
+/*
+ * Several keys in one "get k1 k2 ..." through apr_memcache_multgetp. Its own return is always
+ * success; what went wrong is in each value's status (a network error, or APR_TIMEUP when no
+ * reply came within apr_memcache's MULT_GET_TIMEOUT of 50 ms, after which the connection is
+ * closed). The job fails with the first such error.
+ */
+static apr_status_t pe_mc_mget_once(pe_mc_lane_t *l, pe_mc_slot_t *s)
+{
+    pe_mc_job_t *j = &s->job;
+    apr_hash_t *h = NULL;
+    apr_pool_t *tp;
+    apr_status_t rv;
+    int k;
+
+    for (k = 0; k < j->nk; k++) {
+        j->vals[k] = NULL;
+        j->vlens[k] = 0;
+        j->rvs[k] = APR_NOTFOUND;
+        apr_memcache_add_multget_key(s->pool, j->keys[k], &h);
+    }
+    /* NB: multgetp clears its temporary pool; the values stay in the slot pool */
+    if ((rv = apr_pool_create(&tp, s->pool)) != APR_SUCCESS)
+        return rv;
+    rv = apr_memcache_multgetp(l->amc, tp, s->pool, h);
+    apr_pool_destroy(tp);
+    if (rv != APR_SUCCESS)
+        return rv;
+    for (k = 0; k < j->nk; k++) {
+        apr_memcache_value_t *v = apr_hash_get(h, j->keys[k], APR_HASH_KEY_STRING);
+        j->rvs[k] = v ? v->status : APR_EGENERAL;
+        if (j->rvs[k] == APR_SUCCESS) {
+            j->vals[k] = v->data;
+            j->vlens[k] = v->data ? v->len : 0;
+        } else if (j->rvs[k] != APR_NOTFOUND && rv == APR_SUCCESS)
+            rv = j->rvs[k];
+    }
+    return rv;
+}
+
 /* Run a job on this thread (blocking, possibly forever on a hung server). */
 static apr_status_t pe_mc_exec(pe_mc_lane_t *l, pe_mc_slot_t *s)
 {
@@ -276,6 +322,8 @@ static apr_status_t pe_mc_exec(pe_mc_lane_t *l, pe_mc_slot_t *s)
         j->val = NULL;
         j->vlen = 0;
         return apr_memcache_getp(l->amc, s->pool, j->key, &j->val, &j->vlen, NULL);
+    case PE_MC_MGET:
+        return pe_mc_mget_once(l, s);
     case PE_MC_SET:
         return apr_memcache_set(l->amc, j->key, j->data, j->len, j->ttl, 0);
     case PE_MC_ADD:
@@ -566,7 +614,7 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
     pe_mc_slot_t *s = NULL;
     pe_mc_lane_t *l;
     apr_status_t rv;
-    int probe;
+    int k, probe;
 
     apr_atomic_inc32(&mc->ops);
     if (!(l = pe_mc_pick(mc, job->key, &probe))) {
@@ -600,6 +648,8 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
     s->job = *job;
     s->job.key = apr_pstrdup(s->pool, job->key);
     s->job.data = job->len ? apr_pmemdup(s->pool, job->data, job->len) : (char *)"";
+    for (k = 0; k < job->nk; k++)
+        s->job.keys[k] = apr_pstrdup(s->pool, job->keys[k]);
 
     apr_thread_mutex_lock(l->mutex);
     s->state = PE_SLOT_ASSIGNED;
@@ -634,12 +684,29 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
         job->val[job->vlen] = '\0';
     }
     job->nv = s->job.nv;
+    /* a multi-get that failed on the way may still have found some keys before */
+    for (k = 0; job->op == PE_MC_MGET && k < job->nk; k++) {
+        job->rvs[k] = s->job.rvs[k];
+        job->vlens[k] = job->rvs[k] == APR_SUCCESS ? s->job.vlens[k] : 0;
+        job->vals[k] = NULL;
+        if (job->rvs[k] != APR_SUCCESS)
+            continue;
+        job->vals[k] = apr_palloc(p, job->vlens[k] + 1);
+        if (job->vlens[k])
+            memcpy(job->vals[k], s->job.vals[k], job->vlens[k]);
+        job->vals[k][job->vlens[k]] = '\0';
+    }
 
     apr_thread_mutex_lock(l->mutex);
     s->state = PE_SLOT_IDLE;
     apr_thread_cond_signal(l->idle_cv);
     apr_thread_mutex_unlock(l->mutex);
 
+    for (k = 0; job->op == PE_MC_MGET && k < job->nk; k++)
+        if (job->rvs[k] == APR_SUCCESS)
+            apr_atomic_inc32(&mc->hits);
+        else if (job->rvs[k] == APR_NOTFOUND)
+            apr_atomic_inc32(&mc->misses);
     if (job->op == PE_MC_GET && rv == APR_SUCCESS)
         apr_atomic_inc32(&mc->hits);
     else if (job->op == PE_MC_GET && rv == APR_NOTFOUND)
@@ -664,6 +731,61 @@ apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, 
     if (len)
         *len = rv == APR_SUCCESS ? j.vlen : 0;
     return rv;
+}
+
+/* The lane a key goes to when every server is up. */
+static int pe_mc_home(pe_memcache_t *mc, const char *key)
+{
+    return (int)(apr_memcache_hash_default(NULL, key, strlen(key)) % (apr_uint32_t)mc->nlanes);
+}
+
+/* Get several keys: one request per server their keys go to. */
+apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                              apr_size_t *lens, apr_status_t *rvs)
+{
+    int done[PE_MEMCACHE_MGET_MAX] = {0}, at[PE_MEMCACHE_MGET_MAX];
+    apr_status_t rv, first = APR_SUCCESS;
+    int i, k, home;
+
+    if (!mc || !p || !keys || !vals || !lens || !rvs || n < 1 || n > PE_MEMCACHE_MGET_MAX)
+        return APR_EINVAL;
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
+        lens[i] = 0;
+        rvs[i] = APR_EINVAL;
+        if (!pe_memcache_key_valid(keys[i]))
+            return APR_EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        pe_mc_job_t j = {PE_MC_MGET};
+
+        if (done[i])
+            continue;
+        /* NB: keys with the same home server share its request (and, when it is down, the next
+         * usable server, as pe_mc_pick goes down the list from the first key's hash) */
+        home = pe_mc_home(mc, keys[i]);
+        for (k = i; k < n; k++)
+            if (!done[k] && pe_mc_home(mc, keys[k]) == home) {
+                done[k] = 1;
+                at[j.nk] = k;
+                j.keys[j.nk++] = keys[k];
+            }
+        j.key = j.keys[0];
+        /* NB: a call that did not run to its end (refused, timed out) leaves these as they are */
+        for (k = 0; k < j.nk; k++)
+            j.rvs[k] = APR_EINCOMPLETE;
+        rv = pe_mc_call(mc, p, &j);
+        for (k = 0; k < j.nk; k++) {
+            rvs[at[k]] = rv == APR_SUCCESS || j.rvs[k] == APR_SUCCESS || j.rvs[k] == APR_NOTFOUND ? j.rvs[k] : rv;
+            if (rvs[at[k]] == APR_SUCCESS) {
+                vals[at[k]] = j.vals[k];
+                lens[at[k]] = j.vlens[k];
+            }
+        }
+        if (rv != APR_SUCCESS && first == APR_SUCCESS)
+            first = rv;
+    }
+    return first;
 }
 
 /* Shared by set and add. */
