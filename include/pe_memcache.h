@@ -141,8 +141,9 @@ apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, 
 
 /**
  * Get several values in one round trip per server: the keys that hash to the same server go in one
- * "get k1 k2 ..." (apr_memcache_multgetp), under one deadline; keys on different servers are asked
- * one server after the other. Counts as one operation per server asked.
+ * "get k1 k2 ..." (apr_memcache_multgetp); the requests to different servers are all handed to
+ * their I/O threads before any is waited for, under one deadline. Counts as one operation per
+ * request.
  * NB: apr_memcache waits at most 50 ms (its MULT_GET_TIMEOUT) for the first reply line of a
  * multi-get; a slower server gives APR_TIMEUP for its keys and is marked down like any timeout.
  * @param p    pool for the values

@@ -606,21 +606,40 @@ static pe_mc_slot_t *pe_mc_idle_slot(pe_mc_lane_t *l)
     return NULL;
 }
 
-/* Run job on an I/O thread, waiting at most mc->timeout; outputs copied into p. */
-static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job)
+/* A job handed to an I/O thread and not collected yet. */
+typedef struct {
+    pe_mc_lane_t *l;
+    pe_mc_slot_t *s;
+    int probe;
+} pe_mc_run_t;
+
+/*
+ * Hand job to an idle I/O thread of the lane that takes job->key, waiting for one until deadline.
+ * held: lanes where the caller already has a job running (nheld of them); when the lane picked is
+ * one of them and has no idle thread, APR_EBUSY (the caller collects its jobs first: waiting would
+ * wait for itself).
+ */
+static apr_status_t pe_mc_start(pe_memcache_t *mc, pe_mc_job_t *job, apr_time_t deadline, pe_mc_lane_t *const *held,
+                                int nheld, pe_mc_run_t *run)
 {
-    apr_time_t deadline = apr_time_now() + mc->timeout;
-    pe_mc_change_e ch = PE_MC_SAME;
     pe_mc_slot_t *s = NULL;
     pe_mc_lane_t *l;
-    apr_status_t rv;
     int k, probe;
 
-    apr_atomic_inc32(&mc->ops);
     if (!(l = pe_mc_pick(mc, job->key, &probe))) {
+        apr_atomic_inc32(&mc->ops);
         apr_atomic_inc32(&mc->fast_fails);
         return APR_EAGAIN;
     }
+    for (k = 0; k < nheld && held[k] != l; k++)
+        ;
+    if (k < nheld && !pe_mc_idle_slot(l)) {
+        if (probe)
+            l->probing = 0;
+        apr_thread_mutex_unlock(l->mutex);
+        return APR_EBUSY;
+    }
+    apr_atomic_inc32(&mc->ops);
     /* lane locked: wait for an idle thread within the deadline */
     for (;;) {
         apr_interval_time_t remaining;
@@ -654,6 +673,24 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
     apr_thread_mutex_lock(l->mutex);
     s->state = PE_SLOT_ASSIGNED;
     apr_thread_cond_broadcast(s->cv);
+    apr_thread_mutex_unlock(l->mutex);
+    run->l = l;
+    run->s = s;
+    run->probe = probe;
+    return APR_SUCCESS;
+}
+
+/* Wait until deadline for a job started by pe_mc_start; outputs copied into p. */
+static apr_status_t pe_mc_finish(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job, apr_time_t deadline,
+                                 pe_mc_run_t *run)
+{
+    pe_mc_lane_t *l = run->l;
+    pe_mc_slot_t *s = run->s;
+    pe_mc_change_e ch;
+    apr_status_t rv;
+    int k;
+
+    apr_thread_mutex_lock(l->mutex);
     while (s->state == PE_SLOT_ASSIGNED) {
         apr_interval_time_t remaining = deadline - apr_time_now();
         if (remaining <= 0)
@@ -665,14 +702,14 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
         s->state = PE_SLOT_ABANDONED;
         l->nabandoned++;
         apr_atomic_inc32(&mc->abandoned);
-        ch = pe_mc_outcome(l, probe, 1);
+        ch = pe_mc_outcome(l, run->probe, 1);
         apr_thread_mutex_unlock(l->mutex);
         apr_atomic_inc32(&mc->timeouts);
         pe_mc_log_change(l, ch, APR_TIMEUP);
         return APR_TIMEUP;
     }
     rv = s->rv;
-    ch = pe_mc_outcome(l, probe, pe_mc_server_failure(rv));
+    ch = pe_mc_outcome(l, run->probe, pe_mc_server_failure(rv));
     apr_thread_mutex_unlock(l->mutex);
 
     /* DONE: the slot is still ours until it goes back to IDLE */
@@ -717,6 +754,17 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
     return rv;
 }
 
+
+/* Run job on an I/O thread, waiting at most mc->timeout; outputs copied into p. */
+static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job)
+{
+    apr_time_t deadline = apr_time_now() + mc->timeout;
+    pe_mc_run_t run;
+    apr_status_t rv = pe_mc_start(mc, job, deadline, NULL, 0, &run);
+
+    return rv == APR_SUCCESS ? pe_mc_finish(mc, p, job, deadline, &run) : rv;
+}
+
 /* Get. */
 apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, char **val, apr_size_t *len)
 {
@@ -739,13 +787,35 @@ static int pe_mc_home(pe_memcache_t *mc, const char *key)
     return (int)(apr_memcache_hash_default(NULL, key, strlen(key)) % (apr_uint32_t)mc->nlanes);
 }
 
-/* Get several keys: one request per server their keys go to. */
+/* Copy a multi-get's per-key results (job j, call result rv) to the caller's arrays. */
+static void pe_mc_mget_out(const pe_mc_job_t *j, const int *at, apr_status_t rv, char **vals, apr_size_t *lens,
+                           apr_status_t *rvs)
+{
+    int k;
+
+    for (k = 0; k < j->nk; k++) {
+        rvs[at[k]] = rv == APR_SUCCESS || j->rvs[k] == APR_SUCCESS || j->rvs[k] == APR_NOTFOUND ? j->rvs[k] : rv;
+        if (rvs[at[k]] == APR_SUCCESS) {
+            vals[at[k]] = j->vals[k];
+            lens[at[k]] = j->vlens[k];
+        }
+    }
+}
+
+/*
+ * Get several keys: one request per server their keys go to, all sent before any is waited for,
+ * under one deadline.
+ */
 apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const char *const *keys, char **vals,
                               apr_size_t *lens, apr_status_t *rvs)
 {
-    int done[PE_MEMCACHE_MGET_MAX] = {0}, at[PE_MEMCACHE_MGET_MAX];
-    apr_status_t rv, first = APR_SUCCESS;
-    int i, k, home;
+    apr_time_t deadline;
+    pe_mc_job_t jobs[PE_MEMCACHE_MGET_MAX];
+    pe_mc_run_t runs[PE_MEMCACHE_MGET_MAX];
+    pe_mc_lane_t *held[PE_MEMCACHE_MGET_MAX];
+    apr_status_t st[PE_MEMCACHE_MGET_MAX], rv, first = APR_SUCCESS;
+    int done[PE_MEMCACHE_MGET_MAX] = {0}, at[PE_MEMCACHE_MGET_MAX][PE_MEMCACHE_MGET_MAX];
+    int i, k, g, ng = 0, nheld = 0, from = 0, home;
 
     if (!mc || !p || !keys || !vals || !lens || !rvs || n < 1 || n > PE_MEMCACHE_MGET_MAX)
         return APR_EINVAL;
@@ -756,34 +826,48 @@ apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const cha
         if (!pe_memcache_key_valid(keys[i]))
             return APR_EINVAL;
     }
+    /* NB: keys with the same home server share its request (and, when it is down, the next usable
+     * server, as pe_mc_pick goes down the list from the first key's hash) */
     for (i = 0; i < n; i++) {
-        pe_mc_job_t j = {PE_MC_MGET};
+        pe_mc_job_t *j = &jobs[ng];
 
         if (done[i])
             continue;
-        /* NB: keys with the same home server share its request (and, when it is down, the next
-         * usable server, as pe_mc_pick goes down the list from the first key's hash) */
+        memset(j, 0, sizeof(*j));
+        j->op = PE_MC_MGET;
         home = pe_mc_home(mc, keys[i]);
         for (k = i; k < n; k++)
             if (!done[k] && pe_mc_home(mc, keys[k]) == home) {
                 done[k] = 1;
-                at[j.nk] = k;
-                j.keys[j.nk++] = keys[k];
+                at[ng][j->nk] = k;
+                j->keys[j->nk] = keys[k];
+                /* a call that does not run to its end (refused, timed out) leaves this as it is */
+                j->rvs[j->nk++] = APR_EINCOMPLETE;
             }
-        j.key = j.keys[0];
-        /* NB: a call that did not run to its end (refused, timed out) leaves these as they are */
-        for (k = 0; k < j.nk; k++)
-            j.rvs[k] = APR_EINCOMPLETE;
-        rv = pe_mc_call(mc, p, &j);
-        for (k = 0; k < j.nk; k++) {
-            rvs[at[k]] = rv == APR_SUCCESS || j.rvs[k] == APR_SUCCESS || j.rvs[k] == APR_NOTFOUND ? j.rvs[k] : rv;
-            if (rvs[at[k]] == APR_SUCCESS) {
-                vals[at[k]] = j.vals[k];
-                lens[at[k]] = j.vlens[k];
-            }
+        j->key = j->keys[0];
+        ng++;
+    }
+    deadline = apr_time_now() + mc->timeout;
+    for (g = 0; g < ng; g++) {
+        rv = pe_mc_start(mc, &jobs[g], deadline, held, nheld, &runs[g]);
+        if (rv == APR_EBUSY) {
+            /* a fallback sent two groups to one server with no thread to spare: collect first */
+            for (; from < g; from++)
+                if (st[from] == APR_SUCCESS)
+                    st[from] = pe_mc_finish(mc, p, &jobs[from], deadline, &runs[from]);
+            nheld = 0;
+            rv = pe_mc_start(mc, &jobs[g], deadline, held, nheld, &runs[g]);
         }
-        if (rv != APR_SUCCESS && first == APR_SUCCESS)
-            first = rv;
+        if ((st[g] = rv) == APR_SUCCESS)
+            held[nheld++] = runs[g].l;
+    }
+    for (; from < ng; from++)
+        if (st[from] == APR_SUCCESS)
+            st[from] = pe_mc_finish(mc, p, &jobs[from], deadline, &runs[from]);
+    for (g = 0; g < ng; g++) {
+        pe_mc_mget_out(&jobs[g], at[g], st[g], vals, lens, rvs);
+        if (st[g] != APR_SUCCESS && first == APR_SUCCESS)
+            first = st[g];
     }
     return first;
 }

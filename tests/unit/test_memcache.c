@@ -470,6 +470,20 @@ START_TEST(multi_get)
     ck_assert_int_gt(found, 0);
     ck_assert_int_gt(failed, 0);
     ck_assert_int_eq(found + failed, PE_MEMCACHE_MGET_MAX);
+    /* now marked down: its keys go to the other server, whose one thread takes the two requests
+     * one after the other (not a wait for itself until the deadline) */
+    {
+        pe_memcache_t *two1 = client(pe_tp, apr_pstrcat(pe_tp, srv(p0), " ", srv(p1), NULL), 500, 1000, 1);
+        ck_assert_int_ne(pe_memcache_getm(two1, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+        ck_assert_int_eq(pe_memcache_getm(two1, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+        found = 0;
+        for (i = 0; i < PE_MEMCACHE_MGET_MAX; i++) {
+            ck_assert_msg(rvs[i] == APR_SUCCESS || rvs[i] == APR_NOTFOUND, "key %d: %d", i, rvs[i]);
+            found += rvs[i] == APR_SUCCESS;
+        }
+        ck_assert_int_gt(found, 0);
+        ck_assert_int_lt(found, PE_MEMCACHE_MGET_MAX);
+    }
 }
 END_TEST
 
