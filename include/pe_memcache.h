@@ -82,6 +82,7 @@ typedef struct pe_memcache_stats_t {
     apr_uint32_t timeouts;   /**< gave up at the deadline (APR_TIMEUP) */
     apr_uint32_t fast_fails; /**< refused at once: every candidate server down, probing or saturated */
     apr_uint32_t abandoned;  /**< operations abandoned and still running on a blocked thread, now */
+    apr_uint32_t mget_retries; /**< keys of a multi-get asked again with get (no reply in 50 ms) */
     int servers;             /**< servers configured */
     int servers_up;          /**< servers not marked down, now */
 } pe_memcache_stats_t;
@@ -144,8 +145,9 @@ apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, 
  * "get k1 k2 ..." (apr_memcache_multgetp); the requests to different servers are all handed to
  * their I/O threads before any is waited for, under one deadline. Counts as one operation per
  * request.
- * NB: apr_memcache waits at most 50 ms (its MULT_GET_TIMEOUT) for the first reply line of a
- * multi-get; a slower server gives APR_TIMEUP for its keys and is marked down like any timeout.
+ * NB: apr_memcache waits at most 50 ms (its MULT_GET_TIMEOUT) for the reply of a multi-get and
+ * then gives up on the connection; the keys it gave up on are asked again one by one with a plain
+ * get (counted in mget_retries), so a slow server still has the whole timeout to answer.
  * @param p    pool for the values
  * @param n    number of keys, 1..PE_MEMCACHE_MGET_MAX
  * @param keys the keys (each as for pe_memcache_get)

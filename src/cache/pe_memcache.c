@@ -107,7 +107,7 @@ struct pe_memcache_t {
     apr_interval_time_t retry;
     int nlanes;
     pe_mc_lane_t *lanes;
-    volatile apr_uint32_t ops, hits, misses, errors, timeouts, fast_fails, abandoned;
+    volatile apr_uint32_t ops, hits, misses, errors, timeouts, fast_fails, abandoned, mget_retries;
 };
 
 /* Transitions a caller logs once it has left the lock. */
@@ -272,9 +272,13 @@ static apr_status_t pe_mc_incr_once(pe_mc_lane_t *l, pe_mc_job_t *j)
 
 /*
  * Several keys in one "get k1 k2 ..." through apr_memcache_multgetp. Its own return is always
- * success; what went wrong is in each value's status (a network error, or APR_TIMEUP when no
- * reply came within apr_memcache's MULT_GET_TIMEOUT of 50 ms, after which the connection is
- * closed). The job fails with the first such error.
+ * success; what went wrong is in each value's status: a network error, or APR_TIMEUP when no
+ * reply came within apr_memcache's MULT_GET_TIMEOUT (a fixed 50 ms poll, after which it closes
+ * the connection). The job fails with the first such error.
+ * NB: 50 ms is not this client's timeout: a server that is merely slow (a loaded host) would be
+ * marked down at once. Keys that timed out there are asked again one by one with getp, which has
+ * no I/O timeout of its own, so the caller's deadline (PECacheTimeout) is what bounds them, as
+ * for any get.
  */
 static apr_status_t pe_mc_mget_once(pe_mc_lane_t *l, pe_mc_slot_t *s)
 {
@@ -300,10 +304,18 @@ static apr_status_t pe_mc_mget_once(pe_mc_lane_t *l, pe_mc_slot_t *s)
     for (k = 0; k < j->nk; k++) {
         apr_memcache_value_t *v = apr_hash_get(h, j->keys[k], APR_HASH_KEY_STRING);
         j->rvs[k] = v ? v->status : APR_EGENERAL;
-        if (j->rvs[k] == APR_SUCCESS) {
+        if (j->rvs[k] == APR_TIMEUP) {
+            j->rvs[k] = apr_memcache_getp(l->amc, s->pool, j->keys[k], &j->vals[k], &j->vlens[k], NULL);
+            apr_atomic_inc32(&l->mc->mget_retries);
+            if (j->rvs[k] != APR_SUCCESS)
+                j->vals[k] = NULL;
+            else if (!j->vals[k])
+                j->vlens[k] = 0;
+        } else if (j->rvs[k] == APR_SUCCESS) {
             j->vals[k] = v->data;
             j->vlens[k] = v->data ? v->len : 0;
-        } else if (j->rvs[k] != APR_NOTFOUND && rv == APR_SUCCESS)
+        }
+        if (j->rvs[k] != APR_SUCCESS && j->rvs[k] != APR_NOTFOUND && rv == APR_SUCCESS)
             rv = j->rvs[k];
     }
     return rv;
@@ -972,6 +984,7 @@ void pe_memcache_stats(pe_memcache_t *mc, pe_memcache_stats_t *st)
     st->timeouts = apr_atomic_read32(&mc->timeouts);
     st->fast_fails = apr_atomic_read32(&mc->fast_fails);
     st->abandoned = apr_atomic_read32(&mc->abandoned);
+    st->mget_retries = apr_atomic_read32(&mc->mget_retries);
     st->servers = mc->nlanes;
     for (i = 0; i < mc->nlanes; i++) {
         apr_thread_mutex_lock(mc->lanes[i].mutex);

@@ -487,6 +487,39 @@ START_TEST(multi_get)
 }
 END_TEST
 
+/* A server slower than apr_memcache's 50 ms multi-get poll but within the timeout: the keys are
+ * asked again with get, found, and the server is not marked down. */
+START_TEST(multi_get_slow_server)
+{
+    int port = mcd_start(0, 0);
+    pe_memcache_t *mc = client(pe_tp, srv(port), 3000, 1000, 2);
+    const char *keys[2] = {key("slow-a"), key("slow-b")};
+    char *vals[2];
+    apr_size_t lens[2];
+    apr_status_t rvs[2];
+    pe_memcache_stats_t st;
+    pid_t waker;
+
+    ck_assert_int_eq(pe_memcache_set(mc, keys[0], "one", 3, 0), APR_SUCCESS);
+    kill(mcd_pid[0], SIGSTOP);
+    waker = fork();
+    if (waker == 0) {
+        usleep(300000);
+        kill(mcd_pid[0], SIGCONT);
+        _exit(0);
+    }
+    ck_assert_int_eq(pe_memcache_getm(mc, pe_tp, 2, keys, vals, lens, rvs), APR_SUCCESS);
+    waitpid(waker, NULL, 0);
+    ck_assert_int_eq(rvs[0], APR_SUCCESS);
+    ck_assert_str_eq(vals[0], "one");
+    ck_assert_int_eq(rvs[1], APR_NOTFOUND);
+    pe_memcache_stats(mc, &st);
+    ck_assert_uint_eq(st.mget_retries, 2);
+    ck_assert_uint_eq(st.timeouts, 0);
+    ck_assert(pe_memcache_is_up(mc));
+}
+END_TEST
+
 START_TEST(killed_server)
 {
     int port = mcd_start(0, 0), i, eagain = 0;
@@ -728,6 +761,7 @@ Suite *pe_suite_memcache(void)
     tcase_add_test(tc, ttl_expiry);
     tcase_add_test(tc, two_servers);
     tcase_add_test(tc, multi_get);
+    tcase_add_test(tc, multi_get_slow_server);
     tcase_add_test(tc, killed_server);
     tcase_add_test(tc, stopped_server_bounded);
     tcase_add_test(tc, teardown_while_stopped);
