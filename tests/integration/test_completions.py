@@ -508,17 +508,21 @@ class Memcached:
                 time.sleep(0.05)
         raise RuntimeError("memcached did not start")
 
-    def stats(self):
+    def command(self, cmd):
+        """Send one command on a new connection; its reply up to END."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
         try:
-            s.sendall(b"stats\r\n")
+            s.sendall(cmd)
             buf = b""
             while not buf.endswith(b"END\r\n"):
                 buf += s.recv(65536)
         finally:
             s.close()
+        return buf.decode()
+
+    def stats(self):
         out = {}
-        for line in buf.decode().splitlines():
+        for line in self.command(b"stats\r\n").splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == "STAT":
                 out[parts[1]] = parts[2]
@@ -527,15 +531,8 @@ class Memcached:
     def keys(self):
         """The keys memcached holds (lru_crawler metadump)."""
         from urllib.parse import unquote
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        try:
-            s.sendall(b"lru_crawler metadump all\r\n")
-            buf = b""
-            while not buf.endswith(b"END\r\n"):
-                buf += s.recv(65536)
-        finally:
-            s.close()
-        return {unquote(w[4:]) for line in buf.decode().splitlines() for w in line.split()[:1] if w.startswith("key=")}
+        lines = self.command(b"lru_crawler metadump all\r\n").splitlines()
+        return {unquote(w[4:]) for line in lines for w in line.split()[:1] if w.startswith("key=")}
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
