@@ -24,8 +24,10 @@
  *   its own, seeded from the clock at creation, which no earlier segment used;
  * - otherwise neither ever goes down: the higher wins, and a node whose clear could not be
  *   written there writes it at its next lookup;
- * - a remote hit is served only after reading memcached's generation again (one more get per
- *   hit): when another node has cleared, the lookup is made again under the new generation.
+ * - every remote lookup reads memcached's generation in the same multi-get as the entry (one
+ *   round trip with one server): when it is higher (another node has cleared), the node takes it
+ *   and the lookup is a miss; when it is lower or missing, the node writes its own and the entry
+ *   stands. So a clear on any node makes the next identical lookup a miss on every node.
  */
 #ifndef PE_CACHE_H
 #define PE_CACHE_H
@@ -44,6 +46,13 @@ typedef enum pe_cache_tier_e { PE_CACHE_NONE = 0, PE_CACHE_REMOTE, PE_CACHE_SHM 
  */
 typedef apr_status_t pe_cache_remote_get_fn(void *baton, apr_pool_t *p, const char *key, char **val,
                                             apr_size_t *len);
+/**
+ * Remote multi-get of n keys (n <= 8) in one request per server: per key *vals / *lens (in p) and
+ * rvs (APR_SUCCESS, APR_NOTFOUND or an error); returns APR_SUCCESS when every key has APR_SUCCESS
+ * or APR_NOTFOUND, else an error.
+ */
+typedef apr_status_t pe_cache_remote_mget_fn(void *baton, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                                             apr_size_t *lens, apr_status_t *rvs);
 /** Remote set with a TTL in seconds: APR_SUCCESS or an error. */
 typedef apr_status_t pe_cache_remote_set_fn(void *baton, const char *key, const void *val, apr_size_t len,
                                             apr_uint32_t ttl_s);
@@ -62,8 +71,12 @@ apr_status_t pe_cache_create(apr_pool_t *pconf, apr_uint32_t entries, apr_size_t
 /** After apr_global_mutex_child_init in a child: the mutex handle to use there. */
 void pe_cache_mutex_set(pe_cache_t *c, apr_global_mutex_t *mutex);
 
-/** Plug in the remote backend (in the child; NULL functions remove it). */
-void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_set_fn *set, void *baton);
+/**
+ * Plug in the remote backend (in the child; a NULL function removes it). get reads the generation
+ * (at a clear, and while this node is not in step); lookups use mget.
+ */
+void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_mget_fn *mget,
+                         pe_cache_remote_set_fn *set, void *baton);
 
 /**
  * Look a key up.

@@ -43,6 +43,8 @@
 
 /** memcached's key limit. */
 #define PE_MEMCACHE_KEY_MAX 250
+/** Most keys in one pe_memcache_getm(). */
+#define PE_MEMCACHE_MGET_MAX 8
 /** Most servers in one list. */
 #define PE_MEMCACHE_SERVERS_MAX 16
 /** Longest TTL memcached takes as relative seconds (30 days); longer would be read as a date. */
@@ -80,6 +82,7 @@ typedef struct pe_memcache_stats_t {
     apr_uint32_t timeouts;   /**< gave up at the deadline (APR_TIMEUP) */
     apr_uint32_t fast_fails; /**< refused at once: every candidate server down, probing or saturated */
     apr_uint32_t abandoned;  /**< operations abandoned and still running on a blocked thread, now */
+    apr_uint32_t mget_retries; /**< keys of a multi-get asked again with get (no reply in 50 ms) */
     int servers;             /**< servers configured */
     int servers_up;          /**< servers not marked down, now */
 } pe_memcache_stats_t;
@@ -136,6 +139,26 @@ int pe_memcache_key_valid(const char *key);
  * @return APR_SUCCESS, APR_NOTFOUND when absent, or an error above
  */
 apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, char **val, apr_size_t *len);
+
+/**
+ * Get several values in one round trip per server: the keys that hash to the same server go in one
+ * "get k1 k2 ..." (apr_memcache_multgetp); the requests to different servers are all handed to
+ * their I/O threads before any is waited for, under one deadline. Counts as one operation per
+ * request.
+ * NB: apr_memcache waits at most 50 ms (its MULT_GET_TIMEOUT) for the reply of a multi-get and
+ * then gives up on the connection; the keys it gave up on are asked again one by one with a plain
+ * get (counted in mget_retries), so a slow server still has the whole timeout to answer.
+ * @param p    pool for the values
+ * @param n    number of keys, 1..PE_MEMCACHE_MGET_MAX
+ * @param keys the keys (each as for pe_memcache_get)
+ * @param vals per key: its value, NUL-terminated copy in p, or NULL
+ * @param lens per key: its length (the NUL not counted), 0 when not found
+ * @param rvs  per key: APR_SUCCESS, APR_NOTFOUND, or the error of its server's request
+ * @return APR_SUCCESS when every server asked answered (each rvs[i] is APR_SUCCESS or APR_NOTFOUND),
+ *         APR_EINVAL for bad arguments (nothing sent), else the first error of a server
+ */
+apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                              apr_size_t *lens, apr_status_t *rvs);
 
 /**
  * Store a value.

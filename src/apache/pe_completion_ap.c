@@ -212,6 +212,12 @@ static apr_status_t mc_get(void *baton, apr_pool_t *p, const char *key, char **v
 }
 
 /* Remote set: a memcached set with a TTL in seconds. */
+static apr_status_t mc_mget(void *baton, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                            apr_size_t *lens, apr_status_t *rvs)
+{
+    return pe_memcache_getm(baton, p, n, keys, vals, lens, rvs);
+}
+
 static apr_status_t mc_set(void *baton, const char *key, const void *val, apr_size_t len, apr_uint32_t ttl_s)
 {
     return pe_memcache_set(baton, key, val, len, ttl_s);
@@ -244,7 +250,7 @@ static void cache_child_init(apr_pool_t *pchild, server_rec *s)
                 "cache is used");
         return;
     }
-    pe_cache_set_remote(pe_cpl.cache, mc_get, mc_set, mc);
+    pe_cache_set_remote(pe_cpl.cache, mc_get, mc_mget, mc_set, mc);
     pe_cpl.mc = mc;
 }
 

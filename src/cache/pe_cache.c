@@ -34,6 +34,7 @@ struct pe_cache_t {
     pe_shm_t *shm;          /* NULL: no shared-memory tier */
     apr_size_t entry_size;  /* largest value in shm */
     pe_cache_remote_get_fn *rget;
+    pe_cache_remote_mget_fn *rmget;
     pe_cache_remote_set_fn *rset;
     void *rbaton;
     volatile apr_uint32_t hits, misses, remote_errors, shm_sets, remote_sets;
@@ -76,10 +77,12 @@ void pe_cache_mutex_set(pe_cache_t *c, apr_global_mutex_t *mutex)
 }
 
 /* Plug in (or remove) the remote tier. */
-void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_set_fn *set, void *baton)
+void pe_cache_set_remote(pe_cache_t *c, pe_cache_remote_get_fn *get, pe_cache_remote_mget_fn *mget,
+                         pe_cache_remote_set_fn *set, void *baton)
 {
-    c->rget = get;
-    c->rset = set;
+    c->rget = get && mget && set ? get : NULL;
+    c->rmget = c->rget ? mget : NULL;
+    c->rset = c->rget ? set : NULL;
     c->rbaton = baton;
 }
 
@@ -197,32 +200,37 @@ static apr_status_t gen_push(pe_cache_t *c, apr_uint64_t v)
     return c->rset(c->rbaton, PE_CACHE_GEN_KEY, buf, (apr_size_t)n, 0);
 }
 
-/* Read memcached's generation: APR_SUCCESS with *v, APR_NOTFOUND (absent or not a number), or an error. */
-static apr_status_t gen_fetch(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *v)
+/* A generation as memcached holds it: APR_SUCCESS with *v, or APR_NOTFOUND (absent or not a number). */
+static apr_status_t gen_parse(const char *val, apr_size_t len, apr_uint64_t *v)
 {
-    char *val = NULL, *end = NULL;
-    apr_size_t len = 0;
-    apr_status_t rv = c->rget(c->rbaton, p, PE_CACHE_GEN_KEY, &val, &len);
+    char *end = NULL;
 
-    if (rv != APR_SUCCESS)
-        return rv;
     if (!val || !len || len > 20 || val[0] < '0' || val[0] > '9')
         return APR_NOTFOUND;
     *v = (apr_uint64_t)strtoull(val, &end, 10);
     return end && *end == '\0' && *v ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+/* Read memcached's generation: APR_SUCCESS with *v, APR_NOTFOUND (absent or not a number), or an error. */
+static apr_status_t gen_fetch(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *v)
+{
+    char *val = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv = c->rget(c->rbaton, p, PE_CACHE_GEN_KEY, &val, &len);
+
+    return rv == APR_SUCCESS ? gen_parse(val, len, v) : rv;
+}
+
 /*
- * Bring this node's generation and memcached's in step; *out: the generation to use now.
+ * Bring this node's generation and memcached's in step, given what memcached answered (rv, and r
+ * when rv is APR_SUCCESS) while the node's state was st; *out: the generation to use now.
  * Never makes either go down, except that a node that has not read memcached's since its segment
  * was made (GEN_FRESH) takes memcached's as it is: the entries there are the cluster's.
  * An error of memcached leaves the state as it was (asked again at the next use).
  */
-static apr_status_t gen_sync(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *out)
+static apr_status_t gen_apply(pe_cache_t *c, apr_uint32_t st, apr_status_t rv, apr_uint64_t r, apr_uint64_t *out)
 {
-    apr_uint32_t st = __atomic_load_n(&c->g->state, __ATOMIC_ACQUIRE);
-    apr_uint64_t r = 0, l = gen_load(c);
-    apr_status_t rv = gen_fetch(c, p, &r);
+    apr_uint64_t l = gen_load(c);
 
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         *out = l;
@@ -244,6 +252,16 @@ static apr_status_t gen_sync(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *out)
     __atomic_compare_exchange_n(&c->g->state, &st, GEN_SYNCED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     *out = l;
     return APR_SUCCESS;
+}
+
+/* Read memcached's generation and bring this node's in step (gen_apply). */
+static apr_status_t gen_sync(pe_cache_t *c, apr_pool_t *p, apr_uint64_t *out)
+{
+    apr_uint32_t st = __atomic_load_n(&c->g->state, __ATOMIC_ACQUIRE);
+    apr_uint64_t r = 0;
+    apr_status_t rv = gen_fetch(c, p, &r);
+
+    return gen_apply(c, st, rv, r, out);
 }
 
 /* The generation for a lookup: in step with memcached first when it is not known to be. */
@@ -290,25 +308,47 @@ apr_uint64_t pe_cache_generation(pe_cache_t *c)
     return gen_load(c);
 }
 
+/*
+ * The remote lookup: the entry under generation g and memcached's generation in one multi-get
+ * (one round trip with one server). A higher generation there means another node cleared: this
+ * node takes it and the lookup is a miss (the entry, if any, was under the old key). A lower or
+ * missing one is repaired (this node's is written) and the entry stands.
+ */
+static apr_status_t remote_get(pe_cache_t *c, apr_pool_t *p, const char *k, apr_uint64_t g, char **val,
+                               apr_size_t *len)
+{
+    const char *keys[2] = {k, PE_CACHE_GEN_KEY};
+    char *vals[2];
+    apr_size_t lens[2];
+    apr_status_t rvs[2], rv;
+    apr_uint32_t st = __atomic_load_n(&c->g->state, __ATOMIC_ACQUIRE);
+    apr_uint64_t r = 0, now_g;
+
+    /* NB: without memcached's generation the entry cannot be trusted: any error is the tier's */
+    if ((rv = c->rmget(c->rbaton, p, 2, keys, vals, lens, rvs)) != APR_SUCCESS)
+        return rv;
+    rv = rvs[1] == APR_SUCCESS ? gen_parse(vals[1], lens[1], &r) : rvs[1];
+    if ((rv = gen_apply(c, st, rv, r, &now_g)) != APR_SUCCESS)
+        return rv;
+    if (rvs[0] != APR_SUCCESS || now_g != g)
+        return APR_NOTFOUND;
+    *val = vals[0];
+    *len = lens[0];
+    return APR_SUCCESS;
+}
+
 /* Look a key up: remote first, shared memory when the remote tier fails. */
 apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_time_t now, char **val, apr_size_t *len,
                           pe_cache_tier_e *tier)
 {
-    apr_uint64_t g = gen_current(c, p), g2;
+    apr_uint64_t g = gen_current(c, p);
     const char *k = gen_key(p, key, g);
     apr_status_t rv;
 
     if (tier)
         *tier = PE_CACHE_NONE;
-    if (c->rget) {
-        rv = c->rget(c->rbaton, p, k, val, len);
-        /* NB: a hit is served only when memcached's generation is still the one it was found
-         * under: another node's clear is seen at once (one more get per hit) */
-        if (rv == APR_SUCCESS && (rv = gen_sync(c, p, &g2)) == APR_SUCCESS && g2 != g) {
-            g = g2;
-            k = gen_key(p, key, g);
-            rv = c->rget(c->rbaton, p, k, val, len);
-        }
+    if (c->rmget) {
+        rv = remote_get(c, p, k, g, val, len);
         if (rv == APR_SUCCESS) {
             apr_atomic_inc32(&c->hits);
             if (tier)
@@ -320,6 +360,9 @@ apr_status_t pe_cache_get(pe_cache_t *c, apr_pool_t *p, const char *key, apr_tim
             return APR_NOTFOUND;
         }
         apr_atomic_inc32(&c->remote_errors);
+        /* a higher generation seen before the error (another node's clear) holds here too */
+        if (gen_load(c) != g)
+            k = gen_key(p, key, gen_load(c));
     }
     rv = shm_get(c, p, k, now, val, len);
     if (rv == APR_SUCCESS) {

@@ -19,6 +19,7 @@
 #include "pe_memcache.h"
 
 #include <apr_atomic.h>
+#include <apr_hash.h>
 #include <apr_memcache.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
@@ -46,7 +47,7 @@ struct pe_memcache_conf_t {
     pe_memcache_opts_t opts;
 };
 
-typedef enum { PE_MC_GET, PE_MC_SET, PE_MC_ADD, PE_MC_INCR, PE_MC_INCR_ADD, PE_MC_DELETE } pe_mc_op_e;
+typedef enum { PE_MC_GET, PE_MC_MGET, PE_MC_SET, PE_MC_ADD, PE_MC_INCR, PE_MC_INCR_ADD, PE_MC_DELETE } pe_mc_op_e;
 
 typedef enum { PE_SLOT_IDLE, PE_SLOT_CLAIMED, PE_SLOT_ASSIGNED, PE_SLOT_DONE, PE_SLOT_ABANDONED } pe_mc_slot_state_e;
 
@@ -61,6 +62,12 @@ typedef struct {
     char *val;
     apr_size_t vlen;
     apr_uint32_t nv;
+    /* PE_MC_MGET: keys[0] is key; per key its value and status */
+    int nk;
+    const char *keys[PE_MEMCACHE_MGET_MAX];
+    char *vals[PE_MEMCACHE_MGET_MAX];
+    apr_size_t vlens[PE_MEMCACHE_MGET_MAX];
+    apr_status_t rvs[PE_MEMCACHE_MGET_MAX];
 } pe_mc_job_t;
 
 typedef struct pe_mc_lane_t pe_mc_lane_t;
@@ -100,7 +107,7 @@ struct pe_memcache_t {
     apr_interval_time_t retry;
     int nlanes;
     pe_mc_lane_t *lanes;
-    volatile apr_uint32_t ops, hits, misses, errors, timeouts, fast_fails, abandoned;
+    volatile apr_uint32_t ops, hits, misses, errors, timeouts, fast_fails, abandoned, mget_retries;
 };
 
 /* Transitions a caller logs once it has left the lock. */
@@ -263,6 +270,57 @@ static apr_status_t pe_mc_incr_once(pe_mc_lane_t *l, pe_mc_job_t *j)
     return rv;
 }
 
+/*
+ * Several keys in one "get k1 k2 ..." through apr_memcache_multgetp. Its own return is always
+ * success; what went wrong is in each value's status: a network error, or APR_TIMEUP when no
+ * reply came within apr_memcache's MULT_GET_TIMEOUT (a fixed 50 ms poll, after which it closes
+ * the connection). The job fails with the first such error.
+ * NB: 50 ms is not this client's timeout: a server that is merely slow (a loaded host) would be
+ * marked down at once. Keys that timed out there are asked again one by one with getp, which has
+ * no I/O timeout of its own, so the caller's deadline (PECacheTimeout) is what bounds them, as
+ * for any get.
+ */
+static apr_status_t pe_mc_mget_once(pe_mc_lane_t *l, pe_mc_slot_t *s)
+{
+    pe_mc_job_t *j = &s->job;
+    apr_hash_t *h = NULL;
+    apr_pool_t *tp;
+    apr_status_t rv;
+    int k;
+
+    for (k = 0; k < j->nk; k++) {
+        j->vals[k] = NULL;
+        j->vlens[k] = 0;
+        j->rvs[k] = APR_NOTFOUND;
+        apr_memcache_add_multget_key(s->pool, j->keys[k], &h);
+    }
+    /* NB: multgetp clears its temporary pool; the values stay in the slot pool */
+    if ((rv = apr_pool_create(&tp, s->pool)) != APR_SUCCESS)
+        return rv;
+    rv = apr_memcache_multgetp(l->amc, tp, s->pool, h);
+    apr_pool_destroy(tp);
+    if (rv != APR_SUCCESS)
+        return rv;
+    for (k = 0; k < j->nk; k++) {
+        apr_memcache_value_t *v = apr_hash_get(h, j->keys[k], APR_HASH_KEY_STRING);
+        j->rvs[k] = v ? v->status : APR_EGENERAL;
+        if (j->rvs[k] == APR_TIMEUP) {
+            j->rvs[k] = apr_memcache_getp(l->amc, s->pool, j->keys[k], &j->vals[k], &j->vlens[k], NULL);
+            apr_atomic_inc32(&l->mc->mget_retries);
+            if (j->rvs[k] != APR_SUCCESS)
+                j->vals[k] = NULL;
+            else if (!j->vals[k])
+                j->vlens[k] = 0;
+        } else if (j->rvs[k] == APR_SUCCESS) {
+            j->vals[k] = v->data;
+            j->vlens[k] = v->data ? v->len : 0;
+        }
+        if (j->rvs[k] != APR_SUCCESS && j->rvs[k] != APR_NOTFOUND && rv == APR_SUCCESS)
+            rv = j->rvs[k];
+    }
+    return rv;
+}
+
 /* Run a job on this thread (blocking, possibly forever on a hung server). */
 static apr_status_t pe_mc_exec(pe_mc_lane_t *l, pe_mc_slot_t *s)
 {
@@ -276,6 +334,8 @@ static apr_status_t pe_mc_exec(pe_mc_lane_t *l, pe_mc_slot_t *s)
         j->val = NULL;
         j->vlen = 0;
         return apr_memcache_getp(l->amc, s->pool, j->key, &j->val, &j->vlen, NULL);
+    case PE_MC_MGET:
+        return pe_mc_mget_once(l, s);
     case PE_MC_SET:
         return apr_memcache_set(l->amc, j->key, j->data, j->len, j->ttl, 0);
     case PE_MC_ADD:
@@ -558,21 +618,40 @@ static pe_mc_slot_t *pe_mc_idle_slot(pe_mc_lane_t *l)
     return NULL;
 }
 
-/* Run job on an I/O thread, waiting at most mc->timeout; outputs copied into p. */
-static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job)
+/* A job handed to an I/O thread and not collected yet. */
+typedef struct {
+    pe_mc_lane_t *l;
+    pe_mc_slot_t *s;
+    int probe;
+} pe_mc_run_t;
+
+/*
+ * Hand job to an idle I/O thread of the lane that takes job->key, waiting for one until deadline.
+ * held: lanes where the caller already has a job running (nheld of them); when the lane picked is
+ * one of them and has no idle thread, APR_EBUSY (the caller collects its jobs first: waiting would
+ * wait for itself).
+ */
+static apr_status_t pe_mc_start(pe_memcache_t *mc, pe_mc_job_t *job, apr_time_t deadline, pe_mc_lane_t *const *held,
+                                int nheld, pe_mc_run_t *run)
 {
-    apr_time_t deadline = apr_time_now() + mc->timeout;
-    pe_mc_change_e ch = PE_MC_SAME;
     pe_mc_slot_t *s = NULL;
     pe_mc_lane_t *l;
-    apr_status_t rv;
-    int probe;
+    int k, probe;
 
-    apr_atomic_inc32(&mc->ops);
     if (!(l = pe_mc_pick(mc, job->key, &probe))) {
+        apr_atomic_inc32(&mc->ops);
         apr_atomic_inc32(&mc->fast_fails);
         return APR_EAGAIN;
     }
+    for (k = 0; k < nheld && held[k] != l; k++)
+        ;
+    if (k < nheld && !pe_mc_idle_slot(l)) {
+        if (probe)
+            l->probing = 0;
+        apr_thread_mutex_unlock(l->mutex);
+        return APR_EBUSY;
+    }
+    apr_atomic_inc32(&mc->ops);
     /* lane locked: wait for an idle thread within the deadline */
     for (;;) {
         apr_interval_time_t remaining;
@@ -600,10 +679,30 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
     s->job = *job;
     s->job.key = apr_pstrdup(s->pool, job->key);
     s->job.data = job->len ? apr_pmemdup(s->pool, job->data, job->len) : (char *)"";
+    for (k = 0; k < job->nk; k++)
+        s->job.keys[k] = apr_pstrdup(s->pool, job->keys[k]);
 
     apr_thread_mutex_lock(l->mutex);
     s->state = PE_SLOT_ASSIGNED;
     apr_thread_cond_broadcast(s->cv);
+    apr_thread_mutex_unlock(l->mutex);
+    run->l = l;
+    run->s = s;
+    run->probe = probe;
+    return APR_SUCCESS;
+}
+
+/* Wait until deadline for a job started by pe_mc_start; outputs copied into p. */
+static apr_status_t pe_mc_finish(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job, apr_time_t deadline,
+                                 pe_mc_run_t *run)
+{
+    pe_mc_lane_t *l = run->l;
+    pe_mc_slot_t *s = run->s;
+    pe_mc_change_e ch;
+    apr_status_t rv;
+    int k;
+
+    apr_thread_mutex_lock(l->mutex);
     while (s->state == PE_SLOT_ASSIGNED) {
         apr_interval_time_t remaining = deadline - apr_time_now();
         if (remaining <= 0)
@@ -615,14 +714,14 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
         s->state = PE_SLOT_ABANDONED;
         l->nabandoned++;
         apr_atomic_inc32(&mc->abandoned);
-        ch = pe_mc_outcome(l, probe, 1);
+        ch = pe_mc_outcome(l, run->probe, 1);
         apr_thread_mutex_unlock(l->mutex);
         apr_atomic_inc32(&mc->timeouts);
         pe_mc_log_change(l, ch, APR_TIMEUP);
         return APR_TIMEUP;
     }
     rv = s->rv;
-    ch = pe_mc_outcome(l, probe, pe_mc_server_failure(rv));
+    ch = pe_mc_outcome(l, run->probe, pe_mc_server_failure(rv));
     apr_thread_mutex_unlock(l->mutex);
 
     /* DONE: the slot is still ours until it goes back to IDLE */
@@ -634,12 +733,29 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
         job->val[job->vlen] = '\0';
     }
     job->nv = s->job.nv;
+    /* a multi-get that failed on the way may still have found some keys before */
+    for (k = 0; job->op == PE_MC_MGET && k < job->nk; k++) {
+        job->rvs[k] = s->job.rvs[k];
+        job->vlens[k] = job->rvs[k] == APR_SUCCESS ? s->job.vlens[k] : 0;
+        job->vals[k] = NULL;
+        if (job->rvs[k] != APR_SUCCESS)
+            continue;
+        job->vals[k] = apr_palloc(p, job->vlens[k] + 1);
+        if (job->vlens[k])
+            memcpy(job->vals[k], s->job.vals[k], job->vlens[k]);
+        job->vals[k][job->vlens[k]] = '\0';
+    }
 
     apr_thread_mutex_lock(l->mutex);
     s->state = PE_SLOT_IDLE;
     apr_thread_cond_signal(l->idle_cv);
     apr_thread_mutex_unlock(l->mutex);
 
+    for (k = 0; job->op == PE_MC_MGET && k < job->nk; k++)
+        if (job->rvs[k] == APR_SUCCESS)
+            apr_atomic_inc32(&mc->hits);
+        else if (job->rvs[k] == APR_NOTFOUND)
+            apr_atomic_inc32(&mc->misses);
     if (job->op == PE_MC_GET && rv == APR_SUCCESS)
         apr_atomic_inc32(&mc->hits);
     else if (job->op == PE_MC_GET && rv == APR_NOTFOUND)
@@ -648,6 +764,17 @@ static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *jo
         apr_atomic_inc32(&mc->errors);
     pe_mc_log_change(l, ch, rv);
     return rv;
+}
+
+
+/* Run job on an I/O thread, waiting at most mc->timeout; outputs copied into p. */
+static apr_status_t pe_mc_call(pe_memcache_t *mc, apr_pool_t *p, pe_mc_job_t *job)
+{
+    apr_time_t deadline = apr_time_now() + mc->timeout;
+    pe_mc_run_t run;
+    apr_status_t rv = pe_mc_start(mc, job, deadline, NULL, 0, &run);
+
+    return rv == APR_SUCCESS ? pe_mc_finish(mc, p, job, deadline, &run) : rv;
 }
 
 /* Get. */
@@ -664,6 +791,97 @@ apr_status_t pe_memcache_get(pe_memcache_t *mc, apr_pool_t *p, const char *key, 
     if (len)
         *len = rv == APR_SUCCESS ? j.vlen : 0;
     return rv;
+}
+
+/* The lane a key goes to when every server is up. */
+static int pe_mc_home(pe_memcache_t *mc, const char *key)
+{
+    return (int)(apr_memcache_hash_default(NULL, key, strlen(key)) % (apr_uint32_t)mc->nlanes);
+}
+
+/* Copy a multi-get's per-key results (job j, call result rv) to the caller's arrays. */
+static void pe_mc_mget_out(const pe_mc_job_t *j, const int *at, apr_status_t rv, char **vals, apr_size_t *lens,
+                           apr_status_t *rvs)
+{
+    int k;
+
+    for (k = 0; k < j->nk; k++) {
+        rvs[at[k]] = rv == APR_SUCCESS || j->rvs[k] == APR_SUCCESS || j->rvs[k] == APR_NOTFOUND ? j->rvs[k] : rv;
+        if (rvs[at[k]] == APR_SUCCESS) {
+            vals[at[k]] = j->vals[k];
+            lens[at[k]] = j->vlens[k];
+        }
+    }
+}
+
+/*
+ * Get several keys: one request per server their keys go to, all sent before any is waited for,
+ * under one deadline.
+ */
+apr_status_t pe_memcache_getm(pe_memcache_t *mc, apr_pool_t *p, int n, const char *const *keys, char **vals,
+                              apr_size_t *lens, apr_status_t *rvs)
+{
+    apr_time_t deadline;
+    pe_mc_job_t jobs[PE_MEMCACHE_MGET_MAX];
+    pe_mc_run_t runs[PE_MEMCACHE_MGET_MAX];
+    pe_mc_lane_t *held[PE_MEMCACHE_MGET_MAX];
+    apr_status_t st[PE_MEMCACHE_MGET_MAX], rv, first = APR_SUCCESS;
+    int done[PE_MEMCACHE_MGET_MAX] = {0}, at[PE_MEMCACHE_MGET_MAX][PE_MEMCACHE_MGET_MAX];
+    int i, k, g, ng = 0, nheld = 0, from = 0, home;
+
+    if (!mc || !p || !keys || !vals || !lens || !rvs || n < 1 || n > PE_MEMCACHE_MGET_MAX)
+        return APR_EINVAL;
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
+        lens[i] = 0;
+        rvs[i] = APR_EINVAL;
+        if (!pe_memcache_key_valid(keys[i]))
+            return APR_EINVAL;
+    }
+    /* NB: keys with the same home server share its request (and, when it is down, the next usable
+     * server, as pe_mc_pick goes down the list from the first key's hash) */
+    for (i = 0; i < n; i++) {
+        pe_mc_job_t *j = &jobs[ng];
+
+        if (done[i])
+            continue;
+        memset(j, 0, sizeof(*j));
+        j->op = PE_MC_MGET;
+        home = pe_mc_home(mc, keys[i]);
+        for (k = i; k < n; k++)
+            if (!done[k] && pe_mc_home(mc, keys[k]) == home) {
+                done[k] = 1;
+                at[ng][j->nk] = k;
+                j->keys[j->nk] = keys[k];
+                /* a call that does not run to its end (refused, timed out) leaves this as it is */
+                j->rvs[j->nk++] = APR_EINCOMPLETE;
+            }
+        j->key = j->keys[0];
+        ng++;
+    }
+    deadline = apr_time_now() + mc->timeout;
+    for (g = 0; g < ng; g++) {
+        rv = pe_mc_start(mc, &jobs[g], deadline, held, nheld, &runs[g]);
+        if (rv == APR_EBUSY) {
+            /* a fallback sent two groups to one server with no thread to spare: collect first */
+            for (; from < g; from++)
+                if (st[from] == APR_SUCCESS)
+                    st[from] = pe_mc_finish(mc, p, &jobs[from], deadline, &runs[from]);
+            nheld = 0;
+            rv = pe_mc_start(mc, &jobs[g], deadline, held, nheld, &runs[g]);
+        }
+        if ((st[g] = rv) == APR_SUCCESS)
+            held[nheld++] = runs[g].l;
+    }
+    for (; from < ng; from++)
+        if (st[from] == APR_SUCCESS)
+            st[from] = pe_mc_finish(mc, p, &jobs[from], deadline, &runs[from]);
+    for (g = 0; g < ng; g++) {
+        pe_mc_mget_out(&jobs[g], at[g], st[g], vals, lens, rvs);
+        if (st[g] != APR_SUCCESS && first == APR_SUCCESS)
+            first = st[g];
+    }
+    return first;
 }
 
 /* Shared by set and add. */
@@ -766,6 +984,7 @@ void pe_memcache_stats(pe_memcache_t *mc, pe_memcache_stats_t *st)
     st->timeouts = apr_atomic_read32(&mc->timeouts);
     st->fast_fails = apr_atomic_read32(&mc->fast_fails);
     st->abandoned = apr_atomic_read32(&mc->abandoned);
+    st->mget_retries = apr_atomic_read32(&mc->mget_retries);
     st->servers = mc->nlanes;
     for (i = 0; i < mc->nlanes; i++) {
         apr_thread_mutex_lock(mc->lanes[i].mutex);

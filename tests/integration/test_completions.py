@@ -508,21 +508,31 @@ class Memcached:
                 time.sleep(0.05)
         raise RuntimeError("memcached did not start")
 
-    def stats(self):
+    def command(self, cmd):
+        """Send one command on a new connection; its reply up to END."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
         try:
-            s.sendall(b"stats\r\n")
+            s.sendall(cmd)
             buf = b""
             while not buf.endswith(b"END\r\n"):
                 buf += s.recv(65536)
         finally:
             s.close()
+        return buf.decode()
+
+    def stats(self):
         out = {}
-        for line in buf.decode().splitlines():
+        for line in self.command(b"stats\r\n").splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == "STAT":
                 out[parts[1]] = parts[2]
         return out
+
+    def keys(self):
+        """The keys memcached holds (lru_crawler metadump)."""
+        from urllib.parse import unquote
+        lines = self.command(b"lru_crawler metadump all\r\n").splitlines()
+        return {unquote(w[4:]) for line in lines for w in line.split()[:1] if w.startswith("key=")}
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
@@ -574,17 +584,28 @@ class CacheMemcached(MemcachedMixin, UpstreamMixin, HttpdTestCase):
         uid, key = self.new_user()
         # the node's first lookup reads (and here, on a fresh memcached, writes) the cache generation
         self.prompt(key, {"level": "low", "prompt": "warm-up %f" % time.time()})
+        keys0 = self.mc.keys()
         before = self.mc.stats()
         body = {"level": "low", "prompt": "memcached %f" % time.time()}
         a = self.prompt(key, body)
+        stored = [k for k in self.mc.keys() - keys0 if k.startswith("pe:v1:response:")]
+        mid = self.mc.stats()
         b = self.prompt(key, body)
+        after = self.mc.stats()
         self.assertEqual((a.header("X-PE-Cache"), b.header("X-PE-Cache")), ("miss", "hit"))
         self.assertEqual(a.body, b.body)
-        after = self.mc.stats()
         self.assertEqual(int(after["cmd_set"]) - int(before["cmd_set"]), 1)
-        # a hit reads the answer and the generation (another node's clear is seen at once)
-        self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), 2)
+        self.assertEqual(len(stored), 1)
+        # every lookup reads the answer and the generation (another node's clear is seen at once):
+        # the miss finds the generation only, the hit both
+        self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), 3)
         self.assertEqual(int(after["get_misses"]) - int(before["get_misses"]), 1)
+        self.assertEqual(int(after["cmd_get"]) - int(mid["cmd_get"]), 2)
+        # memcached counts keys, not requests (cmd_get is 2 for one "get a b" as for "get a" and
+        # "get b"), so the round trip is told by the bytes it read during the hit: exactly one
+        # "get <answer> <generation>" line, besides the "stats" command that reads the counters
+        line = "get %s pe:v1:cache-generation\r\n" % stored[0]
+        self.assertEqual(int(after["bytes_read"]) - int(mid["bytes_read"]), len("stats\r\n") + len(line))
 
     def test_b_sigstop_is_bounded(self):
         import signal as sg

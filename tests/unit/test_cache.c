@@ -80,7 +80,7 @@ END_TEST
  * when not APR_SUCCESS, fail every call with that error. */
 typedef struct remote_t {
     apr_status_t get_rv, set_rv;
-    int gets, sets;
+    int gets, mgets, sets; /* round trips of each kind */
     apr_uint32_t last_ttl;
     apr_hash_t *kv;
 } remote_t;
@@ -104,6 +104,31 @@ static apr_status_t rget(void *b, apr_pool_t *p, const char *key, char **val, ap
     *val = apr_pstrdup(p, v);
     *len = strlen(v);
     return APR_SUCCESS;
+}
+
+/* A multi-get: one round trip for all its keys (counted in mgets), each looked up as rget does. */
+static apr_status_t rmget(void *b, apr_pool_t *p, int n, const char *const *keys, char **vals, apr_size_t *lens,
+                          apr_status_t *rvs)
+{
+    remote_t *r = b;
+    const char *v;
+    int i;
+
+    r->mgets++;
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
+        lens[i] = 0;
+        rvs[i] = r->get_rv;
+        if (r->get_rv != APR_SUCCESS)
+            continue;
+        if (!(v = apr_hash_get(r->kv, keys[i], APR_HASH_KEY_STRING))) {
+            rvs[i] = APR_NOTFOUND;
+            continue;
+        }
+        vals[i] = apr_pstrdup(p, v);
+        lens[i] = strlen(v);
+    }
+    return r->get_rv;
 }
 
 static apr_status_t rset(void *b, const char *key, const void *val, apr_size_t len, apr_uint32_t ttl)
@@ -138,16 +163,21 @@ START_TEST(test_remote_and_fallback)
     pe_cache_stats_t st;
 
     remote_init(&r);
-    pe_cache_set_remote(c, rget, rset, &r);
+    pe_cache_set_remote(c, rget, rmget, rset, &r);
     /* a remote miss is a miss (shared memory is not asked) */
     ck_assert_int_eq(pe_cache_get(c, pe_tp, "pe:v1:response:k", now, &v, &n, &t), APR_NOTFOUND);
     /* a set goes to the remote tier only */
     ck_assert_int_eq(pe_cache_set(c, "pe:v1:response:k", "remote", 6, apr_time_from_msec(1500), now, &t), APR_SUCCESS);
     ck_assert_int_eq(t, PE_CACHE_REMOTE);
     ck_assert_uint_eq(r.last_ttl, 2);
+    /* a hit in step with memcached is one round trip: the entry and the generation in one multi-get */
+    r.gets = r.mgets = r.sets = 0;
     ck_assert_int_eq(pe_cache_get(c, pe_tp, "pe:v1:response:k", now, &v, &n, &t), APR_SUCCESS);
     ck_assert_int_eq(t, PE_CACHE_REMOTE);
     ck_assert_str_eq(v, "remote");
+    ck_assert_int_eq(r.mgets, 1);
+    ck_assert_int_eq(r.gets, 0);
+    ck_assert_int_eq(r.sets, 0);
     /* the remote tier fails: sets and gets use shared memory */
     r.get_rv = r.set_rv = APR_TIMEUP;
     ck_assert_int_eq(pe_cache_set(c, "pe:v1:response:k2", "local", 5, apr_time_from_sec(60), now, &t), APR_SUCCESS);
@@ -191,8 +221,8 @@ START_TEST(test_clear_generation)
     pid_t pid;
 
     remote_init(&r);
-    pe_cache_set_remote(a, rget, rset, &r);
-    pe_cache_set_remote(b, rget, rset, &r);
+    pe_cache_set_remote(a, rget, rmget, rset, &r);
+    pe_cache_set_remote(b, rget, rmget, rset, &r);
     apr_hash_set(r.kv, "rate:other", APR_HASH_KEY_STRING, "7"); /* someone else's data */
     /* both nodes agree on one generation: what a stores, b finds */
     ck_assert_int_eq(pe_cache_get(a, pe_tp, "pe:v1:response:q", now, &v, &n, NULL), APR_NOTFOUND);
@@ -213,10 +243,15 @@ START_TEST(test_clear_generation)
         _exit(pe_cache_get(a, pe_tp, "pe:v1:response:q", now, &v, &n, NULL) == APR_NOTFOUND ? 0 : 1);
     waitpid(pid, &status, 0);
     ck_assert_int_eq(WEXITSTATUS(status), 0);
-    /* b still has the old generation, finds the old entry, checks, and misses */
+    /* b still has the old generation: its one multi-get finds the old entry with the new
+     * generation beside it, so b takes the generation and misses */
     ck_assert_uint_eq(pe_cache_generation(b), g0);
+    r.gets = r.mgets = r.sets = 0;
     ck_assert_int_eq(pe_cache_get(b, pe_tp, "pe:v1:response:q", now, &v, &n, NULL), APR_NOTFOUND);
     ck_assert_uint_eq(pe_cache_generation(b), pe_cache_generation(a));
+    ck_assert_int_eq(r.mgets, 1);
+    ck_assert_int_eq(r.gets, 0);
+    ck_assert_int_eq(r.sets, 0);
     /* nothing else in memcached was touched; the old entry is still there, never found again */
     ck_assert_str_eq(apr_hash_get(r.kv, "rate:other", APR_HASH_KEY_STRING), "7");
     ck_assert_ptr_nonnull(apr_hash_get(r.kv, apr_psprintf(pe_tp, "pe:v1:response:q:%" APR_UINT64_T_HEX_FMT, g0),
@@ -264,14 +299,14 @@ START_TEST(test_generation_restarts)
     apr_size_t n;
 
     remote_init(&r);
-    pe_cache_set_remote(a, rget, rset, &r);
+    pe_cache_set_remote(a, rget, rmget, rset, &r);
     ck_assert_int_eq(pe_cache_get(a, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_NOTFOUND);
     ck_assert_int_eq(pe_cache_clear(a, pe_tp, now + 1000000, NULL), APR_SUCCESS);
     g1 = pe_cache_generation(a);
     ck_assert_int_eq(pe_cache_set(a, "pe:v1:response:k", "kept", 4, apr_time_from_sec(60), now, NULL), APR_SUCCESS);
     /* httpd restarted: a new segment, seeded from a clock now behind memcached's generation */
     a2 = make(16, 64);
-    pe_cache_set_remote(a2, rget, rset, &r);
+    pe_cache_set_remote(a2, rget, rmget, rset, &r);
     ck_assert_int_eq(pe_cache_get(a2, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_SUCCESS);
     ck_assert_str_eq(v, "kept");
     ck_assert_uint_eq(pe_cache_generation(a2), g1);
@@ -292,7 +327,7 @@ START_TEST(test_generation_restarts)
     ck_assert_int_eq(pe_cache_get(a2, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_SUCCESS);
     ck_assert_uint_eq(remote_gen(&r), g2);
     b = make(16, 64);
-    pe_cache_set_remote(b, rget, rset, &r);
+    pe_cache_set_remote(b, rget, rmget, rset, &r);
     ck_assert_int_eq(pe_cache_get(b, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_SUCCESS);
     ck_assert_str_eq(v, "v2");
     ck_assert_uint_eq(pe_cache_generation(b), g2);
@@ -300,6 +335,21 @@ START_TEST(test_generation_restarts)
     apr_hash_set(r.kv, "pe:v1:cache-generation", APR_HASH_KEY_STRING, "junk");
     ck_assert_int_eq(pe_cache_get(b, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_SUCCESS);
     ck_assert_uint_eq(remote_gen(&r), g2);
+    /* a lower one (written by a node that had not seen the clear) is raised back; the entry stands */
+    apr_hash_set(r.kv, "pe:v1:cache-generation", APR_HASH_KEY_STRING, apr_psprintf(pe_tp, "%" APR_UINT64_T_FMT, g1));
+    r.sets = 0;
+    ck_assert_int_eq(pe_cache_get(b, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_SUCCESS);
+    ck_assert_str_eq(v, "v2");
+    ck_assert_int_eq(r.sets, 1);
+    ck_assert_uint_eq(remote_gen(&r), g2);
+    ck_assert_uint_eq(pe_cache_generation(b), g2);
+    /* the multi-get fails: shared memory answers (under the node's generation), nothing else is asked */
+    r.get_rv = APR_TIMEUP;
+    r.gets = r.mgets = r.sets = 0;
+    ck_assert_int_eq(pe_cache_get(b, pe_tp, "pe:v1:response:k", now, &v, &n, NULL), APR_NOTFOUND);
+    ck_assert_int_eq(r.mgets, 1);
+    ck_assert_int_eq(r.gets + r.sets, 0);
+    ck_assert_uint_eq(pe_cache_generation(b), g2);
 }
 END_TEST
 

@@ -408,6 +408,118 @@ START_TEST(two_servers)
 }
 END_TEST
 
+/* Multi-get: found and missing keys in one call, on one server and across two; a dead server's
+ * keys get its error while the other server's keys are still answered. */
+START_TEST(multi_get)
+{
+    int p0 = mcd_start(0, 0), p1 = mcd_start(1, 0), i;
+    pe_memcache_t *one = client(pe_tp, srv(p0), 500, 1000, 2);
+    pe_memcache_t *two = client(pe_tp, apr_pstrcat(pe_tp, srv(p0), " ", srv(p1), NULL), 500, 1000, 2);
+    const char *keys[PE_MEMCACHE_MGET_MAX];
+    char *vals[PE_MEMCACHE_MGET_MAX];
+    apr_size_t lens[PE_MEMCACHE_MGET_MAX];
+    apr_status_t rvs[PE_MEMCACHE_MGET_MAX];
+    pe_memcache_stats_t st;
+    int found = 0, failed = 0;
+
+    keys[0] = key("mg-a");
+    keys[1] = key("mg-missing");
+    keys[2] = key("mg-b");
+    ck_assert_int_eq(pe_memcache_set(one, keys[0], "alpha", 5, 0), APR_SUCCESS);
+    ck_assert_int_eq(pe_memcache_set(one, keys[2], "be\r\nta", 6, 0), APR_SUCCESS);
+    ck_assert_int_eq(pe_memcache_getm(one, pe_tp, 3, keys, vals, lens, rvs), APR_SUCCESS);
+    ck_assert_int_eq(rvs[0], APR_SUCCESS);
+    ck_assert_str_eq(vals[0], "alpha");
+    ck_assert_uint_eq(lens[0], 5);
+    ck_assert_int_eq(rvs[1], APR_NOTFOUND);
+    ck_assert_ptr_null(vals[1]);
+    ck_assert_int_eq(rvs[2], APR_SUCCESS);
+    ck_assert_uint_eq(lens[2], 6);
+    ck_assert_mem_eq(vals[2], "be\r\nta", 6);
+    pe_memcache_stats(one, &st);
+    ck_assert_uint_eq(st.hits, 2);
+    ck_assert_uint_eq(st.misses, 1);
+    /* bad arguments are refused before anything is sent */
+    ck_assert_int_eq(pe_memcache_getm(one, pe_tp, 0, keys, vals, lens, rvs), APR_EINVAL);
+    ck_assert_int_eq(pe_memcache_getm(one, pe_tp, PE_MEMCACHE_MGET_MAX + 1, keys, vals, lens, rvs), APR_EINVAL);
+    keys[1] = "bad key";
+    ck_assert_int_eq(pe_memcache_getm(one, pe_tp, 2, keys, vals, lens, rvs), APR_EINVAL);
+
+    /* keys on two servers: each is found where pe_memcache_set put it */
+    for (i = 0; i < PE_MEMCACHE_MGET_MAX; i++) {
+        keys[i] = key(apr_psprintf(pe_tp, "mg2-%d", i));
+        ck_assert_int_eq(pe_memcache_set(two, keys[i], apr_itoa(pe_tp, i), strlen(apr_itoa(pe_tp, i)), 0),
+                         APR_SUCCESS);
+    }
+    ck_assert_int_eq(pe_memcache_getm(two, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+    for (i = 0; i < PE_MEMCACHE_MGET_MAX; i++) {
+        ck_assert_int_eq(rvs[i], APR_SUCCESS);
+        ck_assert_str_eq(vals[i], apr_itoa(pe_tp, i));
+    }
+    /* one server dies: the call fails, its keys carry the error, the other server's are found */
+    mcd_kill(1);
+    ck_assert_int_ne(pe_memcache_getm(two, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+    for (i = 0; i < PE_MEMCACHE_MGET_MAX; i++) {
+        found += rvs[i] == APR_SUCCESS;
+        failed += rvs[i] != APR_SUCCESS && rvs[i] != APR_NOTFOUND;
+        if (rvs[i] == APR_SUCCESS)
+            ck_assert_str_eq(vals[i], apr_itoa(pe_tp, i));
+        else
+            ck_assert_ptr_null(vals[i]);
+    }
+    ck_assert_int_gt(found, 0);
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(found + failed, PE_MEMCACHE_MGET_MAX);
+    /* now marked down: its keys go to the other server, whose one thread takes the two requests
+     * one after the other (not a wait for itself until the deadline) */
+    {
+        pe_memcache_t *two1 = client(pe_tp, apr_pstrcat(pe_tp, srv(p0), " ", srv(p1), NULL), 500, 1000, 1);
+        ck_assert_int_ne(pe_memcache_getm(two1, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+        ck_assert_int_eq(pe_memcache_getm(two1, pe_tp, PE_MEMCACHE_MGET_MAX, keys, vals, lens, rvs), APR_SUCCESS);
+        found = 0;
+        for (i = 0; i < PE_MEMCACHE_MGET_MAX; i++) {
+            ck_assert_msg(rvs[i] == APR_SUCCESS || rvs[i] == APR_NOTFOUND, "key %d: %d", i, rvs[i]);
+            found += rvs[i] == APR_SUCCESS;
+        }
+        ck_assert_int_gt(found, 0);
+        ck_assert_int_lt(found, PE_MEMCACHE_MGET_MAX);
+    }
+}
+END_TEST
+
+/* A server slower than apr_memcache's 50 ms multi-get poll but within the timeout: the keys are
+ * asked again with get, found, and the server is not marked down. */
+START_TEST(multi_get_slow_server)
+{
+    int port = mcd_start(0, 0);
+    pe_memcache_t *mc = client(pe_tp, srv(port), 3000, 1000, 2);
+    const char *keys[2] = {key("slow-a"), key("slow-b")};
+    char *vals[2];
+    apr_size_t lens[2];
+    apr_status_t rvs[2];
+    pe_memcache_stats_t st;
+    pid_t waker;
+
+    ck_assert_int_eq(pe_memcache_set(mc, keys[0], "one", 3, 0), APR_SUCCESS);
+    kill(mcd_pid[0], SIGSTOP);
+    waker = fork();
+    if (waker == 0) {
+        usleep(300000);
+        kill(mcd_pid[0], SIGCONT);
+        _exit(0);
+    }
+    ck_assert_int_eq(pe_memcache_getm(mc, pe_tp, 2, keys, vals, lens, rvs), APR_SUCCESS);
+    waitpid(waker, NULL, 0);
+    ck_assert_int_eq(rvs[0], APR_SUCCESS);
+    ck_assert_str_eq(vals[0], "one");
+    ck_assert_int_eq(rvs[1], APR_NOTFOUND);
+    pe_memcache_stats(mc, &st);
+    ck_assert_uint_eq(st.mget_retries, 2);
+    ck_assert_uint_eq(st.timeouts, 0);
+    ck_assert(pe_memcache_is_up(mc));
+}
+END_TEST
+
 START_TEST(killed_server)
 {
     int port = mcd_start(0, 0), i, eagain = 0;
@@ -648,6 +760,8 @@ Suite *pe_suite_memcache(void)
     tcase_add_test(tc, basic_ops);
     tcase_add_test(tc, ttl_expiry);
     tcase_add_test(tc, two_servers);
+    tcase_add_test(tc, multi_get);
+    tcase_add_test(tc, multi_get_slow_server);
     tcase_add_test(tc, killed_server);
     tcase_add_test(tc, stopped_server_bounded);
     tcase_add_test(tc, teardown_while_stopped);
