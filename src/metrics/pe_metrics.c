@@ -182,9 +182,16 @@ static apr_uint32_t row_words(void)
     return (total_words() + 7u) & ~7u;
 }
 
-apr_size_t pe_metrics_size(void)
+/* The block proper; pe_metrics_size() adds room to place it on a cache line (a shared-memory
+ * segment's base is only 8-byte aligned: apr_shm keeps its own header in front). */
+static apr_size_t block_size(void)
 {
     return sizeof(pe_metrics_t) + sizeof(apr_uint64_t) * row_words() * (PE_MET_ROWS + 1);
+}
+
+apr_size_t pe_metrics_size(void)
+{
+    return block_size() + 63;
 }
 
 /* The sum of a word over the rows. */
@@ -200,11 +207,11 @@ static apr_uint64_t word_sum(const pe_metrics_t *m, long w)
 
 pe_metrics_t *pe_metrics_init(void *mem)
 {
-    pe_metrics_t *m = mem;
+    pe_metrics_t *m = (pe_metrics_t *)(((apr_uintptr_t)mem + 63) & ~(apr_uintptr_t)63);
     apr_uint32_t n = 0;
     int i;
 
-    memset(m, 0, pe_metrics_size());
+    memset(m, 0, block_size());
     for (i = 0; i < PE_MET__COUNT; i++) {
         m->base[i] = n;
         if (fams[i].type != T_GAUGE)

@@ -586,7 +586,7 @@ static pe_store_status_e schema_apply_version(pe_store_t *st, int v, apr_array_h
 }
 
 /* Apply the missing versions, each in its own transaction. */
-static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
+static pe_store_status_e schema_apply_once(pe_store_t *st, int *applied)
 {
     apr_array_header_t *vs;
     pe_store_status_e rs;
@@ -616,6 +616,29 @@ static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
         }
     }
     return PE_STORE_OK;
+}
+
+/*
+ * The children of a fresh server all start on the schema at once. Each version is checked again
+ * under the lock, so a pass that lost a race is safe to repeat; on SQLite a statement prepared
+ * before another process's schema change fails with "database schema has changed" (SQLITE_SCHEMA)
+ * and a busy lock can outlast the front end's one retry, so a few passes are made here, a little
+ * apart (start-up only, never a request).
+ */
+#define SCHEMA_PASSES 5
+
+static pe_store_status_e dbd_schema_apply(pe_store_t *st, int *applied)
+{
+    pe_store_status_e rs = PE_STORE_EIO;
+    int pass;
+
+    for (pass = 0; pass < SCHEMA_PASSES; pass++) {
+        if (pass)
+            apr_sleep(apr_time_from_msec(20 * pass));
+        if ((rs = schema_apply_once(st, applied)) == PE_STORE_OK)
+            break;
+    }
+    return rs;
 }
 
 /* ----------------------------------------------------------------------------------------- */
