@@ -14,15 +14,12 @@
 #include "pe_principal_ap.h"
 #include "pe_research_ap.h"
 #include "pe_store_ap.h"
-#include "pe_thread.h"
 #include "pe_prompts_ap.h"
 #include "pe_util.h"
 #include "pe_version.h"
 
-#include "ap_mpm.h"
 #include "http_core.h"
 #include "http_main.h"
-#include <apr_signal.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -208,37 +205,9 @@ int pe_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serve
     return OK;
 }
 
-/* SIGTERM in a threaded MPM's child from the end of child_init on: nothing (see pe_child_init). */
-static void pe_sigterm_noop(int sig)
-{
-    (void)sig;
-}
-
-/*
- * child_init: per-process state.
- * NB: a stop during child_init must not destroy pchild under a running thread. Until child_init
- * has returned, the MPM's SIGTERM handler (SIGHUP too under prefork) is the one set at fork,
- * which destroys pchild and exits, from whatever thread takes the signal:
- * - prefork: the handler stays (it is how a prefork child stops); SIGTERM and SIGHUP are held
- *   here, so that they never run it in the middle of this child_init (a half-made connection, a
- *   writer thread just started), and come when this function ends, between two hooks.
- * - event and worker block every signal before child_init and unblock SIGTERM after starting
- *   their threads, BEFORE they replace that handler with a no-op: a SIGTERM received during
- *   child_init (httpd stopped while the child starts) ran it on the main thread while the
- *   listener and workers were being created from pchild (heap corruption: "free(): corrupted
- *   unsorted chunks", exit signal Abort). The handler is replaced here already; the stop
- *   reaches the child through the pipe of death, as it does once the child runs.
- * The module's threads block these signals (pe_thread_create).
- */
+/* child_init: per-process state. */
 void pe_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    sigset_t old;
-    int threaded = 0;
-
-    pe_term_signals_hold(&old);
-    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
-    if (threaded != AP_MPMQ_NOT_SUPPORTED)
-        apr_signal(SIGTERM, pe_sigterm_noop);
     pe_main_server = s;
     pe_monitor_child_init(pchild, s); /* first: the others use its gauge slot */
     pe_store_child_init(pchild, s);
@@ -250,7 +219,6 @@ void pe_child_init(apr_pool_t *pchild, server_rec *s)
     pe_principal_child_init(pchild, s);
     /* research child_init */
     pe_research_child_init(pchild, s);
-    pe_term_signals_release(&old);
 }
 
 /* optional_fn_retrieve: functions of other modules (mod_dbd). */
