@@ -96,7 +96,9 @@ static pe_store_t *dbd_open(apr_pool_t *p, server_rec *s)
  * signal Abort), or frees it under the request. So a request holds these signals from before
  * its connection is taken until after mod_dbd has given it back: this cleanup is registered
  * before ap_dbd_acquire registers its release, on the same pool (the initial request's), and
- * cleanups run last-registered first. A stop that comes meanwhile takes effect then.
+ * cleanups run last-registered first. A stop that comes meanwhile takes effect then: it waits for
+ * the request's end (mod_dbd keeps the connection until then), and httpd kills a child that has
+ * not exited 9 seconds after the stop.
  * (Threaded MPMs block these signals in their workers and join them before pchild goes.)
  */
 static int pe_dbd_hold_signals;
