@@ -17,9 +17,11 @@
 #include "pe_log.h"
 #include "pe_store_ap.h"
 #include "pe_store_dbd.h"
+#include "pe_thread.h"
 
 #include "http_core.h"
 #include "http_request.h"
+#include "ap_mpm.h"
 #include <apr_strings.h>
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * pe_dbd_acquire;
@@ -87,6 +89,44 @@ static pe_store_t *dbd_open(apr_pool_t *p, server_rec *s)
 }
 
 /*
+ * Under a non-threaded MPM (prefork) the MPM's SIGTERM/SIGHUP handler runs in the request's
+ * thread and destroys pchild: mod_dbd's pool (a subpool of pchild made in child_init, newer than
+ * the connection's pool, so destroyed first) then still counts the request's connection and
+ * apr_reslist aborts the child ("reslist_cleanup: Assertion `rl->ntotal == 0' failed", exit
+ * signal Abort), or frees it under the request. So a request holds these signals from before
+ * its connection is taken until after mod_dbd has given it back: this cleanup is registered
+ * before ap_dbd_acquire registers its release, on the same pool (the initial request's), and
+ * cleanups run last-registered first. A stop that comes meanwhile takes effect then: it waits for
+ * the request's end (mod_dbd keeps the connection until then), and httpd kills a child that has
+ * not exited 9 seconds after the stop.
+ * (Threaded MPMs block these signals in their workers and join them before pchild goes.)
+ */
+static int pe_dbd_hold_signals;
+
+static apr_status_t dbd_signals_release(void *old)
+{
+    pe_term_signals_release(old);
+    return APR_SUCCESS;
+}
+
+static void dbd_signals_hold(request_rec *r)
+{
+    static const char key[] = "pe_dbd_signals";
+    void *held = NULL;
+    sigset_t *old;
+
+    while (!ap_is_initial_req(r))
+        r = r->prev ? r->prev : r->main;
+    apr_pool_userdata_get(&held, key, r->pool);
+    if (held)
+        return;
+    old = apr_palloc(r->pool, sizeof(*old));
+    pe_term_signals_hold(old);
+    apr_pool_userdata_setn(old, key, NULL, r->pool);
+    apr_pool_cleanup_register(r->pool, old, dbd_signals_release, apr_pool_cleanup_null);
+}
+
+/*
  * The request's handle on ap_dbd_acquire's connection (shared with other dbd modules in the
  * request, given back by mod_dbd with r->pool). No reconnect hook: mod_dbd offers no way to
  * give a request's connection back early, so the retry uses the backend's in-place reset
@@ -100,6 +140,8 @@ static pe_store_t *dbd_for_request(request_rec *r)
         pe_rlog(r, APLOG_ERR, 0, PE_LOGNO(00201) "mod_dbd is not loaded: the store is unavailable");
         return NULL;
     }
+    if (pe_dbd_hold_signals)
+        dbd_signals_hold(r);
     /* NB: a dead pooled connection is dropped by mod_dbd's check, which then answers NULL
      * (and the request holds nothing): one more try gets another. */
     if (!(dbd = pe_dbd_acquire(r)))
@@ -136,9 +178,11 @@ static void dbd_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_pool_t *p;
     pe_store_t *st = NULL;
-    int applied = 0, attempt;
+    int applied = 0, attempt, threaded = 0;
     pe_store_status_e rs = PE_STORE_EIO;
 
+    ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded);
+    pe_dbd_hold_signals = threaded == AP_MPMQ_NOT_SUPPORTED;
     if (!pe_dbd_open)
         return;
     apr_pool_create(&p, pchild);

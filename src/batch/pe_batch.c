@@ -3,6 +3,7 @@
 #include "pe_valid.h"
 #include "pe_crypto.h"
 #include "pe_json.h"
+#include "pe_thread.h"
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -260,7 +261,7 @@ apr_status_t pe_batch_run(apr_pool_t *p, pe_batch_t *b, int max_parallel, pe_bat
         th = apr_pcalloc(p, sizeof(*th) * (apr_size_t)nthreads);
         if ((rv = apr_threadattr_create(&attr, bp)) == APR_SUCCESS) {
             for (i = 0; i < nthreads; i++) {
-                if ((rv = apr_thread_create(&th[i], attr, batch_worker, &run, bp)) != APR_SUCCESS)
+                if ((rv = pe_thread_create(&th[i], attr, batch_worker, &run, bp)) != APR_SUCCESS)
                     break;
                 started++;
             }

@@ -17,6 +17,7 @@
  */
 #include "pe_logno.h"
 #include "pe_memcache.h"
+#include "pe_thread.h"
 
 #include <apr_atomic.h>
 #include <apr_hash.h>
@@ -531,7 +532,7 @@ apr_status_t pe_memcache_child_init(apr_pool_t *pchild, const pe_memcache_conf_t
             apr_thread_mutex_lock(l->mutex);
             l->nalive++;
             apr_thread_mutex_unlock(l->mutex);
-            rv = apr_thread_create(&l->slots[k].thread, attr, pe_mc_thread, &l->slots[k], ip);
+            rv = pe_thread_create(&l->slots[k].thread, attr, pe_mc_thread, &l->slots[k], ip);
             if (rv != APR_SUCCESS) {
                 l->slots[k].thread = NULL;
                 apr_thread_mutex_lock(l->mutex);

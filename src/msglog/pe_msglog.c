@@ -4,6 +4,7 @@
 #include "pe_msglog.h"
 #include "pe_logno.h"
 #include "pe_metrics.h"
+#include "pe_thread.h"
 
 #include <apr_allocator.h>
 #include <apr_thread_cond.h>
@@ -413,7 +414,7 @@ apr_status_t pe_msglog_start(pe_msglog_t *q)
     apr_pool_tag(tp, "pe_msglog");
     if ((rv = apr_threadattr_create(&ta, tp)) != APR_SUCCESS)
         return rv;
-    return apr_thread_create(&q->thread, ta, writer, q, tp);
+    return pe_thread_create(&q->thread, ta, writer, q, tp);
 }
 
 /* Ask for a write of what is queued. */
