@@ -14,7 +14,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := .libs/pe_unit_tests
 ADMIN_TOOL := .libs/pe-admin
 
-.PHONY: all run stop test test-unit test-integration test-guards test-memcheck bench clean format deps
+.PHONY: all run stop test test-unit test-integration test-guards test-memcheck bench bench-peers bench-scaling bench-rss clean format deps
 
 all: $(MODULE) $(ADMIN_TOOL)
 
@@ -95,6 +95,23 @@ bench:
 	@bash build/install-deps.sh
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh
+
+# Optional benches, not in make bench nor make test (docs/BENCHMARKS.md): the Portkey gateway next
+# to PromptEnchanter (installed from the npm registry into bench/node_modules), 1/2/4 event
+# children x 64/256 connections, child RSS over 200k completions.
+bench-peers:
+	@bash build/install-deps.sh
+	@bash build/bench-peers-deps.sh
+	@$(MAKE) --no-print-directory all
+	@python3 bench/peers.py
+bench-scaling:
+	@bash build/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@python3 bench/scaling.py
+bench-rss:
+	@bash build/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@python3 bench/rss.py
 
 # ---- make install / uninstall (the apxs layout) and make deb (the Debian package) ----------------
 # install = install-module (the .so in `apxs -q LIBEXECDIR`; pe-admin in `apxs -q SBINDIR` when

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 make -s all >/dev/null
 pkgs="apr-1 apr-util-1 jansson libcurl openssl libargon2 libxml-2.0 libmongoc-1.0 libbson-1.0"
 objs=$(find .libs/obj/src -name '*.o' ! -path '*/src/apache/*' | sort)
-cc -O2 -Iinclude -I.libs -D_GNU_SOURCE $(pkg-config --cflags $pkgs) -o .libs/research_bench bench/research_bench.c \
+cc -O2 -Wall -Werror -Iinclude -I.libs -D_GNU_SOURCE $(pkg-config --cflags $pkgs) -o .libs/research_bench bench/research_bench.c \
    $objs $(pkg-config --libs $pkgs)
 python3 bench/research_bench.py

@@ -3,7 +3,9 @@
  * "elapsed_ms=<n> pages_ok=<n> pages_tried=<n> sources=<n> queries=<n> degraded=<0|1>".
  * Built and driven by bench/research.sh (bench/research_bench.py); not part of the module.
  *
- *   research_bench <search-url> <allow-networks> <max-parallel> <depth> <topics-reply-json>
+ *   research_bench <search-url> <allow-list> <max-parallel> <depth> <topics-reply-json>
+ *
+ * allow-list is PEResearchAllowNetworks' syntax (pe_ssrf_allow_parse), e.g. "127.0.0.2/32:8080".
  *
  * The model is a stand-in that answers at once (the topic analysis with the JSON given, the
  * synthesis with a fixed text), so the time measured is the searches and page fetches.
@@ -40,13 +42,13 @@ int main(int argc, char **argv)
     pe_research_conf_t c;
     pe_research_llm_t llm;
     pe_ssrf_policy_t pol;
-    pe_ipnet_list_t *allow = NULL;
+    pe_ssrf_allow_list_t *allow = NULL;
     pe_research_t r;
     pe_depth_t depth;
     const char *err;
 
     if (argc != 6) {
-        fprintf(stderr, "usage: %s search-url allow-networks max-parallel depth topics-json\n", argv[0]);
+        fprintf(stderr, "usage: %s search-url allow-list max-parallel depth topics-json\n", argv[0]);
         return 2;
     }
     apr_initialize();
@@ -54,7 +56,7 @@ int main(int argc, char **argv)
     pe_log_set(bench_log);
     pe_extract_init();
     apr_pool_create(&p, NULL);
-    if ((err = pe_ipnet_list_parse(p, argv[2], &allow)) || pe_depth_parse(argv[4], &depth) != 0) {
+    if ((err = pe_ssrf_allow_parse(p, argv[2], &allow)) || pe_depth_parse(argv[4], &depth) != 0) {
         fprintf(stderr, "bad argument: %s\n", err ? err : argv[4]);
         return 2;
     }

@@ -34,8 +34,8 @@ def topics(nq, npages, run):
     return json.dumps({"needs_research": True, "topics": out})
 
 
-def run(search_url, parallel, depth, nq, npages, i):
-    res = subprocess.run([DRIVER, search_url, "127.0.0.2/32", str(parallel), depth, topics(nq, npages, i)],
+def run(search_url, allow, parallel, depth, nq, npages, i):
+    res = subprocess.run([DRIVER, search_url, allow, str(parallel), depth, topics(nq, npages, i)],
                          capture_output=True, text=True, timeout=300)
     if res.returncode != 0:
         sys.exit("research_bench failed: %s" % res.stderr)
@@ -56,7 +56,7 @@ def main():
             times = []
             for _ in range(REPEAT):
                 n += 1
-                times.append(run(search.search_url, parallel, depth, nq, npages, n))
+                times.append(run(search.search_url, "127.0.0.2/32:%d" % web.port, parallel, depth, nq, npages, n))
             res[name] = statistics.median(times)
             print("research %-10s %3d pages  median %6d ms  (runs: %s)" % (name, nq * npages, res[name],
                                                                          " ".join(map(str, times))))
