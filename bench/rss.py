@@ -1,9 +1,11 @@
 """make bench-rss: child RSS over a long run. The bench's httpd (bench.BenchSetup; event MPM,
 BENCH_SERVERS children, 2 unless set) takes BENCH_RSS_REQUESTS (200000) completions in wrk runs of
-BENCH_RSS_CHUNK (5s), cache misses and cache hits taking turns; the RSS of every child is read
-from /proc/<pid>/status after the warm-up (start), once half the requests are done (middle) and
-at the end (and at the quarter points). Prints the samples per child and the growth start -> end
-(target: within 5%). BENCH_EXTRA_CONF adds configuration lines, as in bench.py."""
+BENCH_RSS_CHUNK (5s), cache misses and cache hits taking turns (BENCH_RSS_KINDS=pe_hit: hits only);
+the RSS of every child is read from /proc/<pid>/status after the warm-up (start), at the quarter
+points (the half is the "middle") and at the end, with the resident memory by kind of mapping and
+the child's SQLite connections. Prints the growth start -> end (target: within 5%) and q1 -> end
+(after the first quarter, which is warm-up: docs/BENCHMARKS.md). BENCH_RSS_GDB=1 and
+BENCH_RSS_TRIM=1 add gdb probes (below). BENCH_EXTRA_CONF adds configuration lines, as in bench.py."""
 import json
 import os
 import re
