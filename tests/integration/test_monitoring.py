@@ -348,6 +348,11 @@ class QueueAcrossChildren(MonitorBase):
                 break
             time.sleep(0.05)
         self.assertEqual(rows, 12)
+        # a writer lowers its queue gauge once its batch has committed, just after the rows show
+        while time.time() < deadline:
+            if self.httpd.get("/v1/monitoring/queue-status").json["queue_status"]["queue_size"] == 0:
+                break
+            time.sleep(0.05)
         self.assertEqual(self.httpd.get("/v1/monitoring/queue-status").json["queue_status"]["queue_size"], 0)
         m = parse(self.scrape())
         self.assertEqual(m["promptenchanter_message_log_queue_records"], 0)
