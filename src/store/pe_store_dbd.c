@@ -139,16 +139,15 @@ static const struct {
     [Q_STAFF_FAIL_READ] = {"pe_staff_fail_read",
                            "SELECT failed_logins, locked_until FROM pe_staff WHERE kind = %s AND id = %s"},
     /* The last active super-administrator (pe_dbd_staff_set_active): a transaction first takes
-     * every active super-administrator's row (SQLite: a write, which takes the database's write
-     * lock; PostgreSQL: row locks in id order, so two transactions never lock them in opposite
-     * orders and deadlock, as an UPDATE in heap order could), so the guard's EXISTS of the next
+     * a lock that every such change takes (SQLite: a write, which takes the database's write
+     * lock; PostgreSQL: one transaction-scoped advisory lock; row locks on the super-admins, in
+     * heap or even in id order, deadlocked among 16 racers), so the guard's EXISTS of the next
      * statement sees every other change committed. */
     [Q_STAFF_SUPER_LOCK] = {"pe_staff_super_lock",
                             "UPDATE pe_staff SET is_super = is_super WHERE kind = %s AND is_super = 1 AND "
                             "is_active = 1"},
     [Q_STAFF_SUPER_LOCK_PG] = {"pe_staff_super_lock_pg",
-                               "SELECT id FROM pe_staff WHERE kind = %s AND is_super = 1 AND is_active = 1 "
-                               "ORDER BY id FOR UPDATE"},
+                               "SELECT pg_advisory_xact_lock(72010002)"},
 #define STAFF_NOT_LAST_SUPER                                                                       \
     "(is_super = 0 OR is_active = 0 OR EXISTS (SELECT 1 FROM pe_staff o WHERE o.kind = pe_staff.kind AND " \
     "o.is_super = 1 AND o.is_active = 1 AND o.id <> pe_staff.id))"

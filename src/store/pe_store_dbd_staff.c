@@ -104,7 +104,7 @@ pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind
 
 /*
  * Deactivate / reactivate (set) or delete (!set) an operator in one transaction: the active
- * super-administrators' rows first (Q_STAFF_SUPER_LOCK), then the guarded write, then the
+ * lock every such change takes first (Q_STAFF_SUPER_LOCK, Q_STAFF_SUPER_LOCK_PG), then the guarded write, then the
  * sessions. Nothing written: no such operator (NOTFOUND) or the last super-administrator (EMPTY).
  */
 static pe_store_status_e staff_lifecycle(pe_store_t *st, pe_principal_kind_e kind, const char *id, int set,
@@ -124,7 +124,7 @@ static pe_store_status_e staff_lifecycle(pe_store_t *st, pe_principal_kind_e kin
     if (kind != PE_PRINCIPAL_ADMIN)
         rs = PE_STORE_OK;
     else if (DBD(st)->pgsql)
-        rs = pe_dbd_select_rows(st, Q_STAFF_SUPER_LOCK_PG, 1, &admin, 1, &locked);
+        rs = pe_dbd_select_rows(st, Q_STAFF_SUPER_LOCK_PG, 0, NULL, 1, &locked);
     else
         rs = pe_dbd_exec(st, Q_STAFF_SUPER_LOCK, NULL, 1, &admin);
     if (rs == PE_STORE_OK)
