@@ -103,9 +103,9 @@ pe_store_status_e pe_dbd_staff_login_ok(pe_store_t *st, pe_principal_kind_e kind
 }
 
 /*
- * Deactivate / reactivate (set) or delete (!set) an operator in one transaction: the active
- * lock every such change takes first (Q_STAFF_SUPER_LOCK, Q_STAFF_SUPER_LOCK_PG), then the guarded write, then the
- * sessions. Nothing written: no such operator (NOTFOUND) or the last super-administrator (EMPTY).
+ * Deactivate / reactivate (set) or delete (!set) an operator in one transaction: first a lock
+ * every such change takes (Q_STAFF_SUPER_LOCK, Q_STAFF_SUPER_LOCK_PG), then the guarded write,
+ * then the sessions. Nothing written: no such operator (NOTFOUND) or the last super-administrator (EMPTY).
  */
 static pe_store_status_e staff_lifecycle(pe_store_t *st, pe_principal_kind_e kind, const char *id, int set,
                                          int active, apr_time_t now)
