@@ -4,8 +4,6 @@ next request in every child; a change made elsewhere (another node sharing Postg
 directly) within PEPrincipalCacheTTL."""
 import concurrent.futures
 import json
-import os
-import shutil
 import time
 import unittest
 
@@ -129,14 +127,8 @@ class PrincipalCacheTwoNodes(unittest.TestCase):
         cls.b = Httpd("principal-b", mpm="prefork", extra_conf=conf, env=dict(cls.pg.env(), PE_PREFORK_SERVERS="2"))
         try:
             cls.a.start()
-            cls.b.start()
-            # Nodes of one deployment share their keys (API key digests, sealed fields): B is
-            # started again with A's.
-            cls.b.stop()
-            for k in ("server.key", "encryption.key"):
-                shutil.copy2(os.path.join(cls.a.dir, "secrets", k), os.path.join(cls.b.dir, "secrets", k))
-            cls.b.run("start")
-            cls.b.started = True
+            # Nodes of one deployment share their keys (API key digests, sealed fields)
+            cls.b.start_node_of(cls.a)
         except Exception:
             cls.a.stop()
             cls.b.stop()
